@@ -1,0 +1,150 @@
+"""The pjsua2 endpoint of one worker: library set-up, UDP transport, codecs, local account.
+
+pjsua2 is a per-process singleton whose failed assertions abort the process, so this module
+keeps its life cycle strict: :meth:`SipStack.start` once, :meth:`SipStack.destroy` once, after
+every ``Call`` and ``AudioMediaPort`` has been dropped (a live one at ``libDestroy`` aborts).
+
+Threads: ``threadCnt = 1`` gives pjsua its own worker that polls SIP and RTP sockets natively
+and runs the call callbacks; the media clock thread runs the frame callbacks. The thread that
+called :meth:`start` is registered with pjlib and is the one that issues call commands.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import sys
+from collections.abc import Callable
+
+import pjsua2 as pj
+import structlog
+
+from ..config import LogConfig, SipConfig
+
+log = structlog.get_logger("sipbridge.sip")
+
+CODEC_PRIORITIES = {"PCMU/8000/1": 255, "PCMA/8000/1": 200, "telephone-event/8000/1": 100}
+
+
+def library_call_capacity() -> int:
+    """Calls one pjsua2 process can hold (``PJSUA_MAX_CALLS`` the wheel was compiled with)."""
+    lib = ctypes.CDLL(pj._pjsua2.__file__)
+    lib.pjsua_call_get_max_count.restype = ctypes.c_uint
+    return int(lib.pjsua_call_get_max_count())
+
+
+class _PjLog(pj.LogWriter):
+    """Routes pjsip's own log lines into structlog."""
+
+    def write(self, entry):  # noqa: D401 - pjsua2 naming
+        try:
+            log.info("pjsip", level=entry.level, msg=entry.msg.rstrip(), thread=entry.threadName)
+        except Exception:  # noqa: BLE001
+            pass
+
+
+class Account(pj.Account):
+    """The local account that receives INVITEs; ``on_incoming`` decides about each one."""
+
+    def __init__(self, on_incoming: Callable[["pj.OnIncomingCallParam"], None]):
+        super().__init__()
+        self._on_incoming = on_incoming
+
+    def onIncomingCall(self, prm):  # noqa: N802
+        try:
+            self._on_incoming(prm)
+        except Exception:  # noqa: BLE001 - never into SWIG
+            log.exception("incoming_call_handler_failed")
+
+
+class SipStack:
+    """Owns the endpoint, its transport and the local account."""
+
+    def __init__(self, sip: SipConfig, logs: LogConfig):
+        self.sip = sip
+        self.logs = logs
+        self.ep: pj.Endpoint | None = None
+        self.account: Account | None = None
+        self.capacity = 0
+        self._log_writer = None
+
+    def start(self, on_incoming: Callable) -> int:
+        """Initialise pjsua2, listen on ``sip.host:sip.port``; return the real call capacity."""
+        ep = pj.Endpoint()
+        ep.libCreate()
+        self.ep = ep
+        cfg = pj.EpConfig()
+        cfg.uaConfig.threadCnt = 1
+        cfg.uaConfig.mainThreadOnly = False
+        cfg.uaConfig.maxCalls = self.sip.max_calls or 4
+        cfg.uaConfig.userAgent = self.sip.user_agent
+        cfg.medConfig.clockRate = 8000      # every call is G.711: no resampling in the bridge
+        cfg.medConfig.sndClockRate = 8000
+        cfg.medConfig.noVad = True          # continuous RTP; silence suppression stops it
+        cfg.medConfig.ecTailLen = 0
+        cfg.medConfig.ptime = 20
+        cfg.medConfig.threadCnt = 1
+        self._log_writer = _PjLog()
+        cfg.logConfig.writer = self._log_writer
+        cfg.logConfig.level = self.logs.pjsip_level
+        cfg.logConfig.consoleLevel = self.logs.pjsip_level
+        cfg.logConfig.decor = 0
+        ep.libInit(cfg)
+        ep.audDevManager().setNullDev()
+
+        tcfg = pj.TransportConfig()
+        tcfg.port = self.sip.port
+        tcfg.boundAddress = self.sip.host
+        if self.sip.public_host:
+            tcfg.publicAddress = self.sip.public_host
+        ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
+        ep.libStart()
+        self._set_codecs()
+
+        acfg = pj.AccountConfig()
+        host = self.sip.public_host or self.sip.host
+        acfg.idUri = f"sip:sipbridge@{host}:{self.sip.port}"
+        mt = acfg.mediaConfig.transportConfig
+        mt.port = self.sip.rtp_port
+        mt.portRange = self.sip.rtp_port_range
+        mt.boundAddress = self.sip.host
+        if self.sip.public_host:
+            mt.publicAddress = self.sip.public_host
+        self.account = Account(on_incoming)
+        self.account.create(acfg, True)
+
+        lib_cap = library_call_capacity()
+        self.capacity = min(lib_cap, self.sip.max_calls or lib_cap)
+        log.info("sip_listening", host=self.sip.host, port=self.sip.port,
+                 call_capacity=self.capacity, library_max_calls=lib_cap,
+                 rtp_ports=f"{self.sip.rtp_port}-{self.sip.rtp_port + self.sip.rtp_port_range}")
+        return self.capacity
+
+    def _set_codecs(self) -> None:
+        """PCMU first, then PCMA; every other codec disabled (priority 0)."""
+        for codec in self.ep.codecEnum2():
+            self.ep.codecSetPriority(codec.codecId, CODEC_PRIORITIES.get(codec.codecId, 0))
+
+    def hangup_all(self) -> None:
+        self.ep.hangupAllCalls()
+
+    def handle_events(self, ms: int) -> None:
+        self.ep.libHandleEvents(ms)
+
+    def destroy(self) -> None:
+        """Tear the library down. Callers must have dropped every Call and port first."""
+        if self.ep is None:
+            return
+        if self.account is not None:
+            try:
+                self.account.shutdown()
+            except Exception:  # noqa: BLE001
+                log.exception("account_shutdown_failed")
+        self.account = None
+        sys.last_traceback = None
+        sys.last_value = None
+        gc.collect()
+        self.ep.libDestroy()
+        self.ep = None
+        self._log_writer = None
+        log.info("sip_stopped")
