@@ -1,0 +1,223 @@
+"""Sans-I/O core of the embedded "echo" model: client event dict in, server event dicts out.
+
+One :class:`EchoCore` per connection. It keeps the input audio buffer, the
+conversation items and at most one active response, and answers like the GA
+Realtime API. The answer to ``response.create`` is the last committed user
+utterance (or a fixed ``reply_pcm``), streamed by repeated calls to
+:meth:`EchoCore.next_chunk`; the caller decides when (pacing is I/O).
+
+Errors mirror the real server: "If there is no response to cancel, the server
+will respond with an error"; "If the audio_end_ms is greater than the actual
+audio duration, the server will respond with an error"; "This event will
+produce an error if the input audio buffer is empty" (the real server also
+refuses less than 100 ms, and so do we). Error events are
+``{"type": "error", "error": {"type", "code", "message", "param", "event_id"}}``
+where ``event_id`` is the offending client event's id. Ids are sequential
+(``resp_1``, ``item_2``, ``event_3``) so tests can predict them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+from sipbridge.realtime.echo_session import apply_session_update, default_session
+
+RATE = 24000
+BYTES_PER_MS = RATE * 2 // 1000
+MIN_COMMIT_MS = 100
+
+Event = dict[str, Any]
+
+
+@dataclass
+class _Item:
+    role: str
+    audio_bytes: int = 0
+
+
+@dataclass
+class _Response:
+    response_id: str
+    item_id: str
+    pcm: bytes
+    pos: int = 0
+
+
+class EchoCore:
+    """The echo model's state machine for one connection (see module docstring)."""
+
+    def __init__(self, model: str = "embedded-echo", reply_pcm: bytes | None = None, chunk_ms: int = 100):
+        self._ids = itertools.count(1)
+        self.session: dict[str, Any] = default_session(self._id("sess"), model)
+        self._reply_pcm = reply_pcm
+        self._chunk_bytes = max(2, chunk_ms * BYTES_PER_MS)
+        self._buffer = bytearray()
+        self._last_utterance = b""
+        self._items: dict[str, _Item] = {}
+        self._last_item_id: str | None = None
+        self.active: _Response | None = None
+
+    def _id(self, prefix: str) -> str:
+        return f"{prefix}_{next(self._ids)}"
+
+    def _ev(self, etype: str, **fields: Any) -> Event:
+        return {"type": etype, "event_id": self._id("event"), **fields}
+
+    def _error(self, code: str, message: str, client_event_id: Any, param: str | None = None) -> list[Event]:
+        err = {"type": "invalid_request_error", "code": code, "message": message, "param": param,
+               "event_id": client_event_id if isinstance(client_event_id, str) else None}
+        return [self._ev("error", error=err)]
+
+    def greeting(self) -> list[Event]:
+        """``session.created``: "Emitted automatically when a new connection is
+        established as the first server event"."""
+        return [self._ev("session.created", session=self.session)]
+
+    def malformed(self, reason: str) -> list[Event]:
+        """The answer to a frame that is not a JSON object."""
+        return self._error("invalid_json", f"The server could not parse the event: {reason}", None)
+
+    def handle(self, event: Event) -> list[Event]:
+        """Apply one client event; return the server events to send, in order."""
+        etype, eid = event.get("type"), event.get("event_id")
+        handler = _HANDLERS.get(etype) if isinstance(etype, str) else None
+        if handler is None:
+            return self._error("invalid_value", f"Invalid value: {etype!r}. Unsupported event type.", eid, "type")
+        return handler(self, event, eid)
+
+    def _session_update(self, event: Event, eid: Any) -> list[Event]:
+        problem = apply_session_update(self.session, event.get("session"))
+        if problem:
+            return self._error("invalid_value", problem, eid, "session")
+        return [self._ev("session.updated", session=self.session)]
+
+    def _append(self, event: Event, eid: Any) -> list[Event]:
+        audio = event.get("audio")
+        try:
+            pcm = base64.b64decode(audio, validate=True) if isinstance(audio, str) else None
+        except (binascii.Error, ValueError):
+            pcm = None
+        if pcm is None:
+            return self._error("invalid_value", "'audio' must be a base64 string", eid, "audio")
+        self._buffer += pcm
+        return []
+
+    def _commit(self, event: Event, eid: Any) -> list[Event]:
+        have_ms = len(self._buffer) / BYTES_PER_MS
+        if have_ms < MIN_COMMIT_MS:
+            return self._error(
+                "input_audio_buffer_commit_empty",
+                f"Error committing input audio buffer: buffer too small. Expected at least "
+                f"{MIN_COMMIT_MS}ms of audio, but buffer only has {have_ms:.2f}ms of audio.", eid)
+        item_id, previous = self._id("item"), self._last_item_id
+        self._last_utterance = bytes(self._buffer)
+        self._buffer.clear()
+        self._items[item_id] = _Item("user", len(self._last_utterance))
+        self._last_item_id = item_id
+        item = {"id": item_id, "object": "realtime.item", "type": "message", "status": "completed",
+                "role": "user", "content": [{"type": "input_audio", "transcript": None}]}
+        return [self._ev("input_audio_buffer.committed", previous_item_id=previous, item_id=item_id),
+                self._ev("conversation.item.created", previous_item_id=previous, item=item)]
+
+    def _clear(self, event: Event, eid: Any) -> list[Event]:
+        self._buffer.clear()
+        return [self._ev("input_audio_buffer.cleared")]
+
+    def _response_create(self, event: Event, eid: Any) -> list[Event]:
+        if self.active is not None:
+            return self._error("conversation_already_has_active_response",
+                               f"Conversation already has an active response in progress: "
+                               f"{self.active.response_id}.", eid)
+        pcm = self._reply_pcm if self._reply_pcm is not None else self._last_utterance
+        resp = _Response(self._id("resp"), self._id("item"), pcm)
+        self._items[resp.item_id] = _Item("assistant")
+        self._last_item_id = resp.item_id
+        self.active = resp
+        body = {"id": resp.response_id, "object": "realtime.response", "status": "in_progress",
+                "status_details": None, "output": [], "output_modalities": ["audio"]}
+        item = {"id": resp.item_id, "object": "realtime.item", "type": "message",
+                "status": "in_progress", "role": "assistant", "content": []}
+        where = {"response_id": resp.response_id, "item_id": resp.item_id, "output_index": 0}
+        return [self._ev("response.created", response=body),
+                self._ev("response.output_item.added", response_id=resp.response_id, output_index=0, item=item),
+                self._ev("response.content_part.added", **where, content_index=0,
+                         part={"type": "audio", "transcript": ""})]
+
+    def next_chunk(self, response_id: str) -> list[Event]:
+        """The next ``response.output_audio.delta`` of ``response_id``, followed by
+        the closing events once its audio is exhausted. ``[]`` when that
+        response is no longer active (finished or cancelled): stop pacing."""
+        resp = self.active
+        if resp is None or resp.response_id != response_id:
+            return []
+        out: list[Event] = []
+        if resp.pos < len(resp.pcm):
+            chunk = resp.pcm[resp.pos:resp.pos + self._chunk_bytes]
+            resp.pos += len(chunk)
+            self._items[resp.item_id].audio_bytes = resp.pos
+            out.append(self._ev("response.output_audio.delta", response_id=resp.response_id,
+                                item_id=resp.item_id, output_index=0, content_index=0,
+                                delta=base64.b64encode(chunk).decode("ascii")))
+        if resp.pos >= len(resp.pcm):
+            out += self._finish(resp, "completed", None)
+        return out
+
+    def _finish(self, resp: _Response, status: str, reason: str | None) -> list[Event]:
+        self.active = None
+        where = {"response_id": resp.response_id, "item_id": resp.item_id, "output_index": 0}
+        item_status = "completed" if status == "completed" else "incomplete"
+        item = {"id": resp.item_id, "object": "realtime.item", "type": "message", "status": item_status,
+                "role": "assistant", "content": [{"type": "output_audio", "transcript": ""}]}
+        details = None if reason is None else {"type": status, "reason": reason}
+        body = {"id": resp.response_id, "object": "realtime.response", "status": status,
+                "status_details": details, "output": [item], "output_modalities": ["audio"]}
+        return [self._ev("response.output_audio.done", **where, content_index=0),
+                self._ev("response.content_part.done", **where, content_index=0,
+                         part={"type": "audio", "transcript": ""}),
+                self._ev("response.output_item.done", response_id=resp.response_id, output_index=0, item=item),
+                self._ev("response.done", response=body)]
+
+    def _response_cancel(self, event: Event, eid: Any) -> list[Event]:
+        want = event.get("response_id")
+        resp = self.active
+        if resp is None or (want is not None and want != resp.response_id):
+            return self._error("response_cancel_not_active", "Cancellation failed: no active response found", eid)
+        return self._finish(resp, "cancelled", "client_cancelled")
+
+    def _truncate(self, event: Event, eid: Any) -> list[Event]:
+        item_id, end_ms = event.get("item_id"), event.get("audio_end_ms")
+        item = self._items.get(item_id) if isinstance(item_id, str) else None
+        if item is None or item.role != "assistant":
+            return self._error("invalid_value", f"Assistant item {item_id!r} not found.", eid, "item_id")
+        if event.get("content_index", 0) != 0:
+            return self._error("invalid_value", "content_index must be 0", eid, "content_index")
+        if isinstance(end_ms, bool) or not isinstance(end_ms, int) or end_ms < 0:
+            return self._error("invalid_value", "audio_end_ms must be an integer >= 0", eid, "audio_end_ms")
+        sent_ms = item.audio_bytes // BYTES_PER_MS
+        if end_ms > sent_ms:
+            return self._error("invalid_value", f"Audio content of {sent_ms}ms is already shorter than "
+                               f"{end_ms}ms", eid, "audio_end_ms")
+        item.audio_bytes = end_ms * BYTES_PER_MS
+        return [self._ev("conversation.item.truncated", item_id=item_id, content_index=0, audio_end_ms=end_ms)]
+
+    def _delete(self, event: Event, eid: Any) -> list[Event]:
+        item_id = event.get("item_id")
+        if not isinstance(item_id, str) or self._items.pop(item_id, None) is None:
+            return self._error("invalid_value", f"Item {item_id!r} not found.", eid, "item_id")
+        return [self._ev("conversation.item.deleted", item_id=item_id)]
+
+
+_HANDLERS = {
+    "session.update": EchoCore._session_update,
+    "input_audio_buffer.append": EchoCore._append,
+    "input_audio_buffer.commit": EchoCore._commit,
+    "input_audio_buffer.clear": EchoCore._clear,
+    "response.create": EchoCore._response_create,
+    "response.cancel": EchoCore._response_cancel,
+    "conversation.item.truncate": EchoCore._truncate,
+    "conversation.item.delete": EchoCore._delete,
+}
