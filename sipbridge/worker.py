@@ -34,6 +34,10 @@ log = structlog.get_logger("sipbridge.worker")
 SHUTDOWN_GRACE_S = 3.0
 
 
+def _ignore(*_args) -> None:
+    pass
+
+
 class Worker:
     def __init__(self, config: Config):
         self.config = config
@@ -110,6 +114,7 @@ class Worker:
     # -- pjsua worker thread: INVITE policy ---------------------------------------------------
     def _on_incoming(self, prm) -> None:
         call = BridgeCall(self.stack.account, prm.callId, self, "")
+        self.stack.track(call)
         info = call.getInfo()
         call.sip_call_id = info.callIdString
         source = prm.rdata.srcAddress
@@ -169,6 +174,7 @@ class Worker:
 
     def _close_session(self, session: CallSession | None) -> None:
         if session is not None and not self.loop.is_closed():
+            session.on_end = _ignore  # the call is gone: drop the closure that holds it
             asyncio.run_coroutine_threadsafe(session.close(), self.loop)
 
     # -- CallEvents (pjsua worker thread) -----------------------------------------------------
@@ -179,6 +185,9 @@ class Worker:
         self.counters["ended"] += 1
         log.info("call_ended", call_id=call.sip_call_id, status=code, reason=reason)
         self.post(lambda: self._forget(call))
+
+    def media_port_created(self, port) -> None:
+        self.stack.track(port)
 
     def call_dtmf(self, call: BridgeCall, digit: str) -> None:
         if call.session is not None:

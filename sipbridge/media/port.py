@@ -1,7 +1,8 @@
 """The per-call pjsua2 audio port: the seam between pjmedia's clock thread and Python.
 
 pjmedia calls :meth:`CallPort.onFrameReceived` then :meth:`CallPort.onFrameRequested` every
-20 ms on its clock thread, for every call of the process in turn. Both callbacks must be cheap
+20 ms on its clock thread, for every call of the process in turn. A tick without caller audio is delivered as silence, so
+time keeps flowing for the turn detector. Both callbacks must be cheap
 and must never raise into SWIG: an exception is counted, logged once per second at most, and the
 frame is answered with silence, so one bad call cannot stall the media of the others.
 """
@@ -51,14 +52,14 @@ class CallPort(pj.AudioMediaPort):
 
     def onFrameReceived(self, frame):  # noqa: N802 - pjsua2 naming
         try:
-            if frame.type != pj.PJMEDIA_FRAME_TYPE_AUDIO:
-                self.frames_empty += 1
-                return
-            data = read_frame(frame)
+            data = read_frame(frame) if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO else b""
             if len(data) != FRAME_BYTES:
+                # no RTP this tick (caller muted, loss, a sender that stopped): the turn
+                # engine counts time in samples, so it must still see 20 ms pass
                 self.frames_empty += 1
-                return
-            self.frames_in += 1
+                data = self._silence
+            else:
+                self.frames_in += 1
             self._on_frame(data)
         except Exception:  # noqa: BLE001 - nothing may escape into the clock thread
             self._error("rx")

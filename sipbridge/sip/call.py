@@ -20,6 +20,7 @@ class CallEvents(Protocol):
     def call_disconnected(self, call: "BridgeCall", code: int, reason: str) -> None: ...
     def call_confirmed(self, call: "BridgeCall") -> None: ...
     def call_dtmf(self, call: "BridgeCall", digit: str) -> None: ...
+    def media_port_created(self, port: CallPort) -> None: ...
 
 
 class BridgeCall(pj.Call):
@@ -63,6 +64,7 @@ class BridgeCall(pj.Call):
                     return
                 port = CallPort(session.on_caller_frame, session.next_frame)
                 port.createPort(f"call{self.getId()}", port_format())
+                self.events.media_port_created(port)
                 self.port = port
             am.startTransmit(self.port)
             self.port.startTransmit(am)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import sys
+import weakref
 from collections.abc import Callable
 
 import pjsua2 as pj
@@ -67,6 +68,11 @@ class SipStack:
         self.account: Account | None = None
         self.capacity = 0
         self._log_writer = None
+        self._owned: weakref.WeakSet = weakref.WeakSet()
+
+    def track(self, obj) -> None:
+        """Remember a ``Call`` or ``AudioMediaPort`` so :meth:`destroy` can make it safe."""
+        self._owned.add(obj)
 
     def start(self, on_incoming: Callable) -> int:
         """Initialise pjsua2, listen on ``sip.host:sip.port``; return the real call capacity."""
@@ -144,6 +150,14 @@ class SipStack:
         sys.last_traceback = None
         sys.last_value = None
         gc.collect()
+        # A Call or port whose Python proxy outlives the library would run its C++
+        # destructor against a destroyed pjsua and abort the process. Any still referenced
+        # (a closure, a traceback) is disowned: its memory is left to the exiting process.
+        survivors = list(self._owned)
+        for obj in survivors:
+            obj.thisown = 0
+        if survivors:
+            log.info("sip_objects_disowned", count=len(survivors))
         self.ep.libDestroy()
         self.ep = None
         self._log_writer = None

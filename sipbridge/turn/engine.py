@@ -1,0 +1,243 @@
+"""Per-call turn engine: 16 kHz int16 frames in, turn events out; plus batched scoring.
+
+:class:`TurnEngine` glues a :class:`~sipbridge.turn.silero.SileroStream` to a
+:class:`~sipbridge.turn.detector.TurnDetector`. It re-chunks frames of any
+length into the model's 512-sample chunks, measures each chunk's level
+(RMS re int16 full scale; digital silence is ``-inf`` dBFS), scores it, and
+feeds the detector with the chunk's end sample. All time is the count of
+samples fed since the call started. It also keeps the last ``history_ms`` of
+audio so the bridge can send the prefix padding when a turn starts
+(:meth:`TurnEngine.audio_since` with the event's ``audio_start_sample``).
+
+Two ways to drive it (both drain the same queue of ready chunks):
+
+* one call: ``events = engine.feed(frame)`` scores on the call's own stream;
+* a worker's calls together, on its media thread: ``engine.push(frame)`` for
+  each, then ``score_pending(engines)``, which scores every ready chunk of
+  every engine with one batched model run per round (round *k* takes each
+  engine's *k*-th ready chunk; with 20 ms frames there is at most one round
+  per tick, and five ticks in eight have one).
+
+Chunks the detector would judge without their probability (under its level
+floor, see :meth:`TurnDetector.needs_prob`) need no model run, and while
+``settings.type`` is not ``"silero"`` no chunk does. Silero's LSTM state must
+still come out of such stretches as the never-skipping model would leave it.
+Measured on real prompts: freezing the state at the first quiet chunk leaves it
+"mid-speech", so noise at -43 dBFS after seconds of silence scores ~0.98 (the
+never-skipping model: 0.04); zeroing it instead loses the context over stop
+closures and short pauses (a resumed word scores ~0.04 for a chunk). So the
+engine keeps scoring the first :data:`SETTLE_MS` of every quiet stretch -- the
+model sees the speech decay and its state settles on silence, pauses shorter
+than that are scored exactly as without skipping -- and only then skips,
+holding the settled state and passing each skipped chunk's tail on as context.
+On 90 simulated calls built from real prompts the events matched the
+never-skipping model's exactly in 74, were one chunk apart in 14, and in 2 an
+onset that one variant rejected and restarted went straight through in the
+other (the skipping one). In a long silence every chunk after the first half
+second is skipped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+
+import numpy as np
+
+from sipbridge.turn.detector import TurnDetector, TurnState
+from sipbridge.turn.events import TurnEvent
+from sipbridge.turn.settings import MAX_MS, TurnSettings
+from sipbridge.turn.silero import CHUNK_SAMPLES, SAMPLE_RATE, SileroModel, SileroStream
+
+SETTLE_MS = 500
+# Longest prefix padding plus longest min speech plus a second of slack: enough
+# to fetch the whole padded start of a turn when SpeechStarted arrives.
+DEFAULT_HISTORY_MS = MAX_MS["prefix_padding_ms"] + MAX_MS["min_speech_ms"] + 1000
+_INT16_SCALE = np.float32(1.0 / 32768.0)
+_SETTLE_CHUNKS = math.ceil(SETTLE_MS * SAMPLE_RATE / 1000 / CHUNK_SAMPLES)
+
+
+def chunk_dbfs(chunk: np.ndarray) -> float:
+    """Level of float32 samples in [-1, 1) as dBFS of their RMS; ``-inf`` for digital silence.
+
+    A full-scale square wave is 0 dBFS, a full-scale sine about -3 dBFS.
+    """
+    mean_square = float(np.dot(chunk, chunk)) / len(chunk)
+    return 10.0 * math.log10(mean_square) if mean_square > 0.0 else -math.inf
+
+
+class _History:
+    """Ring buffer of the last ``capacity`` int16 samples, addressed by absolute sample index."""
+
+    def __init__(self, capacity: int):
+        self._data = np.zeros(capacity, dtype=np.int16)
+        self._total = 0
+
+    @property
+    def total(self) -> int:
+        return self._total
+
+    @property
+    def oldest(self) -> int:
+        return max(0, self._total - len(self._data))
+
+    def append(self, samples: np.ndarray) -> None:
+        capacity = len(self._data)
+        if len(samples) >= capacity:
+            self._data[:] = samples[-capacity:]
+            self._data = np.roll(self._data, (self._total + len(samples)) % capacity)
+        else:
+            at = self._total % capacity
+            first = min(len(samples), capacity - at)
+            self._data[at : at + first] = samples[:first]
+            self._data[: len(samples) - first] = samples[first:]
+        self._total += len(samples)
+
+    def since(self, sample: int) -> np.ndarray:
+        start = min(max(sample, self.oldest), self._total)
+        count = self._total - start
+        capacity = len(self._data)
+        at = start % capacity
+        if at + count <= capacity:
+            return self._data[at : at + count].copy()
+        return np.concatenate((self._data[at:], self._data[: at + count - capacity]))
+
+
+class TurnEngine:
+    """One call's turn taking: re-chunking, level, Silero, detector, audio history.
+
+    ``history_ms`` bounds :meth:`audio_since`; the default covers the largest
+    prefix padding plus the largest min speech that settings allow.
+    """
+
+    def __init__(self, stream: SileroStream, settings: TurnSettings, *, history_ms: int = DEFAULT_HISTORY_MS):
+        if history_ms <= 0:
+            raise ValueError(f"history_ms must be positive, got {history_ms}")
+        self._stream = stream
+        self._detector = TurnDetector(settings, SAMPLE_RATE, chunk_samples=CHUNK_SAMPLES)
+        self._history = _History(history_ms * SAMPLE_RATE // 1000)
+        self._partial = np.zeros(CHUNK_SAMPLES, dtype=np.float32)
+        self._filled = 0
+        self._ready: deque[tuple[int, np.ndarray, float]] = deque()  # (end_sample, chunk, dbfs)
+        self._chunks_ended = 0  # end sample of the last chunk cut
+        self._quiet_run = 0  # consecutive chunks the detector judges without a probability
+
+    # -- inspection -------------------------------------------------------
+
+    @property
+    def stream(self) -> SileroStream:
+        """The Silero stream this call is scored on."""
+        return self._stream
+
+    @property
+    def settings(self) -> TurnSettings:
+        """The settings in force for the next chunk."""
+        return self._detector.settings
+
+    @property
+    def state(self) -> TurnState:
+        """The detector's state after the last judged chunk."""
+        return self._detector.state
+
+    @property
+    def samples_fed(self) -> int:
+        """Samples received since the call started (scored or not yet)."""
+        return self._history.total
+
+    @property
+    def pending_chunks(self) -> int:
+        """Complete chunks pushed but not yet scored."""
+        return len(self._ready)
+
+    # -- control ----------------------------------------------------------
+
+    def update(self, settings: TurnSettings) -> None:
+        """Apply new settings from the next scored chunk on; the turn in progress is kept."""
+        self._detector.update(settings)
+
+    def reset_turn(self) -> None:
+        """Forget the candidate or turn in progress without an event (after a DTMF commit or clear)."""
+        self._detector.reset()
+
+    def audio_since(self, sample: int) -> np.ndarray:
+        """Copy of the int16 audio from absolute ``sample`` to the newest sample fed.
+
+        Starts at the oldest retained sample when ``sample`` is older than the
+        history (or negative); empty when ``sample`` is in the future.
+        """
+        return self._history.since(sample)
+
+    # -- audio in ---------------------------------------------------------
+
+    def push(self, frame: np.ndarray) -> int:
+        """Buffer a frame of 16 kHz int16 mono (any length); returns the number of chunks ready to score."""
+        if frame.dtype != np.int16 or frame.ndim != 1:
+            raise ValueError(f"frames are 1-D int16 at 16 kHz, got {frame.dtype} with shape {frame.shape}")
+        self._history.append(frame)
+        at = 0
+        while at < len(frame):
+            take = min(CHUNK_SAMPLES - self._filled, len(frame) - at)
+            np.multiply(frame[at : at + take], _INT16_SCALE, out=self._partial[self._filled : self._filled + take])
+            self._filled += take
+            at += take
+            if self._filled == CHUNK_SAMPLES:
+                chunk = self._partial.copy()
+                self._chunks_ended += CHUNK_SAMPLES
+                self._ready.append((self._chunks_ended, chunk, chunk_dbfs(chunk)))
+                self._filled = 0
+        return len(self._ready)
+
+    def feed(self, frame: np.ndarray) -> list[TurnEvent]:
+        """Push a frame and score every ready chunk on this call's own stream; returns the events."""
+        self.push(frame)
+        events: list[TurnEvent] = []
+        while self._ready:
+            end_sample, chunk, dbfs = self._ready.popleft()
+            prob = self._stream.prob(chunk) if self._wants_model(chunk, dbfs) else 0.0
+            events.extend(self._detector.process(end_sample, prob, dbfs))
+        return events
+
+    # -- internals shared with score_pending -------------------------------
+
+    def _wants_model(self, chunk: np.ndarray, dbfs: float) -> bool:
+        """Whether the chunk needs a model run; if not, advance the stream past it (see module doc)."""
+        if self._detector.settings.type != "silero":
+            self._quiet_run = _SETTLE_CHUNKS  # turning Silero (back) on starts from settled history
+            self._stream.skip(chunk, reset_state=True)
+            return False
+        if self._detector.needs_prob(dbfs):
+            self._quiet_run = 0
+            return True
+        self._quiet_run += 1
+        if self._quiet_run <= _SETTLE_CHUNKS:
+            return True
+        self._stream.skip(chunk)
+        return False
+
+
+def score_pending(engines: Sequence[TurnEngine]) -> list[list[TurnEvent]]:
+    """Score the ready chunks of many calls with batched model runs; returns each engine's events.
+
+    The engines must share one :class:`SileroModel` (a worker's). Each round
+    takes the oldest ready chunk of every engine that has one, skips those
+    under the floor, scores the rest in one :meth:`SileroModel.probs` call and
+    then runs each engine's detector; rounds repeat until nothing is ready.
+    Per engine, results equal :meth:`TurnEngine.feed` (within float rounding).
+    """
+    models = {id(e.stream.model) for e in engines}
+    if len(models) > 1:
+        raise ValueError("score_pending needs engines on one SileroModel")
+    if len({id(e) for e in engines}) != len(engines):
+        raise ValueError("an engine appears twice")
+    results: list[list[TurnEvent]] = [[] for _ in engines]
+    model: SileroModel | None = engines[0].stream.model if engines else None
+    while True:
+        round_ = [(i, e, *e._ready.popleft()) for i, e in enumerate(engines) if e._ready]
+        if not round_:
+            return results
+        scored = [item for item in round_ if item[1]._wants_model(item[3], item[4])]
+        probs = model.probs([item[1].stream for item in scored], [item[3] for item in scored]) if scored else ()
+        prob_of = {item[0]: float(p) for item, p in zip(scored, probs)}
+        for i, engine, end_sample, _chunk, dbfs in round_:
+            results[i].extend(engine._detector.process(end_sample, prob_of.get(i, 0.0), dbfs))

@@ -1,0 +1,223 @@
+"""Run ``sipbridge run`` and a recording upstream model server as real subprocesses.
+
+pjsua2 is a per-process singleton that aborts on failed assertions, so call tests never import
+it; they start the bridge like a user would and read its JSON log lines.
+
+API::
+
+    Upstream(tmp_path, api_key=None, reply_wav=None, pace=4.0)  # context manager
+        .url, .events(type=None) -> list[dict], .wait_for(type, timeout) -> dict
+    Bridge(tmp_path, upstream_url, api_key=None, extra=None)    # context manager
+        .sip_port, .target, .rtp_range, .logs(event=None) -> list[dict]
+        .wait_log(event, timeout, **match) -> dict, .stop(timeout) -> int (exit code)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import yaml
+
+from .ports import free_port_block, free_tcp_port, free_udp_port
+
+PYTHON = sys.executable
+
+
+class _LineReader:
+    """Collects a pipe's lines on a thread; JSON lines are parsed, others kept as text."""
+
+    def __init__(self, pipe):
+        self.lines: list[str] = []
+        self.records: list[dict] = []
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, args=(pipe,), daemon=True)
+        self._thread.start()
+
+    def _run(self, pipe) -> None:
+        for raw in pipe:
+            line = raw.decode(errors="replace").rstrip("\n")
+            with self._cond:
+                self.lines.append(line)
+                if line.startswith("{"):
+                    try:
+                        self.records.append(json.loads(line))
+                    except ValueError:
+                        pass
+                self._cond.notify_all()
+
+    def wait(self, predicate, timeout: float):
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for rec in self.records:
+                    if predicate(rec):
+                        return rec
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._cond.wait(left)
+
+
+class Upstream:
+    """``python -m sipbridge.realtime.embedded`` on loopback, recording every client event."""
+
+    def __init__(self, tmp_path: Path, api_key: str | None = None, reply_wav: Path | None = None,
+                 pace: float = 4.0):
+        self.record = Path(tmp_path) / f"upstream-{time.monotonic_ns()}.jsonl"
+        cmd = [PYTHON, "-m", "sipbridge.realtime.embedded", "--port", str(free_tcp_port()),
+               "--record", str(self.record), "--pace", str(pace)]
+        if api_key:
+            cmd += ["--api-key", api_key]
+        if reply_wav:
+            cmd += ["--reply-wav", str(reply_wav)]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.url = self.proc.stdout.readline().decode().strip()
+        if not self.url.startswith("ws://"):
+            self.stop()
+            raise RuntimeError(f"upstream server did not start: {self.url!r}")
+
+    def events(self, etype: str | None = None) -> list[dict]:
+        if not self.record.exists():
+            return []
+        out = []
+        for line in self.record.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if etype is None or rec.get("type") == etype:
+                out.append(rec)
+        return out
+
+    def wait_for(self, etype: str, timeout: float = 10.0, count: int = 1) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.events(etype)
+            if len(found) >= count:
+                return found
+            time.sleep(0.05)
+        raise AssertionError(f"upstream never received {count} x {etype}")
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1].split("/")[0])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class Bridge:
+    """``sipbridge run`` on free loopback ports, with its JSON log captured."""
+
+    def __init__(self, tmp_path: Path, upstream_url: str | None, api_key: str | None = None,
+                 extra: dict | None = None, ready_timeout: float = 30.0):
+        self.sip_port = free_udp_port()
+        rtp = free_port_block(40)
+        self.rtp_range = (rtp, rtp + 40)
+        cfg = {
+            "sip": {"host": "127.0.0.1", "port": self.sip_port, "rtp_port": rtp,
+                    "rtp_port_range": 40, "allow_from": ["127.0.0.1/32"]},
+            "realtime": {"api_key_env": "SIPBRIDGE_TEST_API_KEY"},
+            "log": {"format": "json", "level": "info"},
+        }
+        if upstream_url:
+            cfg["realtime"]["url"] = upstream_url
+        for section, values in (extra or {}).items():
+            cfg.setdefault(section, {}).update(values)
+        self.config_path = Path(tmp_path) / f"bridge-{self.sip_port}.yaml"
+        self.config_path.write_text(yaml.safe_dump(cfg))
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("SIPBRIDGE_") and k != "OPENAI_API_KEY"}
+        if api_key:
+            env["SIPBRIDGE_TEST_API_KEY"] = api_key
+        env["PYTHONUNBUFFERED"] = "1"
+        self.proc = subprocess.Popen([PYTHON, "-m", "sipbridge", "run", "-c", str(self.config_path)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+        self._out = _LineReader(self.proc.stdout)
+        self.exit_code: int | None = None
+        if not self._out.wait(lambda r: r.get("event") == "ready", ready_timeout):
+            self.stop()
+            raise RuntimeError("sipbridge did not become ready:\n" + self.output())
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.sip_port}"
+
+    def logs(self, event: str | None = None) -> list[dict]:
+        return [r for r in list(self._out.records) if event is None or r.get("event") == event]
+
+    def wait_log(self, event: str, timeout: float = 10.0, **match) -> dict:
+        rec = self._out.wait(lambda r: r.get("event") == event and
+                             all(r.get(k) == v for k, v in match.items()), timeout)
+        if rec is None:
+            raise AssertionError(f"no {event} {match} in the bridge log:\n" + self.output()[-4000:])
+        return rec
+
+    def tcp_connections_to(self, port: int) -> int:
+        """Established TCP connections from the bridge process to 127.0.0.1:``port``."""
+        return established_to(self.proc.pid, port)
+
+    def output(self) -> str:
+        return "\n".join(self._out.lines)
+
+    def stop(self, timeout: float = 15.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._out._thread.join(5)
+        self.exit_code = self.proc.returncode
+        return self.exit_code
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def established_to(pid: int, port: int) -> int:
+    """Count established TCP sockets of process ``pid`` whose remote port is ``port``."""
+    inodes = set()
+    fd_dir = Path(f"/proc/{pid}/fd")
+    for fd in fd_dir.iterdir() if fd_dir.exists() else ():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    count = 0
+    for table in ("tcp", "tcp6"):
+        try:
+            rows = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            cols = row.split()
+            remote_port = int(cols[2].rsplit(":", 1)[1], 16)
+            if cols[3] == "01" and remote_port == port and cols[9] in inodes:
+                count += 1
+    return count
