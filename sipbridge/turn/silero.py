@@ -93,15 +93,16 @@ def load_model(path: str | Path | None = None, *, sha256: str | None = MODEL_SHA
     return SileroModel(session, path=model_path, sha256=actual)
 
 
-def to_float_chunk(chunk: np.ndarray) -> np.ndarray:
-    """One 512-sample chunk as float32 in [-1, 1): int16 is scaled by 1/32768, float32 is taken as is."""
+def _write_chunk(dest: np.ndarray, chunk: np.ndarray) -> None:
+    """Copy one 512-sample chunk into ``dest`` as float32 in [-1, 1): int16 scaled by 1/32768, float32 as is."""
     if chunk.shape != (CHUNK_SAMPLES,):
         raise ValueError(f"a Silero chunk is {CHUNK_SAMPLES} samples of 16 kHz audio, got shape {chunk.shape}")
     if chunk.dtype == np.int16:
-        return chunk.astype(np.float32) * _INT16_SCALE
-    if chunk.dtype == np.float32:
-        return chunk
-    raise ValueError(f"a Silero chunk is int16 or float32, got {chunk.dtype}")
+        np.multiply(chunk, _INT16_SCALE, out=dest)
+    elif chunk.dtype == np.float32:
+        dest[:] = chunk
+    else:
+        raise ValueError(f"a Silero chunk is int16 or float32, got {chunk.dtype}")
 
 
 class SileroModel:
@@ -145,7 +146,7 @@ class SileroModel:
             if stream._model is not self:
                 raise ValueError("stream belongs to a different SileroModel")
             audio[i, :CONTEXT_SAMPLES] = stream._buffer[0, :CONTEXT_SAMPLES]
-            audio[i, CONTEXT_SAMPLES:] = to_float_chunk(chunk)
+            _write_chunk(audio[i, CONTEXT_SAMPLES:], chunk)
             state[:, i, :] = stream._state[:, 0, :]
         prob, new_state = self._run(audio, state)
         for i, stream in enumerate(streams):
@@ -173,7 +174,7 @@ class SileroStream:
 
     def prob(self, chunk: np.ndarray) -> float:
         """Speech probability of the next 512-sample chunk (int16 or float32), advancing the stream."""
-        self._buffer[0, CONTEXT_SAMPLES:] = to_float_chunk(chunk)
+        _write_chunk(self._buffer[0, CONTEXT_SAMPLES:], chunk)
         prob, self._state = self._model._run(self._buffer, self._state)
         self._buffer[0, :CONTEXT_SAMPLES] = self._buffer[0, -CONTEXT_SAMPLES:]
         return float(prob[0, 0])
@@ -184,7 +185,8 @@ class SileroStream:
         The LSTM state is kept (it then summarises the audio before the skipped
         chunk) or, with ``reset_state``, zeroed as at the start of a stream.
         """
-        self._buffer[0, :CONTEXT_SAMPLES] = to_float_chunk(chunk)[-CONTEXT_SAMPLES:]
+        _write_chunk(self._buffer[0, CONTEXT_SAMPLES:], chunk)
+        self._buffer[0, :CONTEXT_SAMPLES] = self._buffer[0, -CONTEXT_SAMPLES:]
         if reset_state:
             self._state = np.zeros_like(self._state)
 

@@ -1,0 +1,1 @@
+"""Tests for the integration-test tooling in tests/support/."""
