@@ -50,6 +50,7 @@ class RealtimeConfig:
     voice: str | None = None
     instructions: str | None = None
     connect_timeout_ms: int = 3000
+    send_silence: bool = True
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,10 @@ def _coerce(key: str, value: Any, annotation: str) -> Any:
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
             raise ConfigError(key, f"must be a list of strings, got {value!r}")
         return tuple(value)
+    if annotation.startswith("bool"):
+        if not isinstance(value, bool):
+            raise ConfigError(key, f"must be true or false, got {value!r}")
+        return value
     if annotation.startswith("int"):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(key, f"must be an integer, got {value!r}")

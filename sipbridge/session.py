@@ -19,16 +19,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import fields, replace
 
 import numpy as np
 import structlog
 from sipcodecs import StreamResampler
 
+from .media.gate import SpeechGate
 from .media.playout import Cleared, PlayoutBuffer
 from .realtime import protocol as rt
 from .realtime.client import RealtimeClient
 from .turn.events import SpeechOnset, SpeechRejected, SpeechStarted, SpeechStopped
 from .turn.engine import TurnEngine
+from .turn.settings import TurnSettings, resolve
 
 log = structlog.get_logger("sipbridge.session")
 
@@ -51,6 +54,10 @@ class CallSession:
         self._down: dict[str, StreamResampler] = {}
         self.engine = TurnEngine(vad_model.new_stream(), self.settings) if vad_model else None
         rc = config.realtime
+        # without send_silence only speech goes upstream; that needs the on-box detector
+        self.gate = (SpeechGate(PORT_RATE) if not rc.send_silence and self.engine is not None
+                     and self.settings.type == "silero" else None)
+        self._samples_in = 0
         self.session_config = rt.SessionConfig(
             model=rc.model, instructions=rc.instructions, voice=rc.voice,
             input_rate=MODEL_RATE, output_rate=MODEL_RATE, api=rc.api,
@@ -98,10 +105,16 @@ class CallSession:
         """20 ms of caller audio (16 kHz PCM16): upstream, and into the turn engine."""
         if self.closed:
             return
-        self._to_loop(self.client.send_audio, self._up.process(pcm))
+        up = self._up.process(pcm)
+        self._samples_in += len(pcm) // 2
+        if self.gate is None:
+            self._to_loop(self.client.send_audio, up)
         if self.engine is not None:
             for event in self.engine.feed(np.frombuffer(pcm, dtype=np.int16)):
                 self._on_turn(event)
+        if self.gate is not None:
+            for payload in self.gate.offer(self._samples_in, up):
+                self._to_loop(self.client.send_audio, payload)
 
     def next_frame(self) -> bytes:
         """The next 20 ms of agent audio (silence when there is none)."""
@@ -109,6 +122,8 @@ class CallSession:
 
     def _on_turn(self, event) -> None:
         agent_talking = self.playout.playing
+        if self.gate is not None:
+            self._gate_turn(event)
         if isinstance(event, SpeechOnset):
             if agent_talking and not self.playout.paused:
                 self.playout.pause()
@@ -126,7 +141,46 @@ class CallSession:
             if self.settings.type == "silero":
                 self._to_loop(self._commit_turn)
 
+    def _gate_turn(self, event) -> None:
+        if isinstance(event, SpeechOnset):
+            for payload in self.gate.start(event.audio_start_sample):
+                self._to_loop(self.client.send_audio, payload)
+        elif isinstance(event, SpeechRejected):
+            self.gate.stop()
+            self._to_loop(self.client.send, rt.input_audio_clear())  # drop the cough upstream
+        elif isinstance(event, SpeechStopped):
+            self.gate.stop()
+
     # -- any thread ---------------------------------------------------------------------------
+    def update_turn_detection(self, changes: dict) -> TurnSettings:
+        """Replace this call's turn settings while it runs; effective from the next chunk.
+
+        ``changes`` holds ``turn_detection`` keys (a ``profile`` re-bases on that profile).
+        A bad value raises ``ConfigError`` and changes nothing. Switching to or from
+        ``server_vad`` re-sends ``session.update`` so the provider's VAD follows.
+        """
+        if "profile" in changes:
+            new = resolve(dict(changes))
+        else:
+            base = {f.name: getattr(self.settings, f.name) for f in fields(self.settings)}
+            if "threshold" in changes and "release_threshold" not in changes:
+                base["release_threshold"] = None  # re-derived from the new threshold
+            new = resolve({**base, **changes})
+        if new.type == "silero" and self.engine is None:
+            from .errors import ConfigError
+            raise ConfigError("turn_detection.type", "silero needs the VAD model, not loaded")
+        old, self.settings = self.settings, new
+        if self.engine is not None:
+            self.engine.update(new)
+        if (old.type == "server_vad") != (new.type == "server_vad") or new.type == "server_vad":
+            self.session_config = replace(self.session_config,
+                                          turn_detection=self._server_turn_detection())
+            self._to_loop(self.client.send, rt.session_update(self.session_config))
+        self.log.info("turn_detection_updated", **{k: getattr(new, k) for k in (
+            "type", "threshold", "min_speech_ms", "silence_threshold_ms", "prefix_padding_ms",
+            "silence_floor_dbfs")})
+        return new
+
     def interrupt(self, reason: str = "client_cancelled", source: str = "api") -> None:
         """The one cancel path: silence now, then cancel and truncate upstream."""
         self._paused_by_onset = False

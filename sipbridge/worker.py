@@ -63,9 +63,9 @@ class Worker:
         self._install_signals()
         try:
             self._start_upstream()
-            if self.config.turn_detection.type == "silero":
-                from .turn.silero import load_model
-                self.vad_model = load_model()
+            # loaded in every mode: a call's turn settings may switch to silero mid-call
+            from .turn.silero import load_model
+            self.vad_model = load_model()
             self.stack.start(self._on_incoming)
             log.info("ready", upstream=self.upstream_url, turn_detection=
                      self.config.turn_detection.type)
