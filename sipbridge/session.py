@@ -75,6 +75,8 @@ class CallSession:
     # -- life cycle (event loop) --------------------------------------------------------------
     async def start(self) -> None:
         """Connect upstream (raises ``UpstreamError`` so the INVITE can be refused with 503)."""
+        # this task and the client's reader/writer tasks it spawns log with the call's id
+        structlog.contextvars.bind_contextvars(call_id=self.call_id)
         await self.client.connect()
         self._reader = asyncio.ensure_future(self._read())
         self.log.info("upstream_connected", url=self.client.url, turn_detection=self.settings.type)
