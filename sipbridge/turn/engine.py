@@ -30,6 +30,9 @@ engine keeps scoring the first :data:`SETTLE_MS` of every quiet stretch -- the
 model sees the speech decay and its state settles on silence, pauses shorter
 than that are scored exactly as without skipping -- and only then skips,
 holding the settled state and passing each skipped chunk's tail on as context.
+After :data:`RESET_MS` of quiet outside a turn the state is zeroed (a fresh stream): the
+settled state of earlier speech made Silero take music on hold, played 1.5 s after the caller
+spoke, for speech (2 false turns in 5 tracks, bench/turns.py ``music_after_speech``; 0 after).
 On 90 simulated calls built from real prompts the events matched the
 never-skipping model's exactly in 74, were one chunk apart in 14, and in 2 an
 onset that one variant rejected and restarted went straight through in the
@@ -56,6 +59,8 @@ SETTLE_MS = 500
 DEFAULT_HISTORY_MS = MAX_MS["prefix_padding_ms"] + MAX_MS["min_speech_ms"] + 1000
 _INT16_SCALE = np.float32(1.0 / 32768.0)
 _SETTLE_CHUNKS = math.ceil(SETTLE_MS * SAMPLE_RATE / 1000 / CHUNK_SAMPLES)
+RESET_MS = 1000
+_RESET_CHUNKS = math.ceil(RESET_MS * SAMPLE_RATE / 1000 / CHUNK_SAMPLES)
 
 
 def chunk_dbfs(chunk: np.ndarray) -> float:
@@ -212,7 +217,10 @@ class TurnEngine:
         self._quiet_run += 1
         if self._quiet_run <= _SETTLE_CHUNKS:
             return True
-        self._stream.skip(chunk)
+        # after a long quiet stretch outside any turn, start over as a fresh stream: the
+        # state left by earlier speech makes Silero take later music for speech
+        fresh = self._quiet_run >= _RESET_CHUNKS and self._detector.state is TurnState.IDLE
+        self._stream.skip(chunk, reset_state=fresh)
         return False
 
 
