@@ -1,0 +1,145 @@
+"""One barge-in call, measured on the wire: shared by tests/integration and bench/barge_in.py.
+
+The caller is an :class:`~tests.support.rtp_peer.RtpPeer` (SIPp signals); the model server is
+the embedded model run as a recording subprocess, answering every turn with a long spoken
+reply streamed faster than real time, as real providers do. The caller says one sentence,
+waits for the agent to talk, then (optionally) speaks over it, sends a DTMF digit, and/or
+echoes the agent back like a line hybrid. Everything is measured where a caller would:
+
+* ``onset_to_silence_ms``: the caller's interrupting speech starts on the wire (first loud
+  sample sent) -> the first agent packet after which the agent stays silent;
+* ``onset_to_cancel_ms``: the same onset -> ``response.cancel`` received by the model server;
+* ``truncate_error_ms``: ``audio_end_ms`` of the truncate minus the agent audio that went on
+  the wire (RTP sequence numbers from the item's first packet to the first silent one);
+* ``leaked_packets``: agent packets louder than -45 dBFS after that silence began, before the
+  caller's interruption has ended (when the next answer could legitimately start).
+
+Clocks: the peer's arrival times and the model server's ``_recv_t`` are both CLOCK_MONOTONIC
+(perf_counter / monotonic on Linux), so they compare across processes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import audio
+from .bridge import Bridge, Upstream
+from .rtp_peer import ExternalMediaCall, RtpPeer
+
+SILENT_DBFS = -55.0
+LOUD_DBFS = -45.0
+
+
+def reply_wav(path: Path) -> Path:
+    """A long spoken answer (~8 s of recorded prompts, 24 kHz) loud from its first sample."""
+    utt = audio.make_utterance(["tt-weasels", "tt-somethingwrong", "tt-weasels"], 300)
+    return audio.write_wav(path, audio.resample(utt.pcm, 8000, 24000), rate=24000)
+
+
+@dataclass
+class BargeResult:
+    barge_ins: list[dict]
+    responses_done: list[dict]
+    onset_s: float | None = None           # perf_counter time of the interruption's onset
+    onset_to_silence_ms: float | None = None
+    onset_to_cancel_ms: float | None = None
+    audio_end_ms: int | None = None
+    wire_ms: int | None = None
+    truncate_error_ms: int | None = None
+    leaked_packets: int = 0
+    agent_ms_heard: int = 0                # agent audio (ms of loud packets) heard in the call
+    cancels: int = 0
+    upstream_events: list[dict] = field(default_factory=list)
+    bridge_log: list[dict] = field(default_factory=list)
+
+
+def run_call(tmp_path: Path, *, speak_over: bool = True, dtmf: str | None = None,
+             echo: tuple[float, float] | None = None, barge_after_s: float = 1.0,
+             bridge_extra: dict | None = None, listen_s: float = 3.0,
+             interrupt_prompt: str = "tt-somethingwrong") -> BargeResult:
+    """Place one call; ``echo`` = (delay_ms, attenuation_db) of the line echo of the agent."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    wav = reply_wav(tmp_path / "reply.wav")
+    first = audio.trim_silence(audio.load_wav(audio.asterisk_prompt("hello-world")))
+    second = audio.trim_silence(audio.load_wav(audio.asterisk_prompt(interrupt_prompt)))
+    with Upstream(tmp_path, reply_wav=wav, pace=4.0) as up, \
+            Bridge(tmp_path, up.url, extra=bridge_extra) as bridge, RtpPeer() as peer:
+        call = ExternalMediaCall(bridge.target, peer, hold_ms=0, timeout=40,
+                                 trace_dir=tmp_path / "sipp").start()
+        call.connect_peer()
+        if echo is not None:
+            peer.echo(delay_ms=echo[0], atten_db=echo[1])
+        said_at = 0.5
+        peer.play(first, at_s=said_at)
+        said_end = peer.t0 + said_at + len(first) / 8000
+        agent_start = _wait(lambda: peer.first_time(LOUD_DBFS, after=said_end), 10.0)
+        assert agent_start is not None, "the agent never answered:\n" + bridge.output()[-3000:]
+        at_s = agent_start - peer.t0 + barge_after_s
+        onset = None
+        if speak_over:
+            peer.play(second, at_s=at_s)
+            onset = peer.t0 + at_s
+            quiet_from = onset + len(second) / 8000
+        if dtmf:
+            onset = peer.t0 + peer.send_dtmf(dtmf, at_s=at_s)
+            quiet_from = onset + 0.3
+        if onset is None:
+            quiet_from = agent_start + 8.0   # no interruption: let the whole answer play
+        peer.sleep_until(quiet_from - peer.t0 + listen_s)
+        bridge.stop()                        # BYE to the caller, clean exit
+        call.wait()
+        upstream_events = up.events()
+    res = BargeResult(barge_ins=bridge.logs("barge_in"), responses_done=bridge.logs("response.done"),
+                      upstream_events=upstream_events, bridge_log=bridge.logs())
+    rx = peer.rx_audio()
+    res.agent_ms_heard = 20 * sum(1 for p in rx if p.level > LOUD_DBFS)
+    res.cancels = sum(1 for e in upstream_events if e.get("type") == "response.cancel")
+    if onset is None:
+        return res
+    res.onset_s = onset
+    # the agent stops: the first packet after the onset from which it stays silent until the
+    # caller's interruption is over (the next answer may start only after that)
+    window = [p for p in rx if onset <= p.arrival <= quiet_from]
+    stop = None
+    for i, p in enumerate(window):
+        if all(q.level < SILENT_DBFS for q in window[i:]):
+            stop = p
+            break
+    if stop is not None:
+        res.onset_to_silence_ms = (stop.arrival - onset) * 1000
+        res.leaked_packets = sum(1 for p in rx if stop.arrival < p.arrival <= quiet_from
+                                 and p.level > LOUD_DBFS)
+        first_agent = next(p for p in rx if p.arrival >= agent_start - 0.02 and p.level > LOUD_DBFS)
+        res.wire_ms = ((stop.seq - first_agent.seq) & 0xFFFF) * 20
+    cancel = [e for e in upstream_events if e.get("type") == "response.cancel"]
+    if cancel:
+        res.onset_to_cancel_ms = (cancel[0]["_recv_t"] - onset) * 1000
+    trunc = [e for e in upstream_events if e.get("type") == "conversation.item.truncate"]
+    if trunc:
+        res.audio_end_ms = trunc[0]["audio_end_ms"]
+        if res.wire_ms is not None:
+            res.truncate_error_ms = res.audio_end_ms - res.wire_ms
+    return res
+
+
+def _wait(probe, timeout: float):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value is not None:
+            return value
+        time.sleep(0.02)
+    return None
+
+
+def summary(values: list[float]) -> dict:
+    """p50/p95/max/n of the values that are not None."""
+    xs = np.array([v for v in values if v is not None], dtype=float)
+    if not len(xs):
+        return {"n": 0}
+    return {"p50": round(float(np.percentile(xs, 50)), 1), "p95": round(float(np.percentile(xs, 95)), 1),
+            "max": round(float(xs.max()), 1), "n": int(len(xs))}
