@@ -54,9 +54,9 @@ class CallSession:
         self._down: dict[str, StreamResampler] = {}
         self.engine = TurnEngine(vad_model.new_stream(), self.settings) if vad_model else None
         rc = config.realtime
-        # without send_silence only speech goes upstream; that needs the on-box detector
-        self.gate = (SpeechGate(PORT_RATE) if not rc.send_silence and self.engine is not None
-                     and self.settings.type == "silero" else None)
+        # without send_silence only speech goes upstream; that needs the on-box detector, so the
+        # gate is used only while the type is silero (a call may switch, see update_turn_detection)
+        self.gate = SpeechGate(PORT_RATE) if not rc.send_silence and self.engine is not None else None
         self._samples_in = 0
         self.session_config = rt.SessionConfig(
             model=rc.model, instructions=rc.instructions, voice=rc.voice,
@@ -109,12 +109,13 @@ class CallSession:
             return
         up = self._up.process(pcm)
         self._samples_in += len(pcm) // 2
-        if self.gate is None:
+        gated = self._gated  # once per frame: a concurrent update must not send it twice or never
+        if not gated:
             self._to_loop(self.client.send_audio, up)
         if self.engine is not None:
             for event in self.engine.feed(np.frombuffer(pcm, dtype=np.int16)):
                 self._on_turn(event)
-        if self.gate is not None:
+        if gated:
             for payload in self.gate.offer(self._samples_in, up):
                 self._to_loop(self.client.send_audio, payload)
 
@@ -122,9 +123,13 @@ class CallSession:
         """The next 20 ms of agent audio (silence when there is none)."""
         return self.playout.pull()
 
+    @property
+    def _gated(self) -> bool:
+        return self.gate is not None and self.settings.type == "silero"
+
     def _on_turn(self, event) -> None:
         agent_talking = self.playout.playing
-        if self.gate is not None:
+        if self._gated:
             self._gate_turn(event)
         if isinstance(event, SpeechOnset):
             if agent_talking and not self.playout.paused:
@@ -174,6 +179,8 @@ class CallSession:
         old, self.settings = self.settings, new
         if self.engine is not None:
             self.engine.update(new)
+        if self.gate is not None and old.type == "silero" and new.type != "silero":
+            self.gate.stop()  # everything streams now; a switch back starts closed
         if (old.type == "server_vad") != (new.type == "server_vad") or new.type == "server_vad":
             self.session_config = replace(self.session_config,
                                           turn_detection=self._server_turn_detection())

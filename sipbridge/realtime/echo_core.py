@@ -14,6 +14,21 @@ refuses less than 100 ms, and so do we). Error events are
 ``{"type": "error", "error": {"type", "code", "message", "param", "event_id"}}``
 where ``event_id`` is the offending client event's id. Ids are sequential
 (``resp_1``, ``item_2``, ``event_3``) so tests can predict them.
+
+Server VAD: with ``turn_detection: {"type": "server_vad", ...}`` in the session
+the core takes turns on its own, as the provider does. :class:`EnergyVad`
+judges the appended audio in 20 ms frames by level (speech when a frame's RMS
+reaches :func:`threshold_dbfs` of ``threshold``); time is the count of samples
+appended since the session began, never a clock. On speech it emits
+``input_audio_buffer.speech_started`` (``audio_start_ms`` = onset minus
+``prefix_padding_ms``); after ``silence_duration_ms`` without speech,
+``input_audio_buffer.speech_stopped`` (``audio_end_ms`` = where that silence
+ran out, so it "includes the min_silence_duration_ms"), then it commits the
+buffer up to that sample (``input_audio_buffer.committed``, the user item) and,
+when ``create_response`` is true and no response is active, answers with
+``response.created`` and the echo. A response is cancelled on speech only when
+``interrupt_response`` is true (status ``cancelled``, reason ``turn_detected``);
+by default that is left to the client.
 """
 
 from __future__ import annotations
@@ -21,16 +36,101 @@ from __future__ import annotations
 import base64
 import binascii
 import itertools
+import math
 from dataclasses import dataclass
 from typing import Any
 
-from sipbridge.realtime.echo_session import apply_session_update, default_session
+import numpy as np
+
+from sipbridge.realtime.echo_session import apply_session_update, default_session, turn_detection_of
 
 RATE = 24000
 BYTES_PER_MS = RATE * 2 // 1000
 MIN_COMMIT_MS = 100
+VAD_FRAME_MS = 20
+VAD_FLOOR_DBFS = -70.0  # threshold 0 ...
+VAD_SPAN_DB = 60.0      # ... to threshold 1 at -10 dBFS
 
 Event = dict[str, Any]
+
+
+def threshold_dbfs(threshold: float) -> float:
+    """Frame level (RMS, dBFS) that counts as speech for a VAD ``threshold`` in [0, 1].
+
+    Linear from -70 dBFS at 0 to -10 dBFS at 1: the default 0.5 is -40 dBFS, under
+    the voiced parts of normal phone speech and well over a line's idle noise.
+    """
+    return VAD_FLOOR_DBFS + VAD_SPAN_DB * threshold
+
+
+@dataclass(frozen=True)
+class VadEvent:
+    """``kind`` "started" at ``sample`` (the onset minus the prefix padding) or
+    "stopped" at ``sample`` (the end of the silence that ended the turn)."""
+
+    kind: str
+    sample: int
+
+
+class EnergyVad:
+    """Level-based turn detection on a pcm16 stream; time is the sample count.
+
+    ``start_sample`` is where the stream's time stands when the VAD is made;
+    :meth:`reset` forgets a turn in progress and sets the earliest sample a
+    later ``audio_start`` may report (audio before it was committed or cleared).
+    """
+
+    def __init__(self, threshold: float, prefix_padding_ms: int, silence_duration_ms: int,
+                 rate: int = RATE, start_sample: int = 0, frame_ms: int = VAD_FRAME_MS):
+        self.level_dbfs = threshold_dbfs(threshold)
+        self._rate = rate
+        self._frame = rate * frame_ms // 1000
+        self._prefix = prefix_padding_ms * rate // 1000
+        self._silence = silence_duration_ms * rate // 1000
+        self._pending = bytearray()
+        self._at = start_sample       # end of the last judged frame
+        self._floor = start_sample
+        self._last_loud = start_sample
+        self.speaking = False
+
+    @property
+    def at_sample(self) -> int:
+        """End of the last frame judged (samples)."""
+        return self._at
+
+    def ms(self, sample: int) -> int:
+        """Milliseconds since the stream began at ``sample`` (floored)."""
+        return sample * 1000 // self._rate
+
+    def reset(self, floor_sample: int) -> None:
+        """Back to idle; a later onset reports no audio from before ``floor_sample``."""
+        self.speaking = False
+        self._floor = floor_sample
+
+    def feed(self, pcm: bytes) -> list[VadEvent]:
+        """Judge every whole frame now available; returns the events, in order."""
+        self._pending += pcm
+        frame_bytes = self._frame * 2
+        whole = len(self._pending) // frame_bytes * frame_bytes
+        if not whole:
+            return []
+        frames = np.frombuffer(bytes(self._pending[:whole]), dtype="<i2").astype(np.float64)
+        del self._pending[:whole]
+        power = np.mean((frames.reshape(-1, self._frame) / 32768.0) ** 2, axis=1)
+        events: list[VadEvent] = []
+        for p in power:
+            start, self._at = self._at, self._at + self._frame
+            loud = p > 0.0 and 10.0 * math.log10(p) >= self.level_dbfs
+            if loud:
+                if not self.speaking:
+                    self.speaking = True
+                    events.append(VadEvent("started", max(self._floor, start - self._prefix)))
+                self._last_loud = self._at
+            elif self.speaking and self._at - self._last_loud >= self._silence:
+                self.speaking = False
+                self._floor = self._at
+                events.append(VadEvent("stopped", self._at))
+        return events
 
 
 @dataclass
@@ -56,10 +156,14 @@ class EchoCore:
         self._reply_pcm = reply_pcm
         self._chunk_bytes = max(2, chunk_ms * BYTES_PER_MS)
         self._buffer = bytearray()
+        self._buffer_start = 0   # session sample index of the buffer's first sample
+        self._samples_in = 0     # samples appended since the session began
         self._last_utterance = b""
         self._items: dict[str, _Item] = {}
         self._last_item_id: str | None = None
         self.active: _Response | None = None
+        self.vad: EnergyVad | None = None
+        self._vad_item: str | None = None  # the user item the turn in progress will become
 
     def _id(self, prefix: str) -> str:
         return f"{prefix}_{next(self._ids)}"
@@ -90,9 +194,18 @@ class EchoCore:
         return handler(self, event, eid)
 
     def _session_update(self, event: Event, eid: Any) -> list[Event]:
+        before = turn_detection_of(self.session)
         problem = apply_session_update(self.session, event.get("session"))
         if problem:
             return self._error("invalid_value", problem, eid, "session")
+        td = turn_detection_of(self.session)
+        if td != before:  # a changed VAD starts from idle; an unrelated update keeps the turn
+            self._vad_item = None
+            self.vad = None if td is None else EnergyVad(
+                td["threshold"], td["prefix_padding_ms"], td["silence_duration_ms"],
+                start_sample=self._samples_in)
+            if self.vad is not None:
+                self.vad.reset(self._buffer_start)
         return [self._ev("session.updated", session=self.session)]
 
     def _append(self, event: Event, eid: Any) -> list[Event]:
@@ -104,7 +217,29 @@ class EchoCore:
         if pcm is None:
             return self._error("invalid_value", "'audio' must be a base64 string", eid, "audio")
         self._buffer += pcm
-        return []
+        self._samples_in += len(pcm) // 2
+        if self.vad is None:
+            return []
+        out: list[Event] = []
+        for vad_event in self.vad.feed(pcm):
+            out += self._on_vad(vad_event)
+        return out
+
+    def _on_vad(self, vad_event: VadEvent) -> list[Event]:
+        td = turn_detection_of(self.session)
+        ms = self.vad.ms(vad_event.sample)
+        if vad_event.kind == "started":
+            self._vad_item = self._id("item")
+            out = [self._ev("input_audio_buffer.speech_started", audio_start_ms=ms, item_id=self._vad_item)]
+            if td["interrupt_response"] and self.active is not None:
+                out += self._finish(self.active, "cancelled", "turn_detected")
+            return out
+        item_id, self._vad_item = self._vad_item or self._id("item"), None
+        out = [self._ev("input_audio_buffer.speech_stopped", audio_end_ms=ms, item_id=item_id)]
+        out += self._commit_buffer(item_id, vad_event.sample)
+        if td["create_response"] and self.active is None:
+            out += self._start_response()
+        return out
 
     def _commit(self, event: Event, eid: Any) -> list[Event]:
         have_ms = len(self._buffer) / BYTES_PER_MS
@@ -113,9 +248,20 @@ class EchoCore:
                 "input_audio_buffer_commit_empty",
                 f"Error committing input audio buffer: buffer too small. Expected at least "
                 f"{MIN_COMMIT_MS}ms of audio, but buffer only has {have_ms:.2f}ms of audio.", eid)
-        item_id, previous = self._id("item"), self._last_item_id
-        self._last_utterance = bytes(self._buffer)
-        self._buffer.clear()
+        out = self._commit_buffer(self._id("item"))
+        self._reset_vad()
+        return out
+
+    def _commit_buffer(self, item_id: str, upto_sample: int | None = None) -> list[Event]:
+        """Turn the buffered audio (all, or that before session sample ``upto_sample``) into user
+        item ``item_id``; the rest stays buffered."""
+        cut = len(self._buffer)
+        if upto_sample is not None:
+            cut = min(cut, max(0, (upto_sample - self._buffer_start) * 2))
+        previous = self._last_item_id
+        self._last_utterance = bytes(self._buffer[:cut])
+        del self._buffer[:cut]
+        self._buffer_start += cut // 2
         self._items[item_id] = _Item("user", len(self._last_utterance))
         self._last_item_id = item_id
         item = {"id": item_id, "object": "realtime.item", "type": "message", "status": "completed",
@@ -123,8 +269,16 @@ class EchoCore:
         return [self._ev("input_audio_buffer.committed", previous_item_id=previous, item_id=item_id),
                 self._ev("conversation.item.created", previous_item_id=previous, item=item)]
 
+    def _reset_vad(self) -> None:
+        """The buffer was committed or cleared by the client: any turn in progress is gone."""
+        self._vad_item = None
+        if self.vad is not None:
+            self.vad.reset(self._buffer_start)
+
     def _clear(self, event: Event, eid: Any) -> list[Event]:
+        self._buffer_start += len(self._buffer) // 2
         self._buffer.clear()
+        self._reset_vad()
         return [self._ev("input_audio_buffer.cleared")]
 
     def _response_create(self, event: Event, eid: Any) -> list[Event]:
@@ -132,6 +286,9 @@ class EchoCore:
             return self._error("conversation_already_has_active_response",
                                f"Conversation already has an active response in progress: "
                                f"{self.active.response_id}.", eid)
+        return self._start_response()
+
+    def _start_response(self) -> list[Event]:
         pcm = self._reply_pcm if self._reply_pcm is not None else self._last_utterance
         resp = _Response(self._id("resp"), self._id("item"), pcm)
         self._items[resp.item_id] = _Item("assistant")

@@ -3,15 +3,30 @@
 "Only the fields that are present in the session.update are updated. [...] To
 clear a field like turn_detection, pass null." The echo model speaks pcm16 at
 24 kHz only (the real API: "Only a 24kHz sample rate is supported"), so other
-formats are refused with a reason. It accepts a ``turn_detection`` setting but
-has no server VAD: it never commits or answers on its own.
+formats are refused with a reason.
+
+``turn_detection`` (GA: ``audio.input.turn_detection``; beta: top-level
+``turn_detection``, stored at the GA path) is ``null`` (the client commits) or a
+``server_vad`` object, which the echo core honours with an energy VAD (see
+:mod:`sipbridge.realtime.echo_core`). Its effective value, defaults filled in,
+is what ``session.updated`` announces: ``threshold`` 0.5, ``prefix_padding_ms``
+300, ``silence_duration_ms`` 500 (the provider's documented defaults),
+``create_response`` true and ``interrupt_response`` false -- unlike the
+provider, the embedded model leaves cancelling a response on barge-in to the
+client unless asked. ``semantic_vad`` and other keys are refused.
 """
 
 from __future__ import annotations
 
+import copy
+import math
 from typing import Any
 
 PCM_FORMAT = {"type": "audio/pcm", "rate": 24000}
+VAD_DEFAULTS: dict[str, Any] = {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300,
+                                "silence_duration_ms": 500, "create_response": True,
+                                "interrupt_response": False}
+MAX_VAD_MS = 10000
 
 
 def default_session(session_id: str, model: str) -> dict[str, Any]:
@@ -60,6 +75,39 @@ def _check(update: dict[str, Any]) -> str | None:
     return None
 
 
+def normalize_turn_detection(td: Any, where: str = "session.audio.input.turn_detection"
+                             ) -> tuple[dict[str, Any] | None, str | None]:
+    """``(effective turn_detection, None)`` with defaults filled in, or ``(None, reason)``."""
+    if td is None:
+        return None, None
+    if not isinstance(td, dict):
+        return None, f"{where} must be null or an object"
+    if td.get("type") != "server_vad":
+        return None, (f"{where}.type {td.get('type')!r} is not supported by the embedded model "
+                      f"(server_vad or null only)")
+    unknown = sorted(set(td) - set(VAD_DEFAULTS))
+    if unknown:
+        return None, f"{where}: unsupported key(s) {', '.join(map(str, unknown))}"
+    out = {**VAD_DEFAULTS, **td}
+    threshold = out["threshold"]
+    if (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+            or not math.isfinite(threshold) or not 0.0 <= threshold <= 1.0):
+        return None, f"{where}.threshold must be a number between 0 and 1, got {threshold!r}"
+    for key in ("prefix_padding_ms", "silence_duration_ms"):
+        value = out[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_VAD_MS:
+            return None, f"{where}.{key} must be an integer between 0 and {MAX_VAD_MS}, got {value!r}"
+    for key in ("create_response", "interrupt_response"):
+        if not isinstance(out[key], bool):
+            return None, f"{where}.{key} must be true or false, got {out[key]!r}"
+    return out, None
+
+
+def turn_detection_of(session: dict[str, Any]) -> dict[str, Any] | None:
+    """The effective ``turn_detection`` of a session object (GA path)."""
+    return session["audio"]["input"].get("turn_detection")
+
+
 def _merge(into: dict[str, Any], update: dict[str, Any]) -> None:
     for key, value in update.items():
         if isinstance(value, dict) and isinstance(into.get(key), dict):
@@ -74,6 +122,19 @@ def apply_session_update(session: dict[str, Any], update: Any) -> str | None:
     if not isinstance(update, dict):
         return "'session' must be an object"
     problem = _check(update)
-    if problem is None:
-        _merge(session, update)
-    return problem
+    if problem is not None:
+        return problem
+    update = copy.deepcopy(update)
+    where = "session.audio.input.turn_detection"
+    if "turn_detection" in update:  # beta spelling: stored where GA keeps it
+        where = "session.turn_detection"
+        update.setdefault("audio", {}).setdefault("input", {})["turn_detection"] = update.pop("turn_detection")
+    merged = copy.deepcopy(session)
+    _merge(merged, update)
+    td, problem = normalize_turn_detection(turn_detection_of(merged), where)
+    if problem is not None:
+        return problem
+    merged["audio"]["input"]["turn_detection"] = td
+    session.clear()
+    session.update(merged)
+    return None

@@ -1,7 +1,11 @@
 """Embedded "echo" model: a local WebSocket server speaking the Realtime protocol (GA names).
 
 The default model when no API key is configured, so the whole call path works
-offline: the caller hears their last committed sentence back. Protocol logic is
+offline: the caller hears their last committed sentence back. With
+``turn_detection: {"type": "server_vad", ...}`` in the session it also takes
+turns on its own, like the provider: speech_started/stopped from an energy VAD
+on the appended audio, then a commit and the echo (see
+:mod:`~sipbridge.realtime.echo_core`). Protocol logic is
 in :class:`~sipbridge.realtime.echo_core.EchoCore`; this module only does I/O:
 one reader loop per connection, one writer task draining an ordered queue (so a
 ``response.done`` can never overtake a delta already queued, and no delta follows
@@ -131,7 +135,7 @@ class EmbeddedModel:
                 if isinstance(event, str):
                     emit(core.malformed(event))
                     continue
-                emit(core.handle(event))
+                emit(core.handle(event))  # an append may start a response (server VAD)
                 if core.active is not None and core.active.response_id != pacing:
                     pacing = core.active.response_id
                     tasks.add(asyncio.create_task(self._stream(core, pacing, emit)))
