@@ -54,6 +54,14 @@ class RealtimeConfig:
 
 
 @dataclass(frozen=True)
+class BargeInConfig:
+    enabled: bool = True
+    dtmf: bool = True
+    resume_window_ms: int = 800
+    echo_guard: bool = True
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str = "info"
     format: str = "auto"
@@ -65,6 +73,7 @@ class Config:
     sip: SipConfig = field(default_factory=SipConfig)
     realtime: RealtimeConfig = field(default_factory=RealtimeConfig)
     turn_detection: Any = None  # sipbridge.turn.settings.TurnSettings
+    barge_in: BargeInConfig = field(default_factory=BargeInConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
     def upstream(self, environ: Mapping[str, str] | None = None) -> tuple[str, str | None]:
@@ -80,7 +89,8 @@ class Config:
         return url, key
 
 
-_SECTIONS = {"sip": SipConfig, "realtime": RealtimeConfig, "log": LogConfig}
+_SECTIONS = {"sip": SipConfig, "realtime": RealtimeConfig, "barge_in": BargeInConfig,
+             "log": LogConfig}
 _CHOICES = {
     "realtime.api": ("ga", "beta"),
     "log.level": ("debug", "info", "warning", "error"),
@@ -89,7 +99,7 @@ _CHOICES = {
 _RANGES = {
     "sip.port": (1, 65535), "sip.rtp_port": (1024, 65534), "sip.rtp_port_range": (2, 60000),
     "sip.max_calls": (1, 1000), "realtime.connect_timeout_ms": (100, 60000),
-    "log.pjsip_level": (0, 6),
+    "log.pjsip_level": (0, 6), "barge_in.resume_window_ms": (100, 10000),
 }
 
 
@@ -179,6 +189,7 @@ def build(raw: Mapping | None, environ: Mapping[str, str] | None = None) -> Conf
         sip=_section("sip", SipConfig, raw.get("sip")),
         realtime=_section("realtime", RealtimeConfig, raw.get("realtime")),
         turn_detection=resolve_turn(dict(turn_raw), "turn_detection"),
+        barge_in=_section("barge_in", BargeInConfig, raw.get("barge_in")),
         log=_section("log", LogConfig, raw.get("log")),
     )
     _check(cfg)

@@ -18,6 +18,8 @@ exactly the audio handed to RTP (or a delete when none was).
 from __future__ import annotations
 
 import asyncio
+import math
+import threading
 from collections.abc import Callable
 from dataclasses import fields, replace
 
@@ -25,6 +27,8 @@ import numpy as np
 import structlog
 from sipcodecs import StreamResampler
 
+from .bargein import Action, BargeInPolicy, Decision
+from .media.echo import EchoCanceller, EchoSettings
 from .media.gate import SpeechGate
 from .media.playout import Cleared, PlayoutBuffer
 from .realtime import protocol as rt
@@ -37,6 +41,12 @@ log = structlog.get_logger("sipbridge.session")
 
 PORT_RATE = 16000
 MODEL_RATE = 24000
+
+
+def frame_dbfs(frame: np.ndarray) -> float:
+    """RMS level of an int16 frame in dBFS (-inf for digital silence)."""
+    power = float(np.dot(frame.astype(np.float32), frame.astype(np.float32))) / max(len(frame), 1)
+    return 10 * math.log10(power / (32768.0 * 32768.0)) if power > 0 else -math.inf
 
 
 class CallSession:
@@ -58,6 +68,14 @@ class CallSession:
         # gate is used only while the type is silero (a call may switch, see update_turn_detection)
         self.gate = SpeechGate(PORT_RATE) if not rc.send_silence and self.engine is not None else None
         self._samples_in = 0
+        bc = config.barge_in
+        self.barge = BargeInPolicy(enabled=bc.enabled, dtmf=bc.dtmf,
+                                   resume_window_ms=bc.resume_window_ms,
+                                   floor_dbfs=self.settings.silence_floor_dbfs)
+        self.echo = EchoCanceller(EchoSettings(min_erl_db=6.0, acquire_give_up_ms=1000)) if bc.echo_guard else None
+        self._barge_lock = threading.Lock()
+        self._pause: Decision | None = None        # the pause in force, for the barge-in log
+        self._cancel_reason: dict[str, str] = {}   # response -> interrupted | client_cancelled
         self.session_config = rt.SessionConfig(
             model=rc.model, instructions=rc.instructions, voice=rc.voice,
             input_rate=MODEL_RATE, output_rate=MODEL_RATE, api=rc.api,
@@ -69,7 +87,6 @@ class CallSession:
         self.response_id: str | None = None       # response in progress upstream
         self._response_gen: dict[str, int] = {}   # response -> playout generation it plays in
         self._cancelled: set[str] = set()
-        self._paused_by_onset = False
         self.barge_ins = 0
 
     # -- life cycle (event loop) --------------------------------------------------------------
@@ -107,43 +124,45 @@ class CallSession:
         """20 ms of caller audio (16 kHz PCM16): upstream, and into the turn engine."""
         if self.closed:
             return
+        near = np.frombuffer(pcm, dtype=np.int16)
+        echo_only = False
+        if self.echo is not None:
+            cleaned = self.echo.near(near)
+            if cleaned is not near:
+                near, pcm = cleaned, cleaned.tobytes()
+            echo_only = self.echo.likely_echo_only
         up = self._up.process(pcm)
-        self._samples_in += len(pcm) // 2
+        self._samples_in += len(near)
         gated = self._gated  # once per frame: a concurrent update must not send it twice or never
         if not gated:
             self._to_loop(self.client.send_audio, up)
+        self._barge(self.barge.on_frame, self._samples_in, frame_dbfs(near), echo_only,
+                    self.playout.playing)
         if self.engine is not None:
-            for event in self.engine.feed(np.frombuffer(pcm, dtype=np.int16)):
+            for event in self.engine.feed(near):
                 self._on_turn(event)
         if gated:
             for payload in self.gate.offer(self._samples_in, up):
                 self._to_loop(self.client.send_audio, payload)
 
     def next_frame(self) -> bytes:
-        """The next 20 ms of agent audio (silence when there is none)."""
-        return self.playout.pull()
+        """The next 20 ms of agent audio (silence when there is none); also the echo reference."""
+        frame = self.playout.pull()
+        if self.echo is not None:
+            self.echo.far(np.frombuffer(frame, dtype=np.int16))
+        return frame
 
     @property
     def _gated(self) -> bool:
         return self.gate is not None and self.settings.type == "silero"
 
     def _on_turn(self, event) -> None:
-        agent_talking = self.playout.playing
         if self._gated:
             self._gate_turn(event)
-        if isinstance(event, SpeechOnset):
-            if agent_talking and not self.playout.paused:
-                self.playout.pause()
-                self._paused_by_onset = True
-        elif isinstance(event, SpeechRejected):
-            if self._paused_by_onset:
-                self.playout.resume()
-                self._paused_by_onset = False
-        elif isinstance(event, SpeechStarted):
+        if isinstance(event, SpeechStarted):
             self.log.info("speech_started", audio_start_ms=event.audio_start_ms)
-            if agent_talking or self._paused_by_onset:
-                self.interrupt("interrupted", source="local_vad")
-        elif isinstance(event, SpeechStopped):
+        self._barge(self.barge.on_turn, event, self.playout.playing, event=event)
+        if isinstance(event, SpeechStopped):
             self.log.info("speech_stopped", audio_end_ms=event.audio_end_ms)
             if self.settings.type == "silero":
                 self._to_loop(self._commit_turn)
@@ -153,10 +172,41 @@ class CallSession:
             for payload in self.gate.start(event.audio_start_sample):
                 self._to_loop(self.client.send_audio, payload)
         elif isinstance(event, SpeechRejected):
-            self.gate.stop()
+            self.gate.stop(cleared=True)
             self._to_loop(self.client.send, rt.input_audio_clear())  # drop the cough upstream
         elif isinstance(event, SpeechStopped):
             self.gate.stop()
+
+    def _barge(self, decide, *args, event=None) -> None:
+        """Ask the barge-in policy (``decide(*args)``) and apply its answer to the agent's audio.
+
+        Decision and pause/resume happen under one lock with :meth:`interrupt`, so a pause can
+        never land after a clear and leave the next answer paused.
+        """
+        with self._barge_lock:
+            decision = decide(*args)
+            if decision is None:
+                return
+            if decision.action is Action.PAUSE:
+                self.playout.pause()
+                self._pause = decision
+                return
+            if decision.action is Action.RESUME:
+                self.playout.resume()
+                pause, self._pause = self._pause, None
+        if decision.action is Action.RESUME:
+            self.log.info("barge_in_resumed", why=decision.source, paused_ms=self._ms(
+                decision.at_sample - pause.at_sample) if pause else None)
+            return
+        onset = None
+        if isinstance(event, SpeechStarted):  # the first speech chunk, without the padding
+            onset = event.audio_start_sample + min(self.settings.prefix_padding_ms * 16,
+                                                   event.at_sample)
+        self.interrupt("interrupted", source=decision.source, onset_sample=onset)
+
+    @staticmethod
+    def _ms(samples: int) -> int:
+        return samples * 1000 // PORT_RATE
 
     # -- any thread ---------------------------------------------------------------------------
     def update_turn_detection(self, changes: dict) -> TurnSettings:
@@ -190,15 +240,30 @@ class CallSession:
             "silence_floor_dbfs")})
         return new
 
-    def interrupt(self, reason: str = "client_cancelled", source: str = "api") -> None:
-        """The one cancel path: silence now, then cancel and truncate upstream."""
-        self._paused_by_onset = False
-        cleared = self.playout.clear()
-        self._to_loop(self._cancel_upstream, cleared, reason, source)
+    def interrupt(self, reason: str = "client_cancelled", source: str = "api",
+                  onset_sample: int | None = None) -> None:
+        """The one cancel path, for every source: silence now, then cancel and truncate upstream.
+
+        ``reason`` is ``interrupted`` (the caller: speech, DTMF, the provider's VAD) or
+        ``client_cancelled`` (programmatic), as the Realtime providers report it.
+        """
+        with self._barge_lock:
+            pause, self._pause = self._pause, None
+            self.barge.reset()
+            cleared = self.playout.clear()
+        timing = {}
+        if pause is not None:
+            timing["paused_by"] = pause.source
+            if onset_sample is not None:
+                timing["onset_to_pause_ms"] = self._ms(pause.at_sample - onset_sample)
+        if onset_sample is not None:
+            timing["onset_to_cancel_ms"] = self._ms(self._samples_in - onset_sample)
+        self._to_loop(self._cancel_upstream, cleared, reason, source, timing)
 
     def on_dtmf(self, digit: str) -> None:
         """RFC 4733 digit from the caller (pjsua worker thread)."""
         self.log.info("dtmf", digit=digit)
+        self._barge(self.barge.on_dtmf, self._samples_in, self.playout.playing)
         if self.settings.type != "none":
             return
         if digit == self.settings.commit_digit:
@@ -219,12 +284,13 @@ class CallSession:
         self.client.send(rt.input_audio_commit())
         self.client.send(rt.response_create())
 
-    def _cancel_upstream(self, cleared: Cleared, reason: str, source: str) -> None:
+    def _cancel_upstream(self, cleared: Cleared, reason: str, source: str, timing: dict) -> None:
         if self.closed:
             return
         response = self.response_id
         if response is not None:
             self._cancelled.add(response)
+            self._cancel_reason[response] = reason
             self.client.send(rt.response_cancel(response))
         audio_end_ms = None
         if cleared.item_id is not None:
@@ -237,7 +303,7 @@ class CallSession:
             self.barge_ins += 1
             self.log.info("barge_in", source=source, reason=reason, response_id=response,
                           item_id=cleared.item_id, audio_end_ms=audio_end_ms,
-                          dropped_ms=cleared.dropped_ms)
+                          dropped_ms=cleared.dropped_ms, **timing)
 
     def _on_event(self, event) -> None:
         if isinstance(event, rt.AudioDelta):
@@ -254,8 +320,11 @@ class CallSession:
                 self.response_id = None
             self._response_gen.pop(event.response_id, None)
             self._cancelled.discard(event.response_id)
-            self.log.info("response.done", response_id=event.response_id, status=event.status,
-                          reason=event.reason)
+            ours = self._cancel_reason.pop(event.response_id, None)
+            status = "cancelled" if ours else event.status
+            self.log.info("response.done", response_id=event.response_id, status=status,
+                          status_details={"type": status, "reason": ours or event.reason},
+                          upstream_status=event.status)
         elif isinstance(event, rt.SpeechStarted):
             self.log.info("speech_started", source="server", audio_start_ms=event.audio_start_ms)
             if self.settings.type == "server_vad" and self.playout.playing:

@@ -9,8 +9,10 @@ echoes the agent back like a line hybrid. Everything is measured where a caller 
 * ``onset_to_silence_ms``: the caller's interrupting speech starts on the wire (first loud
   sample sent) -> the first agent packet after which the agent stays silent;
 * ``onset_to_cancel_ms``: the same onset -> ``response.cancel`` received by the model server;
-* ``truncate_error_ms``: ``audio_end_ms`` of the truncate minus the agent audio that went on
-  the wire (RTP sequence numbers from the item's first packet to the first silent one);
+* ``truncate_error_ms``: ``audio_end_ms`` of the truncate minus how far into the answer the
+  caller got: the last 200 ms of agent audio it received before the agent went silent are
+  located in the answer itself by cross-correlation (a pause before the cancel, or the
+  answer's own silences, cannot fool this);
 * ``leaked_packets``: agent packets louder than -45 dBFS after that silence began, before the
   caller's interruption has ended (when the next answer could legitimately start).
 
@@ -34,10 +36,23 @@ SILENT_DBFS = -55.0
 LOUD_DBFS = -45.0
 
 
+def reply_pcm() -> np.ndarray:
+    """A long spoken answer (~8.8 s of recorded prompts, 8 kHz) loud from its first sample."""
+    return audio.make_utterance(["tt-weasels", "tt-somethingwrong", "tt-weasels"], 300).pcm
+
+
 def reply_wav(path: Path) -> Path:
-    """A long spoken answer (~8 s of recorded prompts, 24 kHz) loud from its first sample."""
-    utt = audio.make_utterance(["tt-weasels", "tt-somethingwrong", "tt-weasels"], 300)
-    return audio.write_wav(path, audio.resample(utt.pcm, 8000, 24000), rate=24000)
+    """The answer as the model server streams it (24 kHz)."""
+    return audio.write_wav(path, audio.resample(reply_pcm(), 8000, 24000), rate=24000)
+
+
+def heard_until_ms(reply: np.ndarray, tail: np.ndarray) -> int:
+    """Where in ``reply`` (8 kHz) the received ``tail`` ends, in ms: found by cross-correlation."""
+    n = len(reply) + len(tail)
+    size = 1 << (n - 1).bit_length()
+    corr = np.fft.irfft(np.fft.rfft(reply.astype(float), size) *
+                        np.conj(np.fft.rfft(tail.astype(float), size)), size)[: len(reply)]
+    return int((int(np.argmax(corr)) + len(tail)) * 1000 // 8000)
 
 
 @dataclass
@@ -60,8 +75,14 @@ class BargeResult:
 def run_call(tmp_path: Path, *, speak_over: bool = True, dtmf: str | None = None,
              echo: tuple[float, float] | None = None, barge_after_s: float = 1.0,
              bridge_extra: dict | None = None, listen_s: float = 3.0,
-             interrupt_prompt: str = "tt-somethingwrong") -> BargeResult:
-    """Place one call; ``echo`` = (delay_ms, attenuation_db) of the line echo of the agent."""
+             interrupt_prompt: str = "tt-somethingwrong",
+             interrupt_sound: str | None = None) -> BargeResult:
+    """Place one call; ``echo`` = (delay_ms, attenuation_db) of the line echo of the agent.
+
+    ``interrupt_sound`` "music" (3 s of music on hold at -30 dBFS) or "clicks" (five 100 ms
+    bursts at -3 dBFS, 500 ms apart) is played over the agent instead of speech: not a
+    barge-in.
+    """
     tmp_path.mkdir(parents=True, exist_ok=True)
     wav = reply_wav(tmp_path / "reply.wav")
     first = audio.trim_silence(audio.load_wav(audio.asterisk_prompt("hello-world")))
@@ -80,6 +101,10 @@ def run_call(tmp_path: Path, *, speak_over: bool = True, dtmf: str | None = None
         assert agent_start is not None, "the agent never answered:\n" + bridge.output()[-3000:]
         at_s = agent_start - peer.t0 + barge_after_s
         onset = None
+        if interrupt_sound is not None:
+            speak_over = False
+            peer.play(_sound(interrupt_sound), at_s=at_s)
+            quiet_from = peer.t0 + at_s + 3.0
         if speak_over:
             peer.play(second, at_s=at_s)
             onset = peer.t0 + at_s
@@ -87,7 +112,7 @@ def run_call(tmp_path: Path, *, speak_over: bool = True, dtmf: str | None = None
         if dtmf:
             onset = peer.t0 + peer.send_dtmf(dtmf, at_s=at_s)
             quiet_from = onset + 0.3
-        if onset is None:
+        if onset is None and interrupt_sound is None:
             quiet_from = agent_start + 8.0   # no interruption: let the whole answer play
         peer.sleep_until(quiet_from - peer.t0 + listen_s)
         bridge.stop()                        # BYE to the caller, clean exit
@@ -100,6 +125,8 @@ def run_call(tmp_path: Path, *, speak_over: bool = True, dtmf: str | None = None
     res.cancels = sum(1 for e in upstream_events if e.get("type") == "response.cancel")
     if onset is None:
         return res
+    if speak_over:  # on the wire: the first 20 ms of the interruption louder than -40 dBFS
+        onset = peer.first_time(-40.0, after=onset - 0.005, direction="tx", component="source")
     res.onset_s = onset
     # the agent stops: the first packet after the onset from which it stays silent until the
     # caller's interruption is over (the next answer may start only after that)
@@ -113,8 +140,9 @@ def run_call(tmp_path: Path, *, speak_over: bool = True, dtmf: str | None = None
         res.onset_to_silence_ms = (stop.arrival - onset) * 1000
         res.leaked_packets = sum(1 for p in rx if stop.arrival < p.arrival <= quiet_from
                                  and p.level > LOUD_DBFS)
-        first_agent = next(p for p in rx if p.arrival >= agent_start - 0.02 and p.level > LOUD_DBFS)
-        res.wire_ms = ((stop.seq - first_agent.seq) & 0xFFFF) * 20
+        heard = [p for p in rx if agent_start - 0.02 <= p.arrival < stop.arrival]
+        tail = np.concatenate([p.pcm for p in heard if p.level > SILENT_DBFS][-10:])
+        res.wire_ms = heard_until_ms(reply_pcm(), tail)
     cancel = [e for e in upstream_events if e.get("type") == "response.cancel"]
     if cancel:
         res.onset_to_cancel_ms = (cancel[0]["_recv_t"] - onset) * 1000
@@ -124,6 +152,17 @@ def run_call(tmp_path: Path, *, speak_over: bool = True, dtmf: str | None = None
         if res.wire_ms is not None:
             res.truncate_error_ms = res.audio_end_ms - res.wire_ms
     return res
+
+
+def _sound(kind: str) -> np.ndarray:
+    if kind == "music":
+        track = audio.load_wav("/usr/share/asterisk/moh/macroform-cold_day.wav")
+        piece = track[60 * 8000: 63 * 8000].astype(float)
+        return (piece * (10 ** (-30 / 20) * 32768 / max(audio.rms(piece), 1.0))).astype(np.int16)
+    if kind == "clicks":
+        burst = audio.noise(100, -3.0, seed=7)
+        return np.concatenate([np.concatenate([burst, audio.silence(500)]) for _ in range(5)])
+    raise ValueError(kind)
 
 
 def _wait(probe, timeout: float):

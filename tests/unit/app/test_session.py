@@ -371,7 +371,7 @@ def test_interrupt_while_idle_sends_nothing(make_call):
 # -- barge-in by the caller's voice -------------------------------------------------------------
 
 def test_caller_speech_pauses_at_onset_then_cancels_once_confirmed(make_call):
-    """Speech over the reply pauses output at the first speech chunk and, after min_speech_ms, clears and cancels."""
+    """Speech over the reply pauses output at its first loud frame and, once confirmed, clears and cancels."""
     call = make_call(reply=REPLY, pace=2)
     call.take_turn()
     call.wait_playing()
@@ -387,10 +387,11 @@ def test_caller_speech_pauses_at_onset_then_cancels_once_confirmed(make_call):
     assert paused_at is not None and cleared_at is not None
     assert all(f != SILENT for f in out[:paused_at]), "the agent was audible until the onset"
     assert all(f == SILENT for f in out[paused_at:]), "output must stop on the very tick of the onset"
-    # SpeechStarted comes once the candidate spans min_speech_ms from the start of its first
-    # 32 ms chunk, decided at a chunk's end: 300 ms after the onset chunk began, give or take a tick
+    # the pause comes at the first loud frame, up to ~150 ms before Silero's first speech chunk
+    # (at most the 250 ms energy hold); SpeechStarted comes once the candidate spans
+    # min_speech_ms from the start of that chunk, decided at a chunk's end
     confirm_ms = (cleared_at - paused_at) * 20
-    assert 300 - 32 - 20 <= confirm_ms <= 300 + 32, confirm_ms
+    assert 300 - 32 - 20 <= confirm_ms <= 250 + 300 + 32, confirm_ms
     (truncate,) = call.wait_for("conversation.item.truncate")
     assert call.turn_events()[-2:] == ["response.cancel", "conversation.item.truncate"]
     assert truncate["audio_end_ms"] == paused_at * 20 == s.playout.played_ms(truncate["item_id"])
@@ -416,7 +417,9 @@ def test_a_cough_pauses_the_reply_then_resumes_it_without_losing_a_sample(make_c
             assert frame == SILENT
         else:
             kept.append(frame)
-    assert 1 <= paused_ticks <= 10, "the cough should pause the reply briefly"
+    # paused from the cough's first loud frame until Silero rejects it, or at most the energy
+    # hold (250 ms) when Silero never sees an onset in it
+    assert 1 <= paused_ticks <= 15, "the cough should pause the reply briefly"
     heard = b"".join(kept)
     assert heard[:len(REPLY_16K)] == REPLY_16K, "the reply did not resume exactly where it paused"
     assert heard[len(REPLY_16K):] == bytes(len(heard) - len(REPLY_16K))

@@ -1,0 +1,80 @@
+"""Barge-in on real calls, measured on the wire (prints one JSON object).
+
+    python bench/barge_in.py [--calls 20] [--false-calls 3]
+
+Each call: ``sipbridge run`` with a recording model server that answers every turn with ~9 s
+of speech (streamed at 4x real time), SIPp signalling, and an RtpPeer caller
+(tests/support/barge.py) that says a sentence, waits for the answer, and speaks over it after
+a varied delay. Reported, over the calls:
+
+* ``onset_to_silence_ms``: the interruption's first 20 ms louder than -40 dBFS leaving the
+  caller -> the first agent packet after which the agent stays silent (target p95 <= 120);
+* ``onset_to_cancel_ms``: the same onset -> ``response.cancel`` at the model server;
+* ``truncate_error_ms``: ``audio_end_ms`` minus how far into the answer the caller heard (by
+  cross-correlation of the last audio received with the answer; target |error| <= 20);
+* ``leaked_packets``: agent packets louder than -45 dBFS after it went silent (target 0);
+* ``false_barge_ins``: cancels on calls where the caller only echoes the agent (12 dB down,
+  40 ms late), only plays music on hold at -30 dBFS over it, or only clicks (target 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.support.barge import run_call, summary  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--calls", type=int, default=20)
+    ap.add_argument("--false-calls", type=int, default=2, help="calls per false-barge-in case")
+    args = ap.parse_args()
+    started = time.monotonic()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-barge-"))
+    calls = []
+    for i in range(args.calls):
+        r = run_call(tmp / f"call{i}", barge_after_s=0.8 + 0.137 * i % 2.0)
+        calls.append(r)
+        print(f"call {i}: onset->silence {r.onset_to_silence_ms} ms, truncate error "
+              f"{r.truncate_error_ms} ms, leaked {r.leaked_packets}", file=sys.stderr)
+    false = {}
+    cases = {
+        "echo_12db_40ms": dict(speak_over=False, echo=(40.0, 12.0)),
+        "echo_6db_20ms": dict(speak_over=False, echo=(20.0, 6.0)),
+        "music_-30dbfs": dict(interrupt_sound="music"),
+        "clicks": dict(interrupt_sound="clicks"),
+    }
+    for name, kwargs in cases.items():
+        results = [run_call(tmp / f"{name}{i}", **kwargs) for i in range(args.false_calls)]
+        false[name] = {"calls": len(results), "false_barge_ins": sum(r.cancels for r in results)}
+        print(f"{name}: {false[name]}", file=sys.stderr)
+    out = {
+        "bench": "barge_in",
+        "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
+                    "loadavg_1m": round(os.getloadavg()[0], 2)},
+        "calls": len(calls),
+        "barged": sum(1 for r in calls if r.cancels == 1),
+        "onset_to_silence_ms": summary([r.onset_to_silence_ms for r in calls]),
+        "onset_to_cancel_ms": summary([r.onset_to_cancel_ms for r in calls]),
+        "truncate_error_ms": summary([abs(r.truncate_error_ms) if r.truncate_error_ms is not None
+                                      else None for r in calls]),
+        "leaked_packets": sum(r.leaked_packets for r in calls),
+        "false_barge_ins": false,
+        "elapsed_s": round(time.monotonic() - started, 1),
+        "command": "python bench/barge_in.py " + " ".join(sys.argv[1:]),
+    }
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""Barge-in policy: pause first, cancel on confirmation, resume when it was nothing.
+
+Pure logic, fed once per 20 ms caller frame and once per turn event, time in caller samples.
+It answers with what the session must do to the agent's audio:
+
+* ``PAUSE`` at the first sign of the caller over the agent: a frame clearly louder than the
+  line's floor (after echo cancellation, and not judged echo), or Silero's first speech chunk
+  (``SpeechOnset``), whichever comes first. Pausing costs nothing: queued audio is kept.
+* ``CANCEL`` when the speech is confirmed (``SpeechStarted``: it lasted ``min_speech_ms``) or a
+  DTMF digit arrives: the session clears the buffer and cancels and truncates upstream.
+* ``RESUME`` when the candidate is rejected (shorter than ``min_speech_ms``: a cough, a
+  click), when an energy pause sees no Silero onset within ``energy_hold_ms`` (Silero finds
+  a real onset 70-140 ms after it starts; a later onset pauses again), or when a paused
+  candidate is neither confirmed nor rejected within ``resume_window_ms`` (a safety net):
+  playback continues with the sample after the last one sent.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from .turn.events import SpeechOnset, SpeechRejected, SpeechStarted
+
+
+class Action(enum.Enum):
+    PAUSE = "pause"
+    RESUME = "resume"
+    CANCEL = "cancel"
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    source: str              # energy | local_vad | dtmf | timeout | rejected
+    at_sample: int
+
+
+class BargeInPolicy:
+    """Decides pause / resume / cancel while the agent is talking."""
+
+    def __init__(self, *, enabled: bool = True, dtmf: bool = True, resume_window_ms: int = 800,
+                 energy_hold_ms: int = 250, energy_margin_db: float = 10.0,
+                 floor_dbfs: float = -45.0, rate: int = 16000):
+        self.enabled = enabled
+        self.dtmf = dtmf
+        self.resume_window = resume_window_ms * rate // 1000
+        self.energy_hold = energy_hold_ms * rate // 1000
+        self.energy_dbfs = floor_dbfs + energy_margin_db
+        self.paused_at: int | None = None    # sample at which we paused (None: not paused by us)
+        self.onset_seen = False              # Silero saw a speech onset since the pause
+        self.pause_source: str | None = None
+
+    def set_floor(self, floor_dbfs: float, margin_db: float = 10.0) -> None:
+        self.energy_dbfs = floor_dbfs + margin_db
+
+    def on_frame(self, end_sample: int, level_dbfs: float, echo_only: bool,
+                 agent_talking: bool) -> Decision | None:
+        """One caller frame (after echo cancellation): an energy pause, or a resume on timeout."""
+        if not self.enabled:
+            return None
+        if self.paused_at is not None:
+            waited = end_sample - self.paused_at
+            if not self.onset_seen and self.pause_source == "energy" and waited >= self.energy_hold:
+                return self._resume("no_speech", end_sample)
+            if waited >= self.resume_window:
+                return self._resume("timeout", end_sample)
+            return None
+        if agent_talking and not echo_only and level_dbfs >= self.energy_dbfs:
+            return self._pause("energy", end_sample)
+        return None
+
+    def on_turn(self, event, agent_talking: bool) -> Decision | None:
+        """A turn event from the detector."""
+        if not self.enabled:
+            return None
+        if isinstance(event, SpeechOnset):
+            if self.paused_at is not None:
+                self.onset_seen = True
+                return None
+            if agent_talking:
+                decision = self._pause("local_vad", event.at_sample)
+                self.onset_seen = True
+                return decision
+        elif isinstance(event, SpeechRejected):
+            if self.paused_at is not None:
+                return self._resume("rejected", event.at_sample)
+        elif isinstance(event, SpeechStarted):
+            if self.paused_at is not None or agent_talking:
+                return self._cancel("local_vad", event.at_sample)
+        return None
+
+    def on_dtmf(self, at_sample: int, agent_talking: bool) -> Decision | None:
+        if self.enabled and self.dtmf and (agent_talking or self.paused_at is not None):
+            return self._cancel("dtmf", at_sample)
+        return None
+
+    def reset(self) -> None:
+        """The agent's audio was cleared by someone else (a cancel from another source)."""
+        self.paused_at = None
+        self.onset_seen = False
+        self.pause_source = None
+
+    def _pause(self, source: str, at: int) -> Decision:
+        self.paused_at, self.onset_seen, self.pause_source = at, False, source
+        return Decision(Action.PAUSE, source, at)
+
+    def _resume(self, source: str, at: int) -> Decision:
+        self.reset()
+        return Decision(Action.RESUME, source, at)
+
+    def _cancel(self, source: str, at: int) -> Decision:
+        self.reset()
+        return Decision(Action.CANCEL, source, at)

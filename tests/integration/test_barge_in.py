@@ -1,0 +1,43 @@
+"""Barge-in on real calls, measured on the wire by the caller (tests/support/barge.py)."""
+
+from tests.support import audio
+from tests.support.barge import reply_pcm, run_call
+
+
+def test_speaking_over_the_agent_silences_it_cancels_and_truncates_at_what_was_heard(tmp_path):
+    """Caller speech over a long answer stops the agent on the wire, cancels it, and truncates it at the audio sent."""
+    r = run_call(tmp_path)
+    assert len(r.barge_ins) == 1 and r.barge_ins[0]["source"] == "local_vad", r.barge_ins
+    assert r.onset_to_silence_ms is not None, "the agent never went silent"
+    assert r.onset_to_silence_ms <= 150, r.onset_to_silence_ms
+    assert r.leaked_packets == 0
+    assert r.cancels == 1
+    assert r.truncate_error_ms is not None and abs(r.truncate_error_ms) <= 20, (r.audio_end_ms, r.wire_ms)
+    cancelled = [d for d in r.responses_done if d["status"] == "cancelled"]
+    assert len(cancelled) == 1
+
+
+def test_dtmf_digit_interrupts_the_agent(tmp_path):
+    """A DTMF digit while the agent talks interrupts it like speech does."""
+    r = run_call(tmp_path, speak_over=False, dtmf="5")
+    assert [b["source"] for b in r.barge_ins] == ["dtmf"], r.barge_ins
+    assert r.onset_to_silence_ms is not None and r.onset_to_silence_ms <= 100, r.onset_to_silence_ms
+    assert r.leaked_packets == 0 and r.cancels == 1
+    assert abs(r.truncate_error_ms) <= 20
+
+
+def test_line_echo_of_the_agent_alone_does_not_interrupt(tmp_path):
+    """The agent's own voice echoed back 12 dB down, 40 ms late, never interrupts it: the answer plays out."""
+    r = run_call(tmp_path, speak_over=False, echo=(40.0, 12.0))
+    assert r.barge_ins == [] and r.cancels == 0
+    assert [d["status"] for d in r.responses_done] == ["completed"]
+    loud_ms = 20 * int((audio.frame_dbfs(reply_pcm(), 20, 8000) > -45).sum())
+    assert r.agent_ms_heard >= loud_ms - 100, (r.agent_ms_heard, loud_ms)
+
+
+def test_speech_over_the_line_echo_still_interrupts(tmp_path):
+    """With the agent's echo on the line, the caller speaking over it still interrupts it."""
+    r = run_call(tmp_path, echo=(40.0, 12.0))
+    assert len(r.barge_ins) == 1 and r.barge_ins[0]["source"] == "local_vad", r.barge_ins
+    assert r.onset_to_silence_ms is not None and r.onset_to_silence_ms <= 150, r.onset_to_silence_ms
+    assert r.leaked_packets == 0

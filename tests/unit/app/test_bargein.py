@@ -1,0 +1,68 @@
+"""The barge-in policy: pause first, cancel on confirmation, resume when it was nothing."""
+
+from sipbridge.bargein import Action, BargeInPolicy
+from sipbridge.turn.events import SpeechOnset, SpeechRejected, SpeechStarted
+
+MS = 16  # samples per ms at 16 kHz
+
+
+def onset(at):
+    return SpeechOnset(audio_start_ms=0, audio_start_sample=0, at_sample=at)
+
+
+def test_loud_frame_over_the_agent_pauses_then_confirmed_speech_cancels():
+    """A loud caller frame while the agent talks pauses it; SpeechStarted then cancels."""
+    p = BargeInPolicy()
+    assert p.on_frame(320, -20.0, False, agent_talking=True).action is Action.PAUSE
+    assert p.on_turn(onset(640), agent_talking=True) is None
+    d = p.on_turn(SpeechStarted(0, 0, 5000), agent_talking=True)
+    assert (d.action, d.source) == (Action.CANCEL, "local_vad")
+
+
+def test_nothing_happens_while_the_agent_is_silent_or_for_echo_or_quiet_frames():
+    """No pause when the agent is silent, when the frame is judged echo, or when it is under the margin."""
+    p = BargeInPolicy(floor_dbfs=-45.0)
+    assert p.on_frame(320, -10.0, False, agent_talking=False) is None
+    assert p.on_frame(640, -10.0, True, agent_talking=True) is None
+    assert p.on_frame(960, -36.0, False, agent_talking=True) is None
+    assert p.on_turn(onset(1000), agent_talking=False) is None
+
+
+def test_energy_pause_without_a_speech_onset_resumes_after_the_hold():
+    """An energy pause that Silero never confirms as an onset resumes after energy_hold_ms."""
+    p = BargeInPolicy(energy_hold_ms=160)
+    p.on_frame(320, -20.0, False, True)
+    assert p.on_frame(320 + 150 * MS, -60.0, False, True) is None
+    d = p.on_frame(320 + 160 * MS, -60.0, False, True)
+    assert (d.action, d.source) == (Action.RESUME, "no_speech")
+
+
+def test_rejected_candidate_resumes_and_onset_pause_waits_for_the_verdict():
+    """A Silero onset pause waits past the energy hold for Started or Rejected; Rejected resumes."""
+    p = BargeInPolicy(energy_hold_ms=160, resume_window_ms=800)
+    assert p.on_turn(onset(1000), agent_talking=True).action is Action.PAUSE
+    assert p.on_frame(1000 + 300 * MS, -20.0, False, True) is None
+    d = p.on_turn(SpeechRejected(0, 0, 1000 + 320 * MS), agent_talking=True)
+    assert (d.action, d.source) == (Action.RESUME, "rejected")
+
+
+def test_a_pause_never_outlives_the_resume_window():
+    """A paused candidate with no verdict resumes after resume_window_ms."""
+    p = BargeInPolicy(resume_window_ms=500)
+    p.on_turn(onset(0), agent_talking=True)
+    assert p.on_frame(499 * MS, -20.0, False, True) is None
+    assert p.on_frame(500 * MS, -20.0, False, True).source == "timeout"
+
+
+def test_dtmf_cancels_only_while_the_agent_talks_and_only_when_enabled():
+    """A digit over the agent cancels it; while idle, or with dtmf off, nothing."""
+    assert BargeInPolicy().on_dtmf(100, agent_talking=True).source == "dtmf"
+    assert BargeInPolicy().on_dtmf(100, agent_talking=False) is None
+    assert BargeInPolicy(dtmf=False).on_dtmf(100, agent_talking=True) is None
+
+
+def test_disabled_policy_never_acts():
+    """With barge-in disabled the agent is never paused or cancelled by the caller."""
+    p = BargeInPolicy(enabled=False)
+    assert p.on_frame(320, 0.0, False, True) is None
+    assert p.on_turn(SpeechStarted(0, 0, 5000), agent_talking=True) is None
