@@ -49,8 +49,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from dataclasses import dataclass, field
@@ -70,6 +68,8 @@ from sipbridge.turn.silero import load_model  # noqa: E402
 from tests.unit.turn.corpus import (  # noqa: E402
     MUSIC, PROMPTS, prompt, read_wav, scaled_to, to_line, white_noise,
 )
+
+from machine import machine  # noqa: E402 - bench/machine.py
 
 RATE8, RATE = 8000, 16000
 FRAME = 320                      # 20 ms at 16 kHz: what the media clock hands the session
@@ -336,17 +336,6 @@ def score_non_speech(streams: list[Stream]) -> dict:
         total += len(s.streamed) - watch
     return {"false_starts": counts, "onsets": onsets, "false_start_at": where[:20],
             "non_speech_streamed_fraction": round(streamed / max(1, total), 4)}
-
-
-def machine() -> dict:
-    cpu = None
-    try:
-        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name")), None)
-    except OSError:
-        pass
-    return {"cores": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
-            "loadavg_1m": round(os.getloadavg()[0], 2)}
 
 
 def main() -> int:

@@ -36,10 +36,7 @@ rounds that run every variant once in turn (so background load falls on all alik
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -55,6 +52,7 @@ from sipbridge.turn.engine import TurnEngine, score_pending  # noqa: E402
 from sipbridge.turn.settings import TurnSettings  # noqa: E402
 from sipbridge.turn.silero import CHUNK_SAMPLES, SAMPLE_RATE, load_model  # noqa: E402
 from tests.unit.turn.corpus import PROMPTS, read_wav, to_line, trim  # noqa: E402
+from machine import machine  # noqa: E402 - bench/machine.py
 
 FRAME = 320                                   # 20 ms at 16 kHz
 CHUNKS_PER_SECOND = SAMPLE_RATE / CHUNK_SAMPLES
@@ -62,21 +60,6 @@ CHUNKS_PER_SECOND = SAMPLE_RATE / CHUNK_SAMPLES
 
 def progress(msg: str) -> None:
     print(f"[vad] {msg}", file=sys.stderr, flush=True)
-
-
-def machine() -> dict:
-    cpu = None
-    try:
-        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name")), None)
-    except OSError:
-        pass
-    try:
-        ort = importlib.metadata.version("onnxruntime")
-    except importlib.metadata.PackageNotFoundError:
-        ort = None
-    return {"cores": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
-            "onnxruntime": ort, "numpy": np.__version__, "loadavg_1m": round(os.getloadavg()[0], 2)}
 
 
 def speech_prompts() -> list[np.ndarray]:
@@ -281,7 +264,7 @@ def main() -> int:
 
     result = {
         "bench": "vad",
-        "machine": machine(),
+        "machine": machine("onnxruntime", "numpy"),
         "call_audio": {"callers": callers, "seconds_per_caller": args.seconds, "line_noise_dbfs": noise,
                        "speech_fraction": round(float(np.mean([s for _, s in built])), 3),
                        "settings": "defaults (floor -45 dBFS, threshold 0.5)"},

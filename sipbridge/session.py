@@ -41,6 +41,11 @@ log = structlog.get_logger("sipbridge.session")
 
 PORT_RATE = 16000
 MODEL_RATE = 24000
+# Line echo is at least 6 dB down (G.168's assumption for hybrids); with the canceller's
+# conservative 3 dB and 4 s search, a caller interrupting in the first seconds of an answer on
+# an echo-free line was held back 150 ms (bench/barge_in.py). After 1 s of agent speech with no
+# echo found, the line is taken as echo-free (the search goes on).
+LINE_ECHO = EchoSettings(min_erl_db=6.0, acquire_give_up_ms=1000)
 
 
 def frame_dbfs(frame: np.ndarray) -> float:
@@ -72,7 +77,7 @@ class CallSession:
         self.barge = BargeInPolicy(enabled=bc.enabled, dtmf=bc.dtmf,
                                    resume_window_ms=bc.resume_window_ms,
                                    floor_dbfs=self.settings.silence_floor_dbfs)
-        self.echo = EchoCanceller(EchoSettings(min_erl_db=6.0, acquire_give_up_ms=1000)) if bc.echo_guard else None
+        self.echo = EchoCanceller(LINE_ECHO) if bc.echo_guard else None
         self._barge_lock = threading.Lock()
         self._pause: Decision | None = None        # the pause in force, for the barge-in log
         self._cancel_reason: dict[str, str] = {}   # response -> interrupted | client_cancelled
@@ -229,6 +234,7 @@ class CallSession:
         old, self.settings = self.settings, new
         if self.engine is not None:
             self.engine.update(new)
+        self.barge.set_floor(new.silence_floor_dbfs)
         if self.gate is not None and old.type == "silero" and new.type != "silero":
             self.gate.stop()  # everything streams now; a switch back starts closed
         if (old.type == "server_vad") != (new.type == "server_vad") or new.type == "server_vad":
@@ -258,6 +264,9 @@ class CallSession:
                 timing["onset_to_pause_ms"] = self._ms(pause.at_sample - onset_sample)
         if onset_sample is not None:
             timing["onset_to_cancel_ms"] = self._ms(self._samples_in - onset_sample)
+        if self.echo is not None:
+            timing["echo_mode"] = self.echo.mode
+            timing["echo_delay_ms"] = self.echo.delay_ms
         self._to_loop(self._cancel_upstream, cleared, reason, source, timing)
 
     def on_dtmf(self, digit: str) -> None:

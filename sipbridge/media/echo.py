@@ -37,12 +37,15 @@ How (one 2N-point FFT domain, N = one frame, so each far frame is transformed on
   autocorrelation; a ~1 ms Toeplitz solve), worth several dB at once: after 2 s of far speech
   11-15 dB instead of 7-10. The reported delay is the largest tap of the filter in use (sample
   exact), the GCC peak before the filter has adapted.
-* **Double talk: two filters.** A background filter adapts on every far-active frame; the
-  foreground filter, whose output is used, takes the background's coefficients only while the
-  background's error is clearly (3 dB) lower, and the background is reset to the foreground
-  when it does clearly worse. Caller speech over the echo makes the background wander but
-  never the foreground; a changed echo path is followed as soon as the background has learnt
-  it. No double-talk detector is in the adaptation loop.
+* **Double talk: two filters.** A background filter adapts on every far-active frame (every
+  other one once its residual is under -20 dB); the foreground filter, whose output is used,
+  takes the background's coefficients only while the background's error is clearly (3 dB)
+  lower, and the background is reset to the foreground when it does clearly worse. Caller
+  speech over the echo makes the background wander but never the foreground; a changed echo
+  path is followed as soon as the background has learnt it. No double-talk detector is in the
+  adaptation loop. An error 2 dB above the near signal on three loud frames in a row (a caller
+  can only make the error smaller than the near signal over a converged filter) also counts as
+  a moved echo.
 * **Residual echo suppression**, one gain per frame decided in seven bands (300-3500 Hz; below
   300 Hz prompts and TTS carry too little far energy for the filter to learn, so the band would
   only add noise to the decision): per band the foreground's residual is learnt as a ratio to
@@ -89,6 +92,7 @@ _RHO2 = 0.81             # the residual is learnt on frames with corr(near, esti
 _NU_RATE = 0.08          # its learning rate per such frame
 _NORM_A = 0.5            # smoothing of the NLMS power normalisation
 _PROJECT = 2             # gradient constraint every this many background updates
+_SETTLED = 0.01          # residual under -20 dB: the background adapts on every other frame only
 _WORSE_RATIO = 1.6       # error over near power that only a wrong echo estimate explains
 _WORSE_FRAMES = 3        # that many frames in a row: the echo moved
 _WORSE_DBFS = -50.0      # ... counted on near frames above this level only
@@ -465,8 +469,8 @@ class EchoCanceller:
         self._placed_frames += 1
         if not (math.isfinite(p_e_bg) and p_e_bg < 64.0 * (p_y + xa) + 1e6):
             self._restore_background()
-        elif xa > self._far_thresh:
-            self._adapt(xw, specs[0], at, p_e_fg, p_e_bg)
+        elif xa > self._far_thresh and (self._leak > _SETTLED or self._placed_frames % 2):
+            self._adapt(xw, specs[0], at, p_e_fg, p_e_bg)   # every other frame once settled
         # residual echo of the foreground per band; a band keeps what its residual cannot explain
         # of min(error, near) (the error alone would count misadjustment noise ahead of an echo).
         # Seven bands: plain Python floats beat numpy calls on arrays this small.
@@ -584,17 +588,25 @@ class EchoCanceller:
         gb = self._gbins
         xs = self._xbuf[head: head + self._p_search, :gb]
         spec_y = spec_y[:gb]
+        keep = 1.0 - forget
+        weighted = np.conj(spec_y)
+        weighted *= forget
         tmp = self._gtmp
-        np.multiply(xs, np.conj(spec_y), out=tmp)
-        tmp *= forget
-        self._gcc *= 1.0 - forget
+        np.multiply(xs, weighted, out=tmp)
+        self._gcc *= keep
         self._gcc += tmp
-        self._sxx += forget * (self._xp2[head, :gb] - self._sxx)
+        self._sxx *= keep
+        self._sxx += forget * self._xp2[head, :gb]
         if not self._placed:  # only the first placement's least squares needs it
-            self._acor += forget * (xs[0] * np.conj(self._zspec[:gb]) - self._acor)
-        self._syy += forget * (spec_y.real ** 2 + spec_y.imag ** 2 - self._syy)
+            self._acor *= keep
+            self._acor += xs[0] * np.conj(self._zspec[:gb]) * forget
+        power = spec_y.real ** 2
+        power += spec_y.imag ** 2
+        power *= forget
+        self._syy *= keep
+        self._syy += power
         self._gcc_frames += 1
-        if self._gcc_frames >= 8 and self._gcc_frames % (2 if self._placed else 3) == 0:
+        if self._gcc_frames >= 8 and self._gcc_frames % 3 == 0:
             self._estimate()
 
     def _estimate(self) -> None:
