@@ -45,9 +45,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
-import platform
-import statistics
 import sys
 import time
 import timeit
@@ -67,6 +64,7 @@ from sipbridge.turn.events import SpeechOnset, SpeechStarted  # noqa: E402
 from sipbridge.turn.settings import TurnSettings  # noqa: E402
 from sipbridge.turn.silero import load_model  # noqa: E402
 from tests.support.audio import asterisk_prompt, load_wav, trim_silence  # noqa: E402
+from machine import machine  # noqa: E402 - bench/machine.py
 
 FRAME = 320
 RATE = 16000
@@ -75,17 +73,6 @@ CALLERS = ("conf-onlyperson", "pbx-invalid", "vm-sorry", "ss-noservice", "vm-int
 
 def progress(msg: str) -> None:
     print(f"[echo] {msg}", file=sys.stderr, flush=True)
-
-
-def machine() -> dict:
-    cpu = None
-    try:
-        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name")), None)
-    except OSError:
-        pass
-    return {"cores": os.cpu_count(), "cpu": cpu, "python": platform.python_version(), "numpy": np.__version__,
-            "loadavg_1m": round(os.getloadavg()[0], 2)}
 
 
 def calibration() -> dict:
@@ -323,7 +310,7 @@ def main() -> None:
     calib = calibration()
     cost = bench_cost()
     calib_after = calibration()
-    report = {"machine": machine(), "calibration_us": calib, "calibration_after_us": calib_after,
+    report = {"machine": machine("numpy"), "calibration_us": calib, "calibration_after_us": calib_after,
               "cost_us": cost}
     erle, dispersive, noisy, false_turns = bench_echo(model, args.quick)
     report.update({"erle": erle, "erle_dispersive": dispersive, "erle_noisy": noisy,
