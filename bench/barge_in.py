@@ -9,6 +9,7 @@ a varied delay. Reported, over the calls:
 
 * ``onset_to_silence_ms``: the interruption's first 20 ms louder than -40 dBFS leaving the
   caller -> the first agent packet after which the agent stays silent (target p95 <= 120);
+* ``loud_onset_to_silence_ms``: the same from the first 20 ms louder than -30 dBFS;
 * ``onset_to_cancel_ms``: the same onset -> ``response.cancel`` at the model server;
 * ``truncate_error_ms``: ``audio_end_ms`` minus how far into the answer the caller heard (by
   cross-correlation of the last audio received with the answer; target |error| <= 20);
@@ -33,6 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.support.barge import run_call, summary  # noqa: E402
 
 
+PROMPTS = ["tt-somethingwrong", "vm-goodbye", "auth-thankyou", "hello-world", "tt-weasels"]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calls", type=int, default=20)
@@ -42,7 +46,8 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bench-barge-"))
     calls = []
     for i in range(args.calls):
-        r = run_call(tmp / f"call{i}", barge_after_s=0.8 + 0.137 * i % 2.0)
+        prompt = PROMPTS[i % len(PROMPTS)]
+        r = run_call(tmp / f"call{i}", barge_after_s=0.8 + (0.137 * i) % 2.0, interrupt_prompt=prompt)
         calls.append(r)
         print(f"call {i}: onset->silence {r.onset_to_silence_ms} ms, truncate error "
               f"{r.truncate_error_ms} ms, leaked {r.leaked_packets}", file=sys.stderr)
@@ -62,8 +67,9 @@ def main() -> int:
         "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
                     "loadavg_1m": round(os.getloadavg()[0], 2)},
         "calls": len(calls),
-        "barged": sum(1 for r in calls if r.cancels == 1),
+        "barged": sum(1 for r in calls if len(r.barge_ins) == 1),
         "onset_to_silence_ms": summary([r.onset_to_silence_ms for r in calls]),
+        "loud_onset_to_silence_ms": summary([r.loud_onset_to_silence_ms for r in calls]),
         "onset_to_cancel_ms": summary([r.onset_to_cancel_ms for r in calls]),
         "truncate_error_ms": summary([abs(r.truncate_error_ms) if r.truncate_error_ms is not None
                                       else None for r in calls]),

@@ -421,6 +421,9 @@ class EchoCanceller:
         floor = max(self._near_floor, 2.0 * self._noise)
         dt = dt and min(p_e, p_y) > floor
         echo_only = not dt and p_y > self._near_floor
+        if self.echo_free and not self._placed:
+            # no echo on this line: the caller's soft sounds under the bound are not echo
+            dt = echo_only = False
         self.double_talk, self.likely_echo_only = dt, echo_only
         self._history[slot] = echo_only
         self.frames_double_talk += dt

@@ -8,7 +8,10 @@ echoes the agent back like a line hybrid. Everything is measured where a caller 
 
 * ``onset_to_silence_ms``: the caller's interrupting speech starts on the wire (first loud
   sample sent) -> the first agent packet after which the agent stays silent;
-* ``onset_to_cancel_ms``: the same onset -> ``response.cancel`` received by the model server;
+* ``loud_onset_to_silence_ms``: the same from the first 20 ms louder than -30 dBFS (prompts
+  often open with 100-150 ms of breath at -40..-50 dBFS, under the bridge's -35 dBFS trigger);
+* ``onset_to_cancel_ms``: the same onset -> ``response.cancel`` received by the model server
+  (or the truncate, when the response had already been fully streamed);
 * ``truncate_error_ms``: ``audio_end_ms`` of the truncate minus how far into the answer the
   caller got: the last 200 ms of agent audio it received before the agent went silent are
   located in the answer itself by cross-correlation (a pause before the cancel, or the
@@ -37,8 +40,12 @@ LOUD_DBFS = -45.0
 
 
 def reply_pcm() -> np.ndarray:
-    """A long spoken answer (~8.8 s of recorded prompts, 8 kHz) loud from its first sample."""
-    return audio.make_utterance(["tt-weasels", "tt-somethingwrong", "tt-weasels"], 300).pcm
+    """A long spoken answer (~9 s of distinct recorded prompts, 8 kHz) loud from its first sample.
+
+    No prompt repeats: the truncation check locates what the caller heard inside it.
+    """
+    return audio.make_utterance(["tt-weasels", "tt-somethingwrong", "hello-world", "vm-goodbye",
+                                 "activated"], 300).pcm
 
 
 def reply_wav(path: Path) -> Path:
@@ -46,12 +53,20 @@ def reply_wav(path: Path) -> Path:
     return audio.write_wav(path, audio.resample(reply_pcm(), 8000, 24000), rate=24000)
 
 
-def heard_until_ms(reply: np.ndarray, tail: np.ndarray) -> int:
-    """Where in ``reply`` (8 kHz) the received ``tail`` ends, in ms: found by cross-correlation."""
+def heard_until_ms(reply: np.ndarray, tail: np.ndarray, near_ms: float, before_ms: float = 800,
+                   after_ms: float = 100) -> int:
+    """Where in ``reply`` (8 kHz) the received ``tail`` ends, in ms, by cross-correlation.
+
+    The search is limited to ``near_ms - before_ms .. near_ms + after_ms`` (``near_ms``: the
+    wall time the agent had been audible): the answer's words repeat sounds, and a pause can
+    only make the caller hear less than the wall time, never more.
+    """
     n = len(reply) + len(tail)
     size = 1 << (n - 1).bit_length()
     corr = np.fft.irfft(np.fft.rfft(reply.astype(float), size) *
                         np.conj(np.fft.rfft(tail.astype(float), size)), size)[: len(reply)]
+    ends = (np.arange(len(corr)) + len(tail)) * 1000 / 8000
+    corr[(ends < near_ms - before_ms) | (ends > near_ms + after_ms)] = -np.inf
     return int((int(np.argmax(corr)) + len(tail)) * 1000 // 8000)
 
 
@@ -61,6 +76,7 @@ class BargeResult:
     responses_done: list[dict]
     onset_s: float | None = None           # perf_counter time of the interruption's onset
     onset_to_silence_ms: float | None = None
+    loud_onset_to_silence_ms: float | None = None   # from the first 20 ms above -30 dBFS
     onset_to_cancel_ms: float | None = None
     audio_end_ms: int | None = None
     wire_ms: int | None = None
@@ -125,8 +141,12 @@ def run_call(tmp_path: Path, *, speak_over: bool = True, dtmf: str | None = None
     res.cancels = sum(1 for e in upstream_events if e.get("type") == "response.cancel")
     if onset is None:
         return res
+    loud_onset = None
     if speak_over:  # on the wire: the first 20 ms of the interruption louder than -40 dBFS
-        onset = peer.first_time(-40.0, after=onset - 0.005, direction="tx", component="source")
+        scheduled = onset
+        onset = peer.first_time(-40.0, after=scheduled - 0.005, direction="tx", component="source")
+        loud_onset = peer.first_time(-30.0, after=scheduled - 0.005, direction="tx",
+                                     component="source")
     res.onset_s = onset
     # the agent stops: the first packet after the onset from which it stays silent until the
     # caller's interruption is over (the next answer may start only after that)
@@ -138,14 +158,19 @@ def run_call(tmp_path: Path, *, speak_over: bool = True, dtmf: str | None = None
             break
     if stop is not None:
         res.onset_to_silence_ms = (stop.arrival - onset) * 1000
+        if loud_onset is not None:
+            res.loud_onset_to_silence_ms = (stop.arrival - loud_onset) * 1000
         res.leaked_packets = sum(1 for p in rx if stop.arrival < p.arrival <= quiet_from
                                  and p.level > LOUD_DBFS)
         heard = [p for p in rx if agent_start - 0.02 <= p.arrival < stop.arrival]
         tail = np.concatenate([p.pcm for p in heard if p.level > SILENT_DBFS][-10:])
-        res.wire_ms = heard_until_ms(reply_pcm(), tail)
-    cancel = [e for e in upstream_events if e.get("type") == "response.cancel"]
-    if cancel:
-        res.onset_to_cancel_ms = (cancel[0]["_recv_t"] - onset) * 1000
+        res.wire_ms = heard_until_ms(reply_pcm(), tail, (stop.arrival - agent_start) * 1000)
+    # the model hears of it first by response.cancel, or, when the response had already been
+    # fully received (streamed faster than real time), by the truncate of the item
+    told = [e for e in upstream_events if e.get("type") in (
+        "response.cancel", "conversation.item.truncate", "conversation.item.delete")]
+    if told:
+        res.onset_to_cancel_ms = (told[0]["_recv_t"] - onset) * 1000
     trunc = [e for e in upstream_events if e.get("type") == "conversation.item.truncate"]
     if trunc:
         res.audio_end_ms = trunc[0]["audio_end_ms"]

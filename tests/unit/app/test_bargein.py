@@ -66,3 +66,13 @@ def test_disabled_policy_never_acts():
     p = BargeInPolicy(enabled=False)
     assert p.on_frame(320, 0.0, False, True) is None
     assert p.on_turn(SpeechStarted(0, 0, 5000), agent_talking=True) is None
+
+
+def test_steady_line_noise_raises_the_trigger_so_it_never_pauses_the_agent():
+    """After seconds of -38 dBFS line noise, the same noise over the agent does not pause it; speech does."""
+    p = BargeInPolicy(floor_dbfs=-45.0)
+    for i in range(150):                      # 3 s of noise before the agent talks
+        p.on_frame(320 * (i + 1), -38.0, False, agent_talking=False)
+    for i in range(150, 200):
+        assert p.on_frame(320 * (i + 1), -38.0, False, agent_talking=True) is None
+    assert p.on_frame(320 * 201, -18.0, False, agent_talking=True).action is Action.PAUSE
