@@ -38,6 +38,17 @@ def bridge_from_caller(cap: RtpCapture, bridge: Bridge):
     return streams[0]
 
 
+def call_waiting_for_bye(bridge: Bridge):
+    """A SIPp call (uac_wait_bye) running in the background, answered and settled; ``.result()``."""
+    from concurrent.futures import ThreadPoolExecutor
+    pool = ThreadPoolExecutor(1)
+    future = pool.submit(run_sipp, "uac_wait_bye", bridge.target, timeout=25)
+    pool.shutdown(wait=False)
+    bridge.wait_log("call_answered", timeout=15)
+    time.sleep(0.5)  # SIPp failed the call once (of ~15 runs) on a BYE right after its ACK
+    return future
+
+
 def wait_no_upstream_sockets(bridge: Bridge, upstream: Upstream, timeout: float = 5.0) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -165,31 +176,17 @@ def test_api_key_is_sent_to_the_model_server(tmp_path):
 
 def test_upstream_close_ends_the_call_with_bye(tmp_path, upstream, bridge):
     """When the model server goes away mid-call, the bridge hangs up with BYE and says why."""
-    import threading
-    out = {}
-    t = threading.Thread(target=lambda: out.setdefault("res", run_sipp(
-        "uac_wait_bye", bridge.target, timeout=25)))
-    t.start()
-    bridge.wait_log("call_answered", timeout=15)
-    time.sleep(0.5)  # SIPp failed the call once (of ~15 runs) on a BYE right after its ACK
+    call = call_waiting_for_bye(bridge)
     upstream.stop()
-    t.join(40)
-    assert out["res"].returncode == 0, "the caller never got a BYE"
+    assert call.result().returncode == 0, "the caller never got a BYE"
     assert "upstream lost" in bridge.wait_log("call_hangup")["reason"]
 
 
 def test_sigterm_ends_calls_with_bye_and_exits_0(tmp_path, upstream, bridge):
     """SIGTERM during a call sends BYE to the caller, and the process exits 0 with no assertion."""
-    import threading
-    out = {}
-    t = threading.Thread(target=lambda: out.setdefault("res", run_sipp(
-        "uac_wait_bye", bridge.target, timeout=25)))
-    t.start()
-    bridge.wait_log("call_answered", timeout=15)
-    time.sleep(0.5)
+    call = call_waiting_for_bye(bridge)
     assert bridge.stop() == 0
-    t.join(40)
-    assert out["res"].returncode == 0, "the caller never got a BYE"
+    assert call.result().returncode == 0, "the caller never got a BYE"
     assert "Assertion" not in bridge.output()
     assert bridge.logs("stopped")
 
