@@ -12,7 +12,7 @@ It answers with what the session must do to the agent's audio:
 * ``CANCEL`` when the speech is confirmed (``SpeechStarted``: it lasted ``min_speech_ms``) or a
   DTMF digit arrives: the session clears the buffer and cancels and truncates upstream.
 * ``RESUME`` when the candidate is rejected (shorter than ``min_speech_ms``: a cough, a
-  click), when an energy pause sees no Silero onset within ``energy_hold_ms`` (Silero finds
+  click) and the caller has then been quiet for ``quiet_before_resume_ms``, when an energy pause sees no Silero onset within ``energy_hold_ms`` (Silero finds
   a real onset 70-140 ms after it starts; a later onset pauses again), or when a paused
   candidate is neither confirmed nor rejected within ``resume_window_ms`` (a safety net):
   playback continues with the sample after the last one sent.
@@ -44,11 +44,18 @@ class BargeInPolicy:
 
     def __init__(self, *, enabled: bool = True, dtmf: bool = True, resume_window_ms: int = 800,
                  energy_hold_ms: int = 250, energy_margin_db: float = 10.0,
-                 noise_margin_db: float = 12.0, floor_dbfs: float = -45.0, rate: int = 16000):
+                 noise_margin_db: float = 12.0, floor_dbfs: float = -45.0,
+                 quiet_before_resume_ms: int = 120, rate: int = 16000):
         self.enabled = enabled
         self.dtmf = dtmf
         self.resume_window = resume_window_ms * rate // 1000
         self.energy_hold = energy_hold_ms * rate // 1000
+        self.quiet_before_resume = quiet_before_resume_ms * rate // 1000
+        self.last_loud = -(1 << 62)          # end sample of the caller's last loud frame
+        self.resume_pending = False          # rejected, waiting for the caller to be quiet
+        self.energy_quiet_until = 0          # no energy pauses before this sample (after a
+        # false alarm: music on hold or steady noise would otherwise pause and resume the agent
+        # every quarter second; Silero's onsets still pause it)
         self.energy_dbfs = floor_dbfs + energy_margin_db
         self.noise_margin_db = noise_margin_db
         self.noise_dbfs = floor_dbfs - 20.0  # the line's noise floor, tracked per frame
@@ -73,14 +80,19 @@ class BargeInPolicy:
         if not self.enabled:
             return None
         trigger = self._track_noise(level_dbfs)
+        if level_dbfs >= trigger:
+            self.last_loud = end_sample
         if self.paused_at is not None:
+            if self.resume_pending and end_sample - self.last_loud >= self.quiet_before_resume:
+                return self._resume("rejected", end_sample)
             waited = end_sample - self.paused_at
             if not self.onset_seen and self.pause_source == "energy" and waited >= self.energy_hold:
                 return self._resume("no_speech", end_sample)
             if waited >= self.resume_window:
                 return self._resume("timeout", end_sample)
             return None
-        if agent_talking and not echo_only and level_dbfs >= trigger:
+        if (agent_talking and not echo_only and level_dbfs >= trigger
+                and end_sample >= self.energy_quiet_until):
             return self._pause("energy", end_sample)
         return None
 
@@ -91,6 +103,7 @@ class BargeInPolicy:
         if isinstance(event, SpeechOnset):
             if self.paused_at is not None:
                 self.onset_seen = True
+                self.resume_pending = False
                 return None
             if agent_talking:
                 decision = self._pause("local_vad", event.at_sample)
@@ -98,7 +111,11 @@ class BargeInPolicy:
                 return decision
         elif isinstance(event, SpeechRejected):
             if self.paused_at is not None:
-                return self._resume("rejected", event.at_sample)
+                # a word with a stop in it is often rejected and re-detected a chunk later:
+                # resume only once the caller has been quiet for a moment
+                if event.at_sample - self.last_loud >= self.quiet_before_resume:
+                    return self._resume("rejected", event.at_sample)
+                self.resume_pending = True
         elif isinstance(event, SpeechStarted):
             if self.paused_at is not None or agent_talking:
                 return self._cancel("local_vad", event.at_sample)
@@ -114,6 +131,7 @@ class BargeInPolicy:
         self.paused_at = None
         self.onset_seen = False
         self.pause_source = None
+        self.resume_pending = False
 
     def _pause(self, source: str, at: int) -> Decision:
         self.paused_at, self.onset_seen, self.pause_source = at, False, source
@@ -121,6 +139,7 @@ class BargeInPolicy:
 
     def _resume(self, source: str, at: int) -> Decision:
         self.reset()
+        self.energy_quiet_until = at + 4 * self.energy_hold
         return Decision(Action.RESUME, source, at)
 
     def _cancel(self, source: str, at: int) -> Decision:

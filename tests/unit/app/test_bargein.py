@@ -41,7 +41,7 @@ def test_rejected_candidate_resumes_and_onset_pause_waits_for_the_verdict():
     """A Silero onset pause waits past the energy hold for Started or Rejected; Rejected resumes."""
     p = BargeInPolicy(energy_hold_ms=160, resume_window_ms=800)
     assert p.on_turn(onset(1000), agent_talking=True).action is Action.PAUSE
-    assert p.on_frame(1000 + 300 * MS, -20.0, False, True) is None
+    assert p.on_frame(1000 + 300 * MS, -60.0, False, True) is None   # past the energy hold
     d = p.on_turn(SpeechRejected(0, 0, 1000 + 320 * MS), agent_talking=True)
     assert (d.action, d.source) == (Action.RESUME, "rejected")
 
@@ -76,3 +76,35 @@ def test_steady_line_noise_raises_the_trigger_so_it_never_pauses_the_agent():
     for i in range(150, 200):
         assert p.on_frame(320 * (i + 1), -38.0, False, agent_talking=True) is None
     assert p.on_frame(320 * 201, -18.0, False, agent_talking=True).action is Action.PAUSE
+
+
+def test_a_rejected_candidate_while_the_caller_is_still_loud_waits_for_quiet_before_resuming():
+    """Rejection mid-word does not resume at once: the caller must be quiet for a moment, or speak on."""
+    p = BargeInPolicy(quiet_before_resume_ms=120)
+    assert p.on_frame(320, -20.0, False, True).action is Action.PAUSE
+    p.on_turn(onset(640), agent_talking=True)
+    p.on_frame(960, -20.0, False, True)                      # still loud
+    assert p.on_turn(SpeechRejected(0, 0, 960), agent_talking=True) is None
+    assert p.on_frame(1280, -60.0, False, True) is None      # quiet for 20 ms only
+    p.on_turn(onset(1600), agent_talking=True)               # the word goes on: stay paused
+    assert p.on_frame(960 + 200 * MS, -60.0, False, True) is None
+    q = BargeInPolicy(quiet_before_resume_ms=120)
+    q.on_frame(320, -20.0, False, True)
+    q.on_turn(onset(640), agent_talking=True)
+    q.on_turn(SpeechRejected(0, 0, 960), agent_talking=True)
+    assert q.on_frame(320 + 100 * MS, -60.0, False, True) is None   # 100 ms after the last loud frame
+    assert q.on_frame(320 + 120 * MS, -60.0, False, True).source == "rejected"
+
+
+def test_after_a_false_alarm_loudness_alone_does_not_pause_again_for_a_second():
+    """Music that paused the agent once (no speech followed) cannot pause it again for 4 energy holds."""
+    p = BargeInPolicy(energy_hold_ms=250)
+    p.on_frame(320, -20.0, False, True)
+    resumed = p.on_frame(320 + 250 * MS, -20.0, False, True)
+    assert resumed.source == "no_speech"
+    assert p.on_frame(320 + 500 * MS, -20.0, False, True) is None
+    assert p.on_turn(onset(320 + 520 * MS), agent_talking=True).action is Action.PAUSE  # speech still does
+    q = BargeInPolicy(energy_hold_ms=250)
+    q.on_frame(320, -20.0, False, True)
+    q.on_frame(320 + 250 * MS, -20.0, False, True)
+    assert q.on_frame(320 + 1250 * MS, -20.0, False, True).action is Action.PAUSE
