@@ -178,15 +178,18 @@ def test_upstream_close_ends_the_call_with_bye(tmp_path, upstream, bridge):
     """When the model server goes away mid-call, the bridge hangs up with BYE and says why."""
     call = call_waiting_for_bye(bridge)
     upstream.stop()
-    assert call.result().returncode == 0, "the caller never got a BYE"
+    res = call.result()
+    assert res.returncode == 0, "the caller never got a BYE:\n" + res.describe()
     assert "upstream lost" in bridge.wait_log("call_hangup")["reason"]
 
 
 def test_sigterm_ends_calls_with_bye_and_exits_0(tmp_path, upstream, bridge):
     """SIGTERM during a call sends BYE to the caller, and the process exits 0 with no assertion."""
     call = call_waiting_for_bye(bridge)
-    assert bridge.stop() == 0
-    assert call.result().returncode == 0, "the caller never got a BYE"
+    code = bridge.stop()
+    assert code == 0, f"exit {code}:\n" + bridge.output()[-4000:]
+    res = call.result()
+    assert res.returncode == 0, "the caller never got a BYE:\n" + res.describe()
     assert "Assertion" not in bridge.output()
     assert bridge.logs("stopped")
 
