@@ -58,7 +58,8 @@ import numpy as np  # noqa: E402
 from sipcodecs import StreamResampler  # noqa: E402
 
 from sipbridge.media.echo import EchoCanceller  # noqa: E402
-from sipbridge.media.echo_sim import EchoPath, hybrid_ir, line_echo  # noqa: E402
+from sipbridge.media.echo_sim import EchoPath, hybrid_ir, line_echo, place_caller  # noqa: E402
+from sipbridge.media.echo_sim import onset16 as onset16_at  # noqa: E402
 from sipbridge.turn.engine import TurnEngine  # noqa: E402
 from sipbridge.turn.events import SpeechOnset, SpeechStarted  # noqa: E402
 from sipbridge.turn.settings import TurnSettings  # noqa: E402
@@ -97,15 +98,11 @@ def agent16(seconds: float) -> np.ndarray:
 
 
 def caller8(name: str, at_s: float, gain_db: float, seconds: float) -> np.ndarray:
-    out = np.zeros(int(seconds * 8000))
-    x = prompt8(name).astype(np.float64) * 10 ** (gain_db / 20)
-    start = int(at_s * 8000)
-    out[start: start + len(x)] = x[: len(out) - start]
-    return out
+    return place_caller(prompt8(name), at_s, gain_db, seconds)
 
 
 def onset16(at_s: float) -> int:
-    return int(at_s * 8000) * 2 + StreamResampler(8000, RATE).delay_samples
+    return onset16_at(at_s, StreamResampler(8000, RATE).delay_samples)
 
 
 _REF = np.random.default_rng(0).standard_normal(640)

@@ -205,7 +205,7 @@ class CallSession:
             return
         onset = None
         if isinstance(event, SpeechStarted):  # the first speech chunk, without the padding
-            onset = event.audio_start_sample + min(self.settings.prefix_padding_ms * 16,
+            onset = event.audio_start_sample + min(self.settings.prefix_padding_ms * PORT_RATE // 1000,
                                                    event.at_sample)
         self.interrupt("interrupted", source=decision.source, onset_sample=onset)
 

@@ -111,3 +111,17 @@ def line_echo(far16: np.ndarray, path: EchoPath, *, caller8: np.ndarray | None =
     if len(up) < len(far16):
         up = np.concatenate([up, np.zeros(len(far16) - len(up), np.int16)])
     return up[: len(far16)]
+
+
+def place_caller(x8k: np.ndarray, at_s: float, gain_db: float, seconds: float) -> np.ndarray:
+    """The caller's voice at the phone (8 kHz float): ``x8k`` scaled by ``gain_db`` from ``at_s``."""
+    out = np.zeros(int(seconds * 8000))
+    x = x8k.astype(np.float64) * 10 ** (gain_db / 20)
+    start = int(at_s * 8000)
+    out[start: start + len(x)] = x[: len(out) - start]
+    return out
+
+
+def onset16(at_s: float, delay_samples: int) -> int:
+    """An onset at ``at_s`` in the bridge's 16 kHz samples, after an 8 -> 16 kHz resampler's delay."""
+    return int(at_s * 8000) * 2 + delay_samples

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from sipcodecs import StreamResampler
 
 from sipbridge.media.echo import EchoCanceller, EchoSettings, EchoState
-from sipbridge.media.echo_sim import EchoPath, hybrid_ir, line_echo
+from sipbridge.media.echo_sim import EchoPath, hybrid_ir, line_echo, place_caller
+from sipbridge.media.echo_sim import onset16 as onset16_at
 from sipbridge.turn.engine import TurnEngine
 from sipbridge.turn.events import SpeechStarted
 from sipbridge.turn.settings import TurnSettings
@@ -54,16 +55,12 @@ def agent16() -> np.ndarray:
 
 def caller8(name: str, at_s: float, gain_db: float = 0.0, seconds: float = FAR_SECONDS) -> np.ndarray:
     """The caller's voice at the phone (8 kHz float), starting ``at_s`` seconds in."""
-    out = np.zeros(int(seconds * 8000))
-    x = prompt8(name).astype(np.float64) * 10 ** (gain_db / 20)
-    start = int(at_s * 8000)
-    out[start: start + len(x)] = x[: len(out) - start]
-    return out
+    return place_caller(prompt8(name), at_s, gain_db, seconds)
 
 
 def onset16(at_s: float) -> int:
     """The caller's true onset in the bridge's 16 kHz samples (the 8k -> 16k resampler adds 1.5 ms)."""
-    return int(at_s * 8000) * 2 + StreamResampler(8000, RATE).delay_samples
+    return onset16_at(at_s, StreamResampler(8000, RATE).delay_samples)
 
 
 def cancel(far: np.ndarray, near: np.ndarray,
