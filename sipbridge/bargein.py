@@ -12,10 +12,14 @@ It answers with what the session must do to the agent's audio:
 * ``CANCEL`` when the speech is confirmed (``SpeechStarted``: it lasted ``min_speech_ms``) or a
   DTMF digit arrives: the session clears the buffer and cancels and truncates upstream.
 * ``RESUME`` when the candidate is rejected (shorter than ``min_speech_ms``: a cough, a
-  click) and the caller has then been quiet for ``quiet_before_resume_ms``, when an energy pause sees no Silero onset within ``energy_hold_ms`` (Silero finds
-  a real onset 70-140 ms after it starts; a later onset pauses again), or when a paused
-  candidate is neither confirmed nor rejected within ``resume_window_ms`` (a safety net):
-  playback continues with the sample after the last one sent.
+  click) and the caller has then been quiet for ``quiet_before_resume_ms``; when an energy
+  pause sees no Silero onset within ``energy_hold_ms`` (Silero finds most onsets 70-140 ms in),
+  unless the caller is still loud and Silero has scored a chunk since the pause at
+  ``maybe_prob`` or more (some words open on sounds Silero doubts for 300 ms: "thank you"
+  scores 0.13-0.44 before its first 0.5; music on hold rarely gets there), in which case
+  the pause holds until the caller is quiet or an onset comes; or when a paused candidate is
+  neither confirmed nor rejected within ``resume_window_ms`` (a safety net): playback
+  continues with the sample after the last one sent.
 """
 
 from __future__ import annotations
@@ -45,12 +49,15 @@ class BargeInPolicy:
     def __init__(self, *, enabled: bool = True, dtmf: bool = True, resume_window_ms: int = 800,
                  energy_hold_ms: int = 250, energy_margin_db: float = 10.0,
                  noise_margin_db: float = 12.0, floor_dbfs: float = -45.0,
-                 quiet_before_resume_ms: int = 120, rate: int = 16000):
+                 quiet_before_resume_ms: int = 200, maybe_prob: float = 0.2,
+                 rate: int = 16000):
         self.enabled = enabled
         self.dtmf = dtmf
         self.resume_window = resume_window_ms * rate // 1000
         self.energy_hold = energy_hold_ms * rate // 1000
         self.quiet_before_resume = quiet_before_resume_ms * rate // 1000
+        self.maybe_prob = maybe_prob
+        self.max_prob = 0.0                  # Silero's highest chunk score since the pause
         self.last_loud = -(1 << 62)          # end sample of the caller's last loud frame
         self.resume_pending = False          # rejected, waiting for the caller to be quiet
         self.energy_quiet_until = 0          # no energy pauses before this sample (after a
@@ -87,7 +94,9 @@ class BargeInPolicy:
                 return self._resume("rejected", end_sample)
             waited = end_sample - self.paused_at
             if not self.onset_seen and self.pause_source == "energy" and waited >= self.energy_hold:
-                return self._resume("no_speech", end_sample)
+                loud = end_sample - self.last_loud < self.quiet_before_resume
+                if not (loud and self.max_prob >= self.maybe_prob):
+                    return self._resume("no_speech", end_sample)
             if waited >= self.resume_window:
                 return self._resume("timeout", end_sample)
             return None
@@ -121,6 +130,11 @@ class BargeInPolicy:
                 return self._cancel("local_vad", event.at_sample)
         return None
 
+    def on_prob(self, prob: float) -> None:
+        """Silero's score of the newest chunk (fed after each frame's chunks are scored)."""
+        if self.paused_at is not None and prob > self.max_prob:
+            self.max_prob = prob
+
     def on_dtmf(self, at_sample: int, agent_talking: bool) -> Decision | None:
         if self.enabled and self.dtmf and (agent_talking or self.paused_at is not None):
             return self._cancel("dtmf", at_sample)
@@ -132,9 +146,11 @@ class BargeInPolicy:
         self.onset_seen = False
         self.pause_source = None
         self.resume_pending = False
+        self.max_prob = 0.0
 
     def _pause(self, source: str, at: int) -> Decision:
         self.paused_at, self.onset_seen, self.pause_source = at, False, source
+        self.max_prob = 0.0
         return Decision(Action.PAUSE, source, at)
 
     def _resume(self, source: str, at: int) -> Decision:

@@ -127,6 +127,7 @@ class TurnEngine:
         self._ready: deque[tuple[int, np.ndarray, float]] = deque()  # (end_sample, chunk, dbfs)
         self._chunks_ended = 0  # end sample of the last chunk cut
         self._quiet_run = 0  # consecutive chunks the detector judges without a probability
+        self.last_prob = 0.0  # Silero's probability for the newest scored chunk (0: not scored)
 
     # -- inspection -------------------------------------------------------
 
@@ -200,6 +201,7 @@ class TurnEngine:
         while self._ready:
             end_sample, chunk, dbfs = self._ready.popleft()
             prob = self._stream.prob(chunk) if self._wants_model(chunk, dbfs) else 0.0
+            self.last_prob = prob
             events.extend(self._detector.process(end_sample, prob, dbfs))
         return events
 
@@ -248,4 +250,5 @@ def score_pending(engines: Sequence[TurnEngine]) -> list[list[TurnEvent]]:
         probs = model.probs([item[1].stream for item in scored], [item[3] for item in scored]) if scored else ()
         prob_of = {item[0]: float(p) for item, p in zip(scored, probs)}
         for i, engine, end_sample, _chunk, dbfs in round_:
-            results[i].extend(engine._detector.process(end_sample, prob_of.get(i, 0.0), dbfs))
+            engine.last_prob = prob_of.get(i, 0.0)
+            results[i].extend(engine._detector.process(end_sample, engine.last_prob, dbfs))

@@ -6,14 +6,17 @@ reply streamed faster than real time, as real providers do. The caller says one 
 waits for the agent to talk, then (optionally) speaks over it, sends a DTMF digit, and/or
 echoes the agent back like a line hybrid. Everything is measured where a caller would:
 
-* ``onset_to_silence_ms``: the caller's interrupting speech starts on the wire (first loud
-  sample sent) -> the first agent packet after which the agent stays silent;
+* ``onset_to_silence_ms``: the caller's interrupting speech starts on the wire (the first
+  sample louder than -40 dBFS that opens 60 ms louder than that: a breath or a click before
+  the first word is not speech) -> the first agent packet after which the agent stays silent;
+* ``first_sound_to_silence_ms``: the same from the first 20 ms louder than -40 dBFS, breath
+  included;
 * ``loud_onset_to_silence_ms``: the same from the first 20 ms louder than -30 dBFS (prompts
   often open with 100-150 ms of breath at -40..-50 dBFS, under the bridge's -35 dBFS trigger);
 * ``onset_to_cancel_ms``: the same onset -> ``response.cancel`` received by the model server
   (or the truncate, when the response had already been fully streamed);
 * ``truncate_error_ms``: ``audio_end_ms`` of the truncate minus how far into the answer the
-  caller got: the last 200 ms of agent audio it received before the agent went silent are
+  caller got: the last 400 ms of agent audio it received before the agent went silent are
   located in the answer itself by cross-correlation (a pause before the cancel, or the
   answer's own silences, cannot fool this);
 * ``leaked_packets``: agent packets louder than -45 dBFS after that silence began, before the
@@ -76,6 +79,7 @@ class BargeResult:
     responses_done: list[dict]
     onset_s: float | None = None           # perf_counter time of the interruption's onset
     onset_to_silence_ms: float | None = None
+    first_sound_to_silence_ms: float | None = None  # from the first 20 ms above -40 dBFS
     loud_onset_to_silence_ms: float | None = None   # from the first 20 ms above -30 dBFS
     onset_to_cancel_ms: float | None = None
     audio_end_ms: int | None = None
@@ -142,15 +146,19 @@ def run_call(tmp_path: Path, *, speak_over: bool = True, dtmf: str | None = None
     if onset is None:
         return res
     loud_onset = None
-    if speak_over:  # on the wire: the first 20 ms of the interruption louder than -40 dBFS
+    first_sound = onset
+    if speak_over:  # on the wire: the interruption's speech onset (60 ms above -40 dBFS)
         scheduled = onset
-        onset = peer.first_time(-40.0, after=scheduled - 0.005, direction="tx", component="source")
+        onset = peer.first_time(-40.0, after=scheduled - 0.005, direction="tx", component="source",
+                                span_ms=60)
+        first_sound = peer.first_time(-40.0, after=scheduled - 0.005, direction="tx",
+                                      component="source")
         loud_onset = peer.first_time(-30.0, after=scheduled - 0.005, direction="tx",
                                      component="source")
     res.onset_s = onset
     # the agent stops: the first packet after the onset from which it stays silent until the
     # caller's interruption is over (the next answer may start only after that)
-    window = [p for p in rx if onset <= p.arrival <= quiet_from]
+    window = [p for p in rx if first_sound <= p.arrival <= quiet_from]
     stop = None
     for i, p in enumerate(window):
         if all(q.level < SILENT_DBFS for q in window[i:]):
@@ -158,12 +166,21 @@ def run_call(tmp_path: Path, *, speak_over: bool = True, dtmf: str | None = None
             break
     if stop is not None:
         res.onset_to_silence_ms = (stop.arrival - onset) * 1000
+        res.first_sound_to_silence_ms = (stop.arrival - first_sound) * 1000
         if loud_onset is not None:
             res.loud_onset_to_silence_ms = (stop.arrival - loud_onset) * 1000
         res.leaked_packets = sum(1 for p in rx if stop.arrival < p.arrival <= quiet_from
                                  and p.level > LOUD_DBFS)
         heard = [p for p in rx if agent_start - 0.02 <= p.arrival < stop.arrival]
-        tail = np.concatenate([p.pcm for p in heard if p.level > SILENT_DBFS][-10:])
+        # the last 400 ms heard, contiguous: dropping the answer's own quiet packets from it
+        # (a gap between its sentences) would splice audio the caller never heard together
+        tail = np.concatenate([p.pcm for p in heard][-20:])
+        # the packet in which the agent stopped ends in the pause's digital silence (pjmedia's
+        # 16->8 kHz resampler delays the last samples ~5 ms into it): that was not heard
+        end = len(tail)
+        while end > len(tail) - 160 and abs(int(tail[end - 1])) <= 16:
+            end -= 1
+        tail = tail[:end]
         res.wire_ms = heard_until_ms(reply_pcm(), tail, (stop.arrival - agent_start) * 1000)
     # the model hears of it first by response.cancel, or, when the response had already been
     # fully received (streamed faster than real time), by the truncate of the item

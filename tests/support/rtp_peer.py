@@ -719,6 +719,7 @@ class RtpPeer:
         direction: str = "rx",
         component: str = "pcm",
         clock: str = "perf",
+        span_ms: int = 20,
     ) -> float | None:
         """Onset: wire time of the first sample louder than ``level_dbfs`` that starts a loud 20 ms stretch.
 
@@ -727,7 +728,9 @@ class RtpPeer:
         "pcm" (mix), "source" or "echo").  Only packets whose time is >=
         ``after`` count (same clock as the result).  A sample qualifies when
         ``|x| >= A`` and the 160 samples from it have an RMS above ``A``, with
-        ``A`` the amplitude of ``level_dbfs`` (full scale 32768).  Returns
+        ``A`` the amplitude of ``level_dbfs`` (full scale 32768); with ``span_ms``
+        > 20, each following 20 ms up to ``span_ms`` must be that loud too (a
+        speech onset, not a breath or a click before it).  Returns
         ``time.perf_counter()`` seconds (``clock="wall"``: ``time.time()``), or
         None if nothing qualifies.
         """
@@ -751,7 +754,13 @@ class RtpPeer:
         idx = np.arange(x.size)
         end = np.minimum(idx + SAMPLES_PER_PACKET, x.size)
         power = (csum[end] - csum[idx]) / (end - idx)
-        hit = np.flatnonzero((np.abs(x) >= amp) & (power > amp * amp))
+        ok = (np.abs(x) >= amp) & (power > amp * amp)
+        for k in range(1, max(1, span_ms // 20)):
+            later = np.zeros_like(ok)
+            shift = k * SAMPLES_PER_PACKET
+            later[: max(0, x.size - shift)] = power[shift:] > amp * amp
+            ok &= later
+        hit = np.flatnonzero(ok)
         return float(times[hit[0]]) if hit.size else None
 
     def stats(self) -> dict[str, float | int | None]:

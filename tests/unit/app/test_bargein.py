@@ -108,3 +108,55 @@ def test_after_a_false_alarm_loudness_alone_does_not_pause_again_for_a_second():
     q.on_frame(320, -20.0, False, True)
     q.on_frame(320 + 250 * MS, -20.0, False, True)
     assert q.on_frame(320 + 1250 * MS, -20.0, False, True).action is Action.PAUSE
+
+
+def test_an_energy_pause_holds_past_the_hold_while_the_caller_is_loud_and_silero_doubts():
+    """A loud caller whom Silero scores 0.2+ (but not yet 0.5) keeps the agent paused past the hold."""
+    p = BargeInPolicy(energy_hold_ms=250, quiet_before_resume_ms=200)
+    assert p.on_frame(320, -15.0, False, True).action is Action.PAUSE
+    p.on_prob(0.14)
+    p.on_prob(0.44)                                        # "thank you" opens like this
+    for t in range(1, 20):                                 # 380 ms more of loud speech
+        assert p.on_frame(320 + 20 * t * MS, -18.0, False, True) is None
+    assert p.on_turn(onset(320 + 400 * MS), agent_talking=True) is None   # then Silero is sure
+    d = p.on_turn(SpeechStarted(0, 0, 320 + 500 * MS), agent_talking=True)
+    assert d.action is Action.CANCEL
+
+
+def test_a_doubted_energy_pause_resumes_once_the_caller_is_quiet():
+    """The extended hold ends as soon as the caller has been quiet for quiet_before_resume_ms."""
+    p = BargeInPolicy(energy_hold_ms=250, quiet_before_resume_ms=200)
+    p.on_frame(320, -15.0, False, True)
+    p.on_prob(0.3)
+    assert p.on_frame(320 + 260 * MS, -18.0, False, True) is None      # loud at the hold: stays
+    assert p.on_frame(320 + 440 * MS, -60.0, False, True) is None      # quiet 180 ms
+    d = p.on_frame(320 + 460 * MS, -60.0, False, True)                 # quiet 200 ms
+    assert (d.action, d.source) == (Action.RESUME, "no_speech")
+
+
+def test_music_that_silero_scores_low_resumes_at_the_hold_although_it_stays_loud():
+    """A loud sound Silero never scores 0.2 (music, noise) resumes after energy_hold_ms as before."""
+    p = BargeInPolicy(energy_hold_ms=250)
+    p.on_frame(320, -25.0, False, True)
+    p.on_prob(0.05)
+    p.on_prob(0.12)
+    d = p.on_frame(320 + 250 * MS, -25.0, False, True)
+    assert (d.action, d.source) == (Action.RESUME, "no_speech")
+
+
+def test_a_stop_consonant_gap_does_not_resume_a_rejected_candidate():
+    """By default the caller must be quiet 200 ms before a rejected candidate resumes the agent."""
+    p = BargeInPolicy()
+    p.on_frame(320, -15.0, False, True)
+    p.on_turn(onset(640), agent_talking=True)
+    p.on_turn(SpeechRejected(0, 0, 960), agent_talking=True)
+    assert p.on_frame(320 + 160 * MS, -60.0, False, True) is None      # the gap in "ac-ti-vated"
+    assert p.on_frame(320 + 200 * MS, -60.0, False, True).source == "rejected"
+
+
+def test_probabilities_before_a_pause_do_not_extend_it():
+    """Silero scores seen while not paused are forgotten: only those since the pause count."""
+    p = BargeInPolicy(energy_hold_ms=250)
+    p.on_prob(0.9)
+    p.on_frame(320, -25.0, False, True)
+    assert p.on_frame(320 + 250 * MS, -25.0, False, True).source == "no_speech"

@@ -227,3 +227,17 @@ def test_external_media_call_remote_hangup(tmp_path, hold_ms):
     assert "bye_received" in call.log_lines() and uas_res.ok
     assert took < 3.0  # ended by the UAS's BYE after ~0.8 s, not by hold_ms
     assert peer.learned_remote == ("127.0.0.1", uas.media_port)
+
+
+def test_first_time_with_a_span_skips_a_breath_before_the_first_word():
+    """first_time(span_ms=60) finds the first 60 ms loud stretch; without a span a lone loud 20 ms counts."""
+    breath = audio.noise(20, -35.0, seed=5)
+    word = audio.sine(300.0, 400, -20.0)
+    signal = np.concatenate([breath, audio.silence(120), word])
+    with RtpPeer() as a, RtpPeer() as b:
+        b.set_remote(*a.local_addr)
+        b.play(signal, at_s=0.2)
+        b.sleep_until(0.2 + len(signal) / RATE + 0.1)
+    start = b.t0 + 0.2
+    assert abs(b.first_time(-40, direction="tx") - start) <= 0.005
+    assert abs(b.first_time(-40, direction="tx", span_ms=60) - (start + 0.140)) <= 0.005
