@@ -149,7 +149,7 @@ def resolve(mapping: Mapping[str, Any] | None, key_prefix: str = DEFAULT_PREFIX)
         if not isinstance(key, str) or (key != "profile" and key not in _FIELDS):
             known = ", ".join(["profile", *sorted(_FIELDS)])
             raise ConfigError(f"{key_prefix}.{key}", f"unknown key; known keys are {known}")
-    if "profile" in mapping:
+    if mapping.get("profile") is not None:  # `profile: null` (the documented default): none
         profile = mapping["profile"]
         if not isinstance(profile, str) or profile not in PROFILES:
             raise ConfigError(

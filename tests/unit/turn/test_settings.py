@@ -108,3 +108,8 @@ def test_settings_are_frozen_and_with_changes_rederives_release():
         s.threshold = 0.9  # type: ignore[misc]
     t = s.with_changes(threshold=0.8)
     assert t.release == pytest.approx(0.65) and s.release == pytest.approx(0.35)
+
+
+def test_a_null_profile_means_no_profile():
+    """`profile: null`, as the README's defaults file writes it, resolves to the plain defaults."""
+    assert resolve({"profile": None}) == resolve({})
