@@ -5,10 +5,18 @@ pjmedia calls :meth:`CallPort.onFrameReceived` then :meth:`CallPort.onFrameReque
 time keeps flowing for the turn detector. Both callbacks must be cheap
 and must never raise into SWIG: an exception is counted, logged once per second at most, and the
 frame is answered with silence, so one bad call cannot stall the media of the others.
+
+Ports are never destroyed while the library runs: a :class:`PortPool` hands a finished call's
+port to the next call. Destroying one (dropping its Python object) while pjmedia's clock thread
+was inside its callbacks crashed workers (``'CallPort' object has no attribute 'frames_in'``,
+then SIGSEGV; about one run in three of ten calls a second): pjmedia removes a conference port
+asynchronously, after the destructor has returned. An idle port is bound to nothing, receives
+no caller audio and answers silence; :meth:`SipStack.destroy` disowns the pool's ports.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import pjsua2 as pj
@@ -37,18 +45,32 @@ def port_format() -> "pj.MediaFormatAudio":
     return fmt
 
 
+def _drop(_pcm: bytes) -> None:
+    return None
+
+
 class CallPort(pj.AudioMediaPort):
     """Hands caller frames to ``on_frame`` and asks ``next_frame`` for the agent's next frame."""
 
-    def __init__(self, on_frame: Callable[[bytes], None], next_frame: Callable[[], bytes]):
+    def __init__(self, on_frame: Callable[[bytes], None] | None = None,
+                 next_frame: Callable[[], bytes] | None = None):
         super().__init__()
-        self._on_frame = on_frame
-        self._next_frame = next_frame
         self._silence = bytes(FRAME_BYTES)
+        self.bind(on_frame, next_frame)
+
+    def bind(self, on_frame: Callable[[bytes], None] | None,
+             next_frame: Callable[[], bytes] | None) -> None:
+        """Serve a (new) call: its frame callbacks, fresh counters. ``None``: idle."""
         self.frames_in = 0
         self.frames_empty = 0
         self.errors = 0
         self._last_error_log = -1
+        # one tuple, swapped in one assignment: a callback running meanwhile on the clock
+        # thread sees the old pair or the new pair, never one of each
+        self._calls = (on_frame or _drop, next_frame or self._idle)
+
+    def _idle(self) -> bytes:
+        return self._silence
 
     def onFrameReceived(self, frame):  # noqa: N802 - pjsua2 naming
         try:
@@ -60,13 +82,13 @@ class CallPort(pj.AudioMediaPort):
                 data = self._silence
             else:
                 self.frames_in += 1
-            self._on_frame(data)
+            self._calls[0](data)
         except Exception:  # noqa: BLE001 - nothing may escape into the clock thread
             self._error("rx")
 
     def onFrameRequested(self, frame):  # noqa: N802 - pjsua2 naming
         try:
-            data = self._next_frame()
+            data = self._calls[1]()
         except Exception:  # noqa: BLE001
             self._error("tx")
             data = self._silence
@@ -81,3 +103,42 @@ class CallPort(pj.AudioMediaPort):
         if self.errors // 50 != self._last_error_log:
             self._last_error_log = self.errors // 50
             log.exception("media_callback_failed", where=where, errors=self.errors)
+
+
+class PortPool:
+    """Audio ports for the calls of one worker, reused from call to call, never destroyed.
+
+    ``track`` is told of every port created (so the SIP stack can disown them at ``libDestroy``).
+    The pool holds at most as many ports as calls were ever up at once, plus those released
+    and not yet reused.
+    """
+
+    def __init__(self, track: Callable[[CallPort], None] = lambda _p: None):
+        self._track = track
+        self._free: list[CallPort] = []
+        self._all: list[CallPort] = []
+        self._lock = threading.Lock()
+
+    def acquire(self, on_frame: Callable[[bytes], None], next_frame: Callable[[], bytes]) -> CallPort:
+        """A port bound to a call's callbacks: a released one, or a new one (pjsua thread)."""
+        with self._lock:
+            port = self._free.pop() if self._free else None
+        if port is None:
+            port = CallPort()
+            port.createPort(f"bridge{len(self._all)}", port_format())
+            with self._lock:
+                self._all.append(port)
+            self._track(port)
+        port.bind(on_frame, next_frame)
+        return port
+
+    def release(self, port: CallPort) -> None:
+        """The call is over (its stream has left the conference): idle the port for the next."""
+        port.bind(None, None)
+        with self._lock:
+            if port in self._all and port not in self._free:
+                self._free.append(port)
+
+    @property
+    def size(self) -> int:
+        return len(self._all)
