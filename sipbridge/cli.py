@@ -1,4 +1,4 @@
-"""``sipbridge run`` and ``sipbridge check-config``.
+"""``sipbridge run``, ``sipbridge check-config`` and ``sipbridge kamailio-config``.
 
 Exit codes: 0 clean stop, 2 configuration error (the message names the key), 1 anything else.
 """
@@ -6,6 +6,7 @@ Exit codes: 0 clean stop, 2 configuration error (the message names the key), 1 a
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import __version__
@@ -20,6 +21,17 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="answer calls and bridge them to the realtime model")
     run.add_argument("--config", "-c", help="YAML config file (default: built-in defaults)")
+    run.add_argument("--workers", type=int, help="worker processes (overrides cell.workers)")
+    run.add_argument("--front", help="none | kamailio (overrides cell.front)")
+    run.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)  # set by the supervisor
+    kam = sub.add_parser("kamailio-config",
+                         help="print the Kamailio configuration for a cell of workers")
+    kam.add_argument("--config", "-c", help="YAML config file (default: built-in defaults)")
+    kam.add_argument("--workers", type=int, help="worker processes (overrides cell.workers)")
+    kam.add_argument("--conf-dir", default="/etc/kamailio/sipbridge",
+                     help="directory Kamailio reads dispatcher.list from")
+    kam.add_argument("--out", help="write every file (kamailio.cfg, dispatcher.list) here "
+                                   "instead of printing kamailio.cfg")
     check = sub.add_parser("check-config", help="validate a config file and print the result")
     check.add_argument("config", help="YAML config file")
     return p
@@ -28,8 +40,15 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from . import config as config_mod
+    overrides = {}
+    if getattr(args, "workers", None) is not None:
+        overrides["SIPBRIDGE_CELL__WORKERS"] = str(args.workers)
+    if getattr(args, "front", None) is not None:
+        overrides["SIPBRIDGE_CELL__FRONT"] = args.front
+    if args.command == "kamailio-config":
+        overrides["SIPBRIDGE_CELL__FRONT"] = "kamailio"  # the workers sit behind it
     try:
-        cfg = config_mod.load(args.config)
+        cfg = config_mod.load(args.config, environ={**os.environ, **overrides})
     except ConfigError as exc:
         print(f"sipbridge: config error: {exc.key}: {exc.reason}", file=sys.stderr)
         return EXIT_CONFIG
@@ -37,12 +56,36 @@ def main(argv: list[str] | None = None) -> int:
         url, key = cfg.upstream()
         print(f"ok: sip {cfg.sip.host}:{cfg.sip.port}, upstream {url}"
               f"{' (api key set)' if key else ''}, turn_detection {cfg.turn_detection.type}")
+        from .cell.plan import is_cell, plan
+        if is_cell(cfg):
+            ws = plan(cfg)
+            print(f"cell: {len(ws)} workers on SIP {ws[0].sip_port}-{ws[-1].sip_port}, "
+                  f"{ws[0].rtp_port_range} RTP ports each, front {cfg.cell.front}")
+        for t in cfg.trunks:  # never the password: only where it comes from
+            source = f"${t.password_env}" if t.password_env else t.password_file
+            print(f"trunk {t.name}: {t.aor} via {t.registrar}, expires {t.expires} s, "
+                  f"password from {source} (set)")
         return 0
+    if args.command == "kamailio-config":
+        from .cell.cli import kamailio_config
+        return kamailio_config(cfg, args.conf_dir, args.out)
     from . import logs
-    logs.configure(cfg.log.level, cfg.log.format)
-    from .worker import Worker
+    from .cell.plan import is_cell
+    fields = None
+    if args.worker_index is not None:  # one worker of a cell: the cell's front registers trunks
+        import dataclasses
+        fields = {"worker": args.worker_index}
+        cfg = dataclasses.replace(cfg, trunks=())
+    logs.configure(cfg.log.level, cfg.log.format, fields=fields)
     try:
+        if is_cell(cfg):
+            from .cell.supervisor import Supervisor
+            return Supervisor(cfg, args.config).run()
+        from .worker import Worker
         return Worker(cfg).run()
+    except ConfigError as exc:
+        print(f"sipbridge: config error: {exc.key}: {exc.reason}", file=sys.stderr)
+        return EXIT_CONFIG
     except SipBridgeError as exc:
         print(f"sipbridge: {exc}", file=sys.stderr)
         return 1

@@ -23,6 +23,8 @@ import yaml
 
 from .errors import ConfigError
 from .sip.acl import parse_networks
+from .trunk_config import TrunkConfig, parse_trunks
+from .sip.tls import check as check_tls
 
 ENV_PREFIX = "SIPBRIDGE_"
 EMBEDDED = "embedded"
@@ -39,6 +41,22 @@ class SipConfig:
     rtp_port_range: int = 1000
     max_calls: int | None = None
     user_agent: str = "sipbridge"
+    tls_port: int = 5061
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_ca: str | None = None
+    tls_verify_client: bool = False
+    srtp: str = "off"
+    srtp_secure_signaling: int = 1
+    drain_timeout_s: int = 30
+    rtp_timeout_s: int = 30          # end a call whose caller sent no RTP this long; 0: never
+    numbers: tuple[str, ...] = ()    # Request-URI users accepted (others 404); empty: any
+    invite_rate_per_s: int | None = 10   # INVITEs per second per source IP (null: no limit)
+    invite_burst: int = 20           # INVITEs a source may send at once before the rate applies
+    auth_user: str | None = None     # digest-authenticate INVITEs with this username (null: off)
+    auth_password_env: str = "SIPBRIDGE_AUTH_PASSWORD"   # variable holding its password
+    auth_realm: str = "sipbridge"
+    auth_nonce_ttl_s: int = 300
 
 
 @dataclass(frozen=True)
@@ -51,6 +69,11 @@ class RealtimeConfig:
     instructions: str | None = None
     connect_timeout_ms: int = 3000
     send_silence: bool = True
+    append_ms: int = 100
+    reconnect_attempts: int = 5
+    reconnect_backoff_min_ms: int = 250
+    reconnect_backoff_max_ms: int = 4000
+    reconnect_prompt: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,12 +92,27 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class CellConfig:
+    """Several worker processes behind one SIP address (see :mod:`sipbridge.cell`)."""
+    workers: int = 1
+    front: str = "none"
+    worker_port_base: int | None = None
+    probe_interval_s: int = 5
+    failover_timeout_ms: int = 2000
+    restart_backoff_ms: int = 500
+    restart_limit: int = 5
+    restart_window_s: int = 60
+
+
+@dataclass(frozen=True)
 class Config:
     sip: SipConfig = field(default_factory=SipConfig)
     realtime: RealtimeConfig = field(default_factory=RealtimeConfig)
     turn_detection: Any = None  # sipbridge.turn.settings.TurnSettings
     barge_in: BargeInConfig = field(default_factory=BargeInConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    cell: CellConfig = field(default_factory=CellConfig)
+    trunks: tuple[TrunkConfig, ...] = ()   # SIP trunks to register with (sipbridge.trunk_config)
 
     def upstream(self, environ: Mapping[str, str] | None = None) -> tuple[str, str | None]:
         """Resolve ``(url, api_key)``: ``url`` is ``"embedded"`` for the on-box model.
@@ -88,23 +126,45 @@ class Config:
             return (OPENAI_URL, key) if key else (EMBEDDED, None)
         return url, key
 
+    def auth_password(self, environ: Mapping[str, str] | None = None) -> str | None:
+        """The inbound digest password (from ``sip.auth_password_env``); None when auth is off."""
+        if not self.sip.auth_user:
+            return None
+        env = os.environ if environ is None else environ
+        return env.get(self.sip.auth_password_env) or None
+
 
 _SECTIONS = {"sip": SipConfig, "realtime": RealtimeConfig, "barge_in": BargeInConfig,
-             "log": LogConfig}
+             "log": LogConfig, "cell": CellConfig}
 _CHOICES = {
     "realtime.api": ("ga", "beta"),
+    "sip.srtp": ("off", "optional", "mandatory"),
     "log.level": ("debug", "info", "warning", "error"),
     "log.format": ("auto", "json", "console"),
+    "cell.front": ("none", "kamailio"),
 }
 _RANGES = {
     "sip.port": (1, 65535), "sip.rtp_port": (1024, 65534), "sip.rtp_port_range": (2, 60000),
     "sip.max_calls": (1, 1000), "realtime.connect_timeout_ms": (100, 60000),
+    "sip.tls_port": (1, 65535), "sip.srtp_secure_signaling": (0, 2),
+    "sip.drain_timeout_s": (0, 86400),
+    "sip.rtp_timeout_s": (0, 3600),
+    "sip.invite_rate_per_s": (1, 100000), "sip.invite_burst": (1, 100000),
+    "sip.auth_nonce_ttl_s": (5, 86400),
     "log.pjsip_level": (0, 6), "barge_in.resume_window_ms": (100, 10000),
+    "realtime.append_ms": (20, 1000),
+    "realtime.reconnect_attempts": (0, 100), "realtime.reconnect_backoff_min_ms": (10, 60000),
+    "realtime.reconnect_backoff_max_ms": (10, 600000),
+    "cell.workers": (1, 64), "cell.worker_port_base": (1, 65535), "cell.probe_interval_s": (1, 300),
+    "cell.failover_timeout_ms": (200, 60000), "cell.restart_backoff_ms": (0, 60000),
+    "cell.restart_limit": (1, 1000), "cell.restart_window_s": (1, 86400),
 }
 
 
 def _coerce(key: str, value: Any, annotation: str) -> Any:
     optional = "None" in annotation
+    if value is False and key == "sip.srtp":
+        value = "off"  # YAML 1.1 reads a bare `off` as false
     if value is None:
         if optional:
             return None
@@ -150,9 +210,19 @@ def _section(name: str, cls: type, raw: Any) -> Any:
 
 def _check(cfg: Config) -> None:
     parse_networks(cfg.sip.allow_from)
+    check_tls(cfg.sip)
     url = cfg.realtime.url
     if url is not None and url != EMBEDDED and not url.startswith(("ws://", "wss://")):
         raise ConfigError("realtime.url", f"must be ws://, wss:// or 'embedded', got {url!r}")
+    rc = cfg.realtime
+    if rc.reconnect_backoff_max_ms < rc.reconnect_backoff_min_ms:
+        raise ConfigError("realtime.reconnect_backoff_max_ms", f"must be >= reconnect_backoff_min_ms "
+                          f"({rc.reconnect_backoff_min_ms}), got {rc.reconnect_backoff_max_ms}")
+    if rc.reconnect_prompt is not None:
+        from .realtime.prompt import load_prompt
+        load_prompt(rc.reconnect_prompt)  # a bad file fails at start-up, not during an outage
+    from .cell.plan import check_cell
+    check_cell(cfg)
 
 
 def env_overrides(environ: Mapping[str, str]) -> dict:
@@ -176,9 +246,12 @@ def build(raw: Mapping | None, environ: Mapping[str, str] | None = None) -> Conf
 
     raw = dict(raw or {})
     for section, values in env_overrides(os.environ if environ is None else environ).items():
+        if section == "trunks":
+            raise ConfigError("trunks", f"cannot be set from the environment (${ENV_PREFIX}TRUNKS__*): "
+                              "list trunks in the file, passwords via password_env")
         base = raw.get(section)
         raw[section] = {**(base if isinstance(base, Mapping) else {}), **values}
-    known = set(_SECTIONS) | {"turn_detection"}
+    known = set(_SECTIONS) | {"turn_detection", "trunks"}
     for key in raw:
         if key not in known:
             raise ConfigError(str(key), f"unknown section (known: {', '.join(sorted(known))})")
@@ -191,9 +264,22 @@ def build(raw: Mapping | None, environ: Mapping[str, str] | None = None) -> Conf
         turn_detection=resolve_turn(dict(turn_raw), "turn_detection"),
         barge_in=_section("barge_in", BargeInConfig, raw.get("barge_in")),
         log=_section("log", LogConfig, raw.get("log")),
+        cell=_section("cell", CellConfig, raw.get("cell")),
+        trunks=parse_trunks(raw.get("trunks"), os.environ if environ is None else environ),
     )
     _check(cfg)
+    _check_inbound(cfg, os.environ if environ is None else environ)
     return cfg
+
+
+def _check_inbound(cfg: Config, environ: Mapping[str, str]) -> None:
+    """INVITE policy keys: numbers are non-empty; auth has its password (never in the file)."""
+    for i, number in enumerate(cfg.sip.numbers):
+        if not number.strip() or any(c in number for c in "@;: <>"):
+            raise ConfigError(f"sip.numbers[{i}]", f"must be a bare user or number, got {number!r}")
+    if cfg.sip.auth_user and not cfg.auth_password(environ):
+        raise ConfigError("sip.auth_password_env", f"sip.auth_user is set but ${cfg.sip.auth_password_env} "
+                          "is empty or unset (the password is read from that variable only)")
 
 
 def load(path: str | os.PathLike | None, environ: Mapping[str, str] | None = None) -> Config:

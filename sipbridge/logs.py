@@ -15,9 +15,21 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
            "error": logging.ERROR}
 
 
-def configure(level: str = "info", fmt: str = "auto", stream=None) -> None:
-    """Configure structlog once for the process. ``fmt`` is ``auto``, ``json`` or ``console``."""
+def configure(level: str = "info", fmt: str = "auto", stream=None,
+              fields: dict | None = None) -> None:
+    """Configure structlog once for the process. ``fmt`` is ``auto``, ``json`` or ``console``.
+
+    ``fields`` are added to every line (a cell's worker logs ``worker=i``). Each line is one
+    ``write`` call, so the processes of a cell sharing one stream do not interleave lines.
+    """
     stream = stream or sys.stderr
+    static = dict(fields or {})
+
+    def add_fields(_logger, _name, event_dict):
+        for key, value in static.items():
+            event_dict.setdefault(key, value)
+        return event_dict
+
     if fmt == "auto":
         fmt = "console" if stream.isatty() else "json"
     renderer = (structlog.dev.ConsoleRenderer(colors=False) if fmt == "console"
@@ -26,11 +38,12 @@ def configure(level: str = "info", fmt: str = "auto", stream=None) -> None:
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
+            add_fields,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
-        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        logger_factory=structlog.WriteLoggerFactory(file=stream),
         cache_logger_on_first_use=True,
     )

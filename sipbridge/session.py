@@ -32,7 +32,11 @@ from .media.echo import EchoCanceller, EchoSettings
 from .media.gate import SpeechGate
 from .media.playout import Cleared, PlayoutBuffer
 from .realtime import protocol as rt
+from .realtime.append_batch import AppendBatcher
 from .realtime.client import RealtimeClient
+from .realtime.link import UpstreamLink
+from .realtime.prompt import PROMPT_ITEM, load_prompt
+from .realtime.retry import backoff_ms
 from .turn.events import SpeechOnset, SpeechRejected, SpeechStarted, SpeechStopped
 from .turn.engine import TurnEngine
 from .turn.settings import TurnSettings, resolve
@@ -50,7 +54,8 @@ LINE_ECHO = EchoSettings(min_erl_db=6.0, acquire_give_up_ms=1000)
 
 def frame_dbfs(frame: np.ndarray) -> float:
     """RMS level of an int16 frame in dBFS (-inf for digital silence)."""
-    power = float(np.dot(frame.astype(np.float32), frame.astype(np.float32))) / max(len(frame), 1)
+    f = frame.astype(np.float32)
+    power = float(np.dot(f, f)) / max(len(frame), 1)
     return 10 * math.log10(power / (32768.0 * 32768.0)) if power > 0 else -math.inf
 
 
@@ -58,7 +63,8 @@ class CallSession:
     """Glue between one call's media and its realtime model session."""
 
     def __init__(self, *, call_id: str, config, url: str, api_key: str | None,
-                 loop: asyncio.AbstractEventLoop, vad_model, on_end: Callable[[str], None]):
+                 loop: asyncio.AbstractEventLoop, vad_model, on_end: Callable[[str], None],
+                 vad_batch=None):
         self.call_id = call_id
         self.log = log.bind(call_id=call_id)
         self.loop = loop
@@ -68,10 +74,16 @@ class CallSession:
         self._up = StreamResampler(PORT_RATE, MODEL_RATE)
         self._down: dict[str, StreamResampler] = {}
         self.engine = TurnEngine(vad_model.new_stream(), self.settings) if vad_model else None
+        self.vad_batch = vad_batch  # a worker's TickBatch: one Silero run per tick for its calls
         rc = config.realtime
         # without send_silence only speech goes upstream; that needs the on-box detector, so the
         # gate is used only while the type is silero (a call may switch, see update_turn_detection)
         self.gate = SpeechGate(PORT_RATE) if not rc.send_silence and self.engine is not None else None
+        # caller audio goes upstream in realtime.append_ms batches; flushed before every event
+        # that must follow it (commit, clear, cancel). The lock keeps batches in sample order
+        # when a flush comes from another thread (DTMF, an API interrupt).
+        self._batch = AppendBatcher.for_ms(rc.append_ms, PORT_RATE)
+        self._batch_lock = threading.Lock()
         self._samples_in = 0
         bc = config.barge_in
         self.barge = BargeInPolicy(enabled=bc.enabled, dtmf=bc.dtmf,
@@ -85,14 +97,25 @@ class CallSession:
             model=rc.model, instructions=rc.instructions, voice=rc.voice,
             input_rate=MODEL_RATE, output_rate=MODEL_RATE, api=rc.api,
             turn_detection=self._server_turn_detection())
-        self.client = RealtimeClient(url, rc.model, api_key, self.session_config, self._on_event,
-                                     connect_timeout=rc.connect_timeout_ms / 1000)
+        self._new_client = lambda: RealtimeClient(url, rc.model, api_key, self.session_config,
+                                                  self._on_event,
+                                                  connect_timeout=rc.connect_timeout_ms / 1000)
+        self.client = self._new_client()
+        # a dropped upstream is reconnected (see realtime/link.py); the caller stays on the line
+        self.link = UpstreamLink(
+            make_client=self._new_client, attempts=rc.reconnect_attempts,
+            backoff=backoff_ms(rc.reconnect_backoff_min_ms, rc.reconnect_backoff_max_ms, jitter=0.25),
+            log=self.log, on_lost=self._upstream_lost, on_restored=self._upstream_restored,
+            on_end=lambda reason: self.on_end(reason))
+        self._prompt = load_prompt(rc.reconnect_prompt) if rc.reconnect_prompt else None
         self._reader: asyncio.Task | None = None
         self.closed = False
         self.response_id: str | None = None       # response in progress upstream
         self._response_gen: dict[str, int] = {}   # response -> playout generation it plays in
         self._cancelled: set[str] = set()
         self.barge_ins = 0
+        self.pauses = 0                            # pauses of the agent (each a held breath)
+        self.held_ms = 0                           # agent audio time spent paused, then resumed
 
     # -- life cycle (event loop) --------------------------------------------------------------
     async def start(self) -> None:
@@ -104,31 +127,56 @@ class CallSession:
         self.log.info("upstream_connected", url=self.client.url, turn_detection=self.settings.type)
 
     async def _read(self) -> None:
-        reason = "closed by the model server"
-        try:
-            await self.client.run()
-        except Exception as exc:  # noqa: BLE001 - every failure ends the call, loudly
-            reason = f"{type(exc).__name__}: {exc}"
-        if not self.closed:
-            self.log.warning("upstream_lost", reason=reason)
-            self.on_end(f"upstream lost: {reason}")
+        await self.link.supervise(self.client)
+
+    def _upstream_lost(self) -> None:
+        """The model's socket dropped (loop thread): silence the agent through the one cancel
+        path, then play the reconnect prompt if one is configured. Caller audio sent until the
+        new session is up goes to the dead client and is dropped (counted there), never replayed."""
+        if self.closed:
+            return
+        self.interrupt("client_cancelled", source="upstream_lost")
+        if self._prompt is not None:
+            self.playout.push(self._prompt, PROMPT_ITEM, self.playout.generation)
+            self.playout.end_item(PROMPT_ITEM)
+
+    def _upstream_restored(self, client: RealtimeClient) -> None:
+        """A new session is configured (loop thread): forget the old one's responses and send
+        from now on to ``client``; re-send ``session.update`` if the settings changed meanwhile."""
+        with self._batch_lock:
+            self._batch.flush()  # audio held from the outage is dropped, not sent late
+        old_config, self.client = client.session, client
+        self.response_id = None
+        self._response_gen.clear()
+        self._cancelled.clear()
+        self._cancel_reason.clear()
+        self._down.clear()
+        if old_config is not self.session_config:
+            client.send(rt.session_update(self.session_config))
 
     async def close(self) -> None:
         """Close the upstream session; media callbacks become no-ops."""
         if self.closed:
             return
         self.closed = True
+        if self.vad_batch is not None and self.engine is not None:
+            self.vad_batch.leave(self.engine)
+        await self.link.close()
         await self.client.close()
         if self._reader is not None:
             self._reader.cancel()
         self.log.info("session_closed", frames_out=self.playout.frames_out,
-                      underruns=self.playout.underruns, barge_ins=self.barge_ins)
+                      underruns=self.playout.underruns, barge_ins=self.barge_ins,
+                      pauses=self.pauses, held_ms=self.held_ms,
+                      upstream_outages=self.link.outages, upstream_reconnects=self.link.reconnects)
 
     # -- media clock thread -------------------------------------------------------------------
     def on_caller_frame(self, pcm: bytes) -> None:
         """20 ms of caller audio (16 kHz PCM16): upstream, and into the turn engine."""
         if self.closed:
             return
+        if self.vad_batch is not None and self.engine is not None:
+            self.vad_batch.catch_up(self.engine)  # a stalled round of the last tick goes first
         near = np.frombuffer(pcm, dtype=np.int16)
         echo_only = False
         if self.echo is not None:
@@ -136,22 +184,37 @@ class CallSession:
             if cleaned is not near:
                 near, pcm = cleaned, cleaned.tobytes()
             echo_only = self.echo.likely_echo_only
-        up = self._up.process(pcm)
         self._samples_in += len(near)
         gated = self._gated  # once per frame: a concurrent update must not send it twice or never
         if not gated:
-            self._to_loop(self.client.send_audio, up)
+            self._send_up(pcm)
         self._barge(self.barge.on_frame, self._samples_in, frame_dbfs(near), echo_only,
                     self.playout.playing)
+        end = self._samples_in
+        if self.engine is None:
+            self._after_turn([], gated, pcm, end)
+        elif self.vad_batch is not None:  # scored with the worker's other calls, this tick
+            self.vad_batch.push(self.engine, near,
+                                lambda events: self._after_turn(events, gated, pcm, end))
+        else:
+            self._after_turn(self.engine.feed(near), gated, pcm, end)
+
+    def _after_turn(self, events: list, gated: bool, pcm: bytes, end: int) -> None:
+        """The rest of a caller frame, once its chunks are scored: turn events, then the gate."""
+        if self.closed:
+            return
         if self.engine is not None:
-            for event in self.engine.feed(near):
+            for event in events:
                 self._on_turn(event)
+            self.barge.on_prob(self.engine.last_prob)
         if gated:
-            for payload in self.gate.offer(self._samples_in, up):
-                self._to_loop(self.client.send_audio, payload)
+            for payload in self.gate.offer(end, pcm):
+                self._send_up(payload)
 
     def next_frame(self) -> bytes:
         """The next 20 ms of agent audio (silence when there is none); also the echo reference."""
+        if self.vad_batch is not None:
+            self.vad_batch.flush()  # a new tick: last tick's turn decisions first
         frame = self.playout.pull()
         if self.echo is not None:
             self.echo.far(np.frombuffer(frame, dtype=np.int16))
@@ -170,14 +233,16 @@ class CallSession:
         if isinstance(event, SpeechStopped):
             self.log.info("speech_stopped", audio_end_ms=event.audio_end_ms)
             if self.settings.type == "silero":
+                self.flush_audio()
                 self._to_loop(self._commit_turn)
 
     def _gate_turn(self, event) -> None:
         if isinstance(event, SpeechOnset):
             for payload in self.gate.start(event.audio_start_sample):
-                self._to_loop(self.client.send_audio, payload)
+                self._send_up(payload)
         elif isinstance(event, SpeechRejected):
             self.gate.stop(cleared=True)
+            self.flush_audio()
             self._to_loop(self.client.send, rt.input_audio_clear())  # drop the cough upstream
         elif isinstance(event, SpeechStopped):
             self.gate.stop()
@@ -195,13 +260,15 @@ class CallSession:
             if decision.action is Action.PAUSE:
                 self.playout.pause()
                 self._pause = decision
+                self.pauses += 1
                 return
             if decision.action is Action.RESUME:
                 self.playout.resume()
                 pause, self._pause = self._pause, None
         if decision.action is Action.RESUME:
-            self.log.info("barge_in_resumed", why=decision.source, paused_ms=self._ms(
-                decision.at_sample - pause.at_sample) if pause else None)
+            paused_ms = self._ms(decision.at_sample - pause.at_sample) if pause else None
+            self.held_ms += paused_ms or 0
+            self.log.info("barge_in_resumed", why=decision.source, paused_ms=paused_ms)
             return
         onset = None
         if isinstance(event, SpeechStarted):  # the first speech chunk, without the padding
@@ -267,6 +334,7 @@ class CallSession:
         if self.echo is not None:
             timing["echo_mode"] = self.echo.mode
             timing["echo_delay_ms"] = self.echo.delay_ms
+        self.flush_audio()  # the model hears the caller's interruption before the cancel
         self._to_loop(self._cancel_upstream, cleared, reason, source, timing)
 
     def on_dtmf(self, digit: str) -> None:
@@ -276,9 +344,26 @@ class CallSession:
         if self.settings.type != "none":
             return
         if digit == self.settings.commit_digit:
+            self.flush_audio()
             self._to_loop(self._commit_turn)
         elif digit == self.settings.clear_digit:
+            self.flush_audio()
             self._to_loop(self.client.send, rt.input_audio_clear())
+
+    def _send_up(self, pcm: bytes) -> None:
+        """Caller audio (16 kHz) towards ``input_audio_buffer.append``, batched; each batch is
+        resampled to the model's rate in one go (a fifth of the per-call cost at 100 ms)."""
+        with self._batch_lock:
+            batch = self._batch.add(pcm)
+            if batch is not None:
+                self._to_loop(self.client.send_audio, self._up.process(batch))
+
+    def flush_audio(self) -> None:
+        """Queue the caller audio held for the next batch now (any thread)."""
+        with self._batch_lock:
+            batch = self._batch.flush()
+            if batch is not None:
+                self._to_loop(self.client.send_audio, self._up.process(batch))
 
     def _to_loop(self, fn, *args) -> None:
         try:
@@ -302,7 +387,7 @@ class CallSession:
             self._cancel_reason[response] = reason
             self.client.send(rt.response_cancel(response))
         audio_end_ms = None
-        if cleared.item_id is not None:
+        if cleared.item_id is not None and cleared.item_id != PROMPT_ITEM:  # the prompt is ours
             audio_end_ms = min(cleared.played_ms, cleared.received_ms)
             if audio_end_ms > 0:
                 self.client.send(rt.item_truncate(cleared.item_id, audio_end_ms))
@@ -342,6 +427,7 @@ class CallSession:
             self.log.info("speech_stopped", source="server", audio_end_ms=event.audio_end_ms)
         elif isinstance(event, rt.ErrorEvent):
             self.log.warning("upstream_error", code=event.code, message=event.message)
+            self.link.fatal(event.code, event.message)  # a fatal kind drops the socket: reconnect
         elif isinstance(event, rt.Malformed):
             self.log.warning("upstream_malformed_event", reason=event.reason)
 

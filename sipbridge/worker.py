@@ -8,14 +8,17 @@ Threads and what each may do:
 * media clock: frame callbacks into :class:`CallSession` (no pjsua calls there).
 * event loop: realtime WebSocket sessions and the embedded model.
 
-Shutdown (Ctrl-C / SIGTERM): new INVITEs get 503, every call is hung up with BYE, sessions are
-closed, every pjsua2 object is dropped, and only then is the library destroyed; exit 0.
+Shutdown (Ctrl-C / SIGTERM): new INVITEs get 503, the calls in progress drain (they run to
+their end, or get BYE at ``sip.drain_timeout_s``, or at once on a second signal; see
+:mod:`sipbridge.drain`), sessions are closed, every pjsua2 object is dropped, and only then is
+the library destroyed; exit 0.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import queue
 import signal
 import threading
@@ -24,10 +27,18 @@ import time
 import structlog
 
 from .config import EMBEDDED, Config
+from .drain import DRAIN_RETRY_AFTER_S, Drain, Step
+from .media.port import PortPool
 from .session import CallSession
 from .sip.acl import AddressFilter
 from .sip.call import BridgeCall
-from .sip.stack import SipStack
+from .sip.gate import AdmissionWindow, EarlyGate
+from .sip.inbound import InboundPolicy
+from .sip.pjgate import PjGate
+from .sip.rtpstats import log_fields as rtp_log_fields
+from .sip.rtpwatch import RtpWatchdog
+from .sip.registration import Registrations
+from .sip.stack import SipStack, library_path
 
 log = structlog.get_logger("sipbridge.worker")
 
@@ -42,20 +53,30 @@ class Worker:
     def __init__(self, config: Config):
         self.config = config
         self.acl = AddressFilter(config.sip.allow_from)
+        self.policy = InboundPolicy(config.sip, config.auth_password(), os.urandom(32))
+        # refusals pjsua must not open sockets for (an INVITE flood aborts it otherwise)
+        self.gate = EarlyGate(self.acl, self.policy.limiter, AdmissionWindow(),
+                              DRAIN_RETRY_AFTER_S)
         self.stack = SipStack(config.sip, config.log)
+        self.ports = PortPool(self.stack.track)   # reused, never destroyed: see media/port.py
         self.calls: dict[int, BridgeCall] = {}
         self._calls_lock = threading.Lock()
         self._commands: queue.SimpleQueue = queue.SimpleQueue()
         self._stopping = False
+        self._forced = False   # a second SIGTERM/SIGINT: hang up the draining calls now
         self.loop = asyncio.new_event_loop()
         self._loop_thread = threading.Thread(target=self.loop.run_forever, name="sipbridge-loop",
                                              daemon=True)
         self.embedded = None
         self.vad_model = None
+        self.vad_batch = None
         self.upstream_url = ""
         self.api_key: str | None = None
         self.counters = {"accepted": 0, "rejected_403": 0, "rejected_486": 0,
                          "rejected_503": 0, "ended": 0}
+        self.rtp_watch = RtpWatchdog(config.sip.rtp_timeout_s, self.post, self._answered_calls,
+                                     self._on_rtp_silent)
+        self.trunks = Registrations(config.trunks, self.stack, self.post, self._on_incoming)
 
     # -- control thread -----------------------------------------------------------------------
     def run(self) -> int:
@@ -66,7 +87,12 @@ class Worker:
             # loaded in every mode: a call's turn settings may switch to silero mid-call
             from .turn.silero import load_model
             self.vad_model = load_model()
+            from .turn.batch import TickBatch
+            self.vad_batch = TickBatch()  # one Silero run per media tick for all calls
             self.stack.start(self._on_incoming)
+            self._install_gate()
+            self.trunks.start()  # REGISTER with each trunk; retries are posted to this thread
+            self.rtp_watch.start()
             log.info("ready", upstream=self.upstream_url, turn_detection=
                      self.config.turn_detection.type)
             while not self._stopping:
@@ -78,6 +104,14 @@ class Worker:
         finally:
             self._shutdown()
         return 0
+
+    def _install_gate(self) -> None:
+        """Register the early INVITE module (sip/pjgate.py) in front of pjsua's."""
+        self.stack.gate = PjGate.install(library_path(), self.config.sip.host,
+                                         self.config.sip.port, self.gate, self.counters,
+                                         lambda: self._stopping)
+        if self.stack.gate is not None and self.stack.gate.mode == "full":
+            self.policy.limiter = None  # the gate spends the per-source tokens from now on
 
     def _start_upstream(self) -> None:
         url, key = self.config.upstream()
@@ -91,8 +125,12 @@ class Worker:
 
     def _install_signals(self) -> None:
         def stop(signum, _frame):
-            log.info("stop_requested", signal=signal.Signals(signum).name)
-            self._stopping = True
+            if self._stopping:
+                log.info("stop_forced", signal=signal.Signals(signum).name)
+                self._forced = True
+            else:
+                log.info("stop_requested", signal=signal.Signals(signum).name)
+                self._stopping = True
             self._commands.put(lambda: None)  # wake the control loop
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
@@ -112,8 +150,9 @@ class Worker:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     # -- pjsua worker thread: INVITE policy ---------------------------------------------------
-    def _on_incoming(self, prm) -> None:
-        call = BridgeCall(self.stack.account, prm.callId, self, "")
+    def _on_incoming(self, prm, account=None) -> None:
+        """An INVITE to the local account, or (``account``) to a trunk's registered Contact."""
+        call = BridgeCall(self.stack.account if account is None else account, prm.callId, self, "")
         self.stack.track(call)
         info = call.getInfo()
         call.sip_call_id = info.callIdString
@@ -123,25 +162,39 @@ class Worker:
             active = sum(1 for c in self.calls.values() if c.session is not None)
         clog = log.bind(call_id=call.sip_call_id, source=source)
         if self._stopping:
-            return self._reject(call, 503, "Service Unavailable", clog, "draining")
+            return self._reject(call, 503, "Service Unavailable", clog, "draining",
+                                (("Retry-After", str(DRAIN_RETRY_AFTER_S)),))
         if not self.acl.allows(source):
             return self._reject(call, 403, "Forbidden", clog, "source not in sip.allow_from")
+        try:  # rate limit 503, framing 413/400, digest auth 401/403, numbers 404
+            refusal = self.policy.check(source, prm.rdata.wholeMsg, time.monotonic())
+        except Exception as exc:  # noqa: BLE001 - e.g. a message SWIG cannot decode
+            return self._reject(call, 400, "Bad Request", clog, f"unreadable INVITE: {exc!r}")
+        if refusal is not None:
+            if refusal.counter:
+                self.counters[refusal.counter] = self.counters.get(refusal.counter, 0) + 1
+            return self._reject(call, refusal.code, refusal.reason, clog, refusal.why,
+                                refusal.headers)
         if active >= self.stack.capacity:
             return self._reject(call, 486, "Busy Here", clog, "at call capacity")
-        clog.info("call_incoming", remote=info.remoteUri, local=info.localUri)
+        clog.info("call_incoming", remote=info.remoteUri, local=info.localUri,
+                  trunk=getattr(account, "trunk_name", None))
         call.answer_op(180)
         session = CallSession(call_id=call.sip_call_id, config=self.config,
                               url=self.upstream_url, api_key=self.api_key, loop=self.loop,
-                              vad_model=self.vad_model,
+                              vad_model=self.vad_model, vad_batch=self.vad_batch,
                               on_end=lambda reason: self.post(lambda: self._end(call, reason)))
         call.session = session
         future = asyncio.run_coroutine_threadsafe(session.start(), self.loop)
         future.add_done_callback(lambda f: self.post(lambda: self._answer(call, f)))
+        call.opening = future  # cancelled if the caller gives up first (see _forget)
 
-    def _reject(self, call: BridgeCall, code: int, reason: str, clog, why: str) -> None:
-        self.counters[f"rejected_{code}"] += 1
+    def _reject(self, call: BridgeCall, code: int, reason: str, clog, why: str,
+                headers: tuple = ()) -> None:
+        key = f"rejected_{code}"
+        self.counters[key] = self.counters.get(key, 0) + 1
         clog.warning("call_rejected", status=code, why=why)
-        call.hangup_op(code, reason)
+        call.reject_op(code, reason, headers)  # inside onIncomingCall: see reject_op
 
     # -- control thread: answering and ending -------------------------------------------------
     def _answer(self, call: BridgeCall, future) -> None:
@@ -160,17 +213,40 @@ class Worker:
         call.answer_op(200)
         self.counters["accepted"] += 1
 
-    def _end(self, call: BridgeCall, reason: str) -> None:
+    def _end(self, call: BridgeCall, reason: str, **fields) -> None:
         if not call.disconnected:
-            log.info("call_hangup", call_id=call.sip_call_id, reason=reason)
+            log.info("call_hangup", call_id=call.sip_call_id, reason=reason, **fields)
             call.hangup_op(200 if call.is_confirmed() else 503)
 
-    def _forget(self, call: BridgeCall) -> None:
+    def _answered_calls(self) -> list[BridgeCall]:
+        """The RTP watchdog's view: answered (confirmed) calls with a session."""
+        if self._stopping:
+            return []
         with self._calls_lock:
-            self.calls.pop(call.getId(), None)
+            live = [c for c in self.calls.values() if c.session is not None and not c.disconnected]
+        return [c for c in live if c.is_confirmed()]
+
+    def _on_rtp_silent(self, call: BridgeCall, silent_s: float) -> None:
+        self._end(call, "rtp_timeout", silent_s=round(silent_s, 1),
+                  rtp_timeout_s=self.config.sip.rtp_timeout_s)
+
+    def _forget(self, call: BridgeCall) -> None:
+        with self._calls_lock:  # pjsua reuses call slots: the id may already be a newer call's
+            if self.calls.get(call.getId()) is call:
+                del self.calls[call.getId()]
+        opening = getattr(call, "opening", None)
+        if opening is not None:  # CANCEL before the answer: stop opening the model session now
+            opening.cancel()
+            call.opening = None
         self._close_session(call.session)
         call.release_media()
         call.session = None
+        # pjsua2's ~Call() clears the user data of the call's slot id and hangs up whatever call
+        # is active there (603). pjsua reuses slots at once, so destroying this object now can
+        # orphan or kill the newer call in the same slot (seen under INVITE floods). The native
+        # object is therefore left to the process (~100 bytes per ended call); pjsua2 never
+        # calls back into it: the slot's next Call overwrites the user data.
+        call.thisown = 0
 
     def _close_session(self, session: CallSession | None) -> None:
         if session is not None and not self.loop.is_closed():
@@ -183,33 +259,57 @@ class Worker:
 
     def call_disconnected(self, call: BridgeCall, code: int, reason: str) -> None:
         self.counters["ended"] += 1
-        log.info("call_ended", call_id=call.sip_call_id, status=code, reason=reason)
+        log.info("call_ended", call_id=call.sip_call_id, status=code, reason=reason,
+                 **rtp_log_fields(call.rtp_stats))
         self.post(lambda: self._forget(call))
 
-    def media_port_created(self, port) -> None:
-        self.stack.track(port)
+    def acquire_port(self, on_frame, next_frame):
+        return self.ports.acquire(on_frame, next_frame)
+
+    def release_port(self, port) -> None:
+        self.ports.release(port)
 
     def call_dtmf(self, call: BridgeCall, digit: str) -> None:
         if call.session is not None:
             call.session.on_dtmf(digit)
 
     # -- shutdown -----------------------------------------------------------------------------
+    def _live_calls(self) -> list[BridgeCall]:
+        with self._calls_lock:
+            return [c for c in self.calls.values() if not c.disconnected]
+
+    def _drain_calls(self) -> None:
+        """Serve the calls in progress until they end; BYE at the deadline or a second signal."""
+        drain = Drain(time.monotonic(), self.config.sip.drain_timeout_s, SHUTDOWN_GRACE_S)
+        log.info("draining", calls=len(self._live_calls()), deadline_s=drain.timeout_s)
+        hung_up = 0
+        while True:
+            if self._forced:
+                drain.force()
+            now = time.monotonic()
+            live = self._live_calls()
+            step = drain.step(now, len(live))
+            if step is Step.DONE:
+                break
+            if step is Step.HANG_UP:
+                reason = "shutdown" if drain.forced or not drain.timeout_s else "drain_timeout"
+                hung_up = len(live)
+                for call in live:
+                    self._run_command(lambda c=call, r=reason: self._end(c, r))
+            live = None
+            try:  # disconnects, answers and the second signal all arrive as commands
+                self._run_command(self._commands.get(timeout=max(drain.wait_s(now, 0.5), 0.01)))
+            except queue.Empty:
+                pass
+        log.info("drained", waited_s=round(time.monotonic() - drain.started, 2), hung_up=hung_up,
+                 left=len(self._live_calls()))
+
     def _shutdown(self) -> None:
         self._stopping = True
+        self.rtp_watch.stop()
         if self.stack.ep is not None:
-            with self._calls_lock:
-                live = list(self.calls.values())
-            for call in live:
-                self._run_command(lambda c=call: self._end(c, "shutdown"))
-            deadline = time.monotonic() + SHUTDOWN_GRACE_S
-            while time.monotonic() < deadline:
-                with self._calls_lock:
-                    if all(c.disconnected for c in self.calls.values()):
-                        break
-                try:
-                    self._run_command(self._commands.get(timeout=0.05))
-                except queue.Empty:
-                    pass
+            self.trunks.unregister()  # the registrar stops sending calls while ours drain
+            self._drain_calls()
             while True:  # run what is left (forget calls) before dropping references
                 try:
                     self._run_command(self._commands.get_nowait())
@@ -229,8 +329,10 @@ class Worker:
                 self._await(self.embedded.stop(), timeout=5)
         except Exception:  # noqa: BLE001
             log.exception("embedded_model_stop_failed")
+        if self.stack.ep is not None:
+            self.trunks.close()  # waits (<= 2 s) for the unregistrations, deletes the accounts
         gc.collect()
         self.stack.destroy()
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._loop_thread.join(timeout=5)
-        log.info("stopped", **self.counters)
+        log.info("stopped", audio_ports=self.ports.size, **self.counters)

@@ -125,6 +125,11 @@ class RealtimeClient:
         return self._queue.qsize()
 
     @property
+    def session(self) -> SessionConfig:
+        """The session configuration ``connect()`` sends."""
+        return self._session
+
+    @property
     def connected(self) -> bool:
         return self._state == "open" and self._ws is not None and self._ws.state is State.OPEN
 
@@ -173,6 +178,10 @@ class RealtimeClient:
                     close_timeout=2.0,
                     max_size=MAX_MESSAGE_BYTES,
                     proxy=None if _is_loopback(self.url) else True,
+                    # no permessage-deflate: zlib on every append and delta cost more CPU than
+                    # the bridge's whole send path (py-spy, bench/README.md), to save ~25 % of
+                    # the bytes of base64 audio
+                    compression=None,
                 )
                 await self._handshake(ws)
                 return ws

@@ -2,8 +2,9 @@
 
 :func:`parse_server_event` never raises: text that is not JSON, a top-level
 value that is not an object, a missing or mistyped field, or a ``delta`` that is
-not base64 all come back as :class:`~sipbridge.realtime.events.Malformed` with a
-reason. Well-formed events of types we do not model come back as ``Unknown``.
+not base64 or not whole pcm16 samples all come back as
+:class:`~sipbridge.realtime.events.Malformed` with a reason. Well-formed events
+of types we do not model come back as ``Unknown``.
 
 GA and beta differ in a few names (beta ``response.audio.delta`` became GA
 ``response.output_audio.delta``, likewise ``.done``); both are accepted.
@@ -66,11 +67,14 @@ def _session(ev: dict[str, Any]) -> dict[str, Any]:
 
 
 def _audio_delta(ev: dict[str, Any]) -> ServerEvent:
+    pcm = _b64(_field(ev, "delta", str))
+    if len(pcm) % 2:
+        raise _Bad(f"delta is not whole pcm16 samples ({len(pcm)} bytes)")
     return AudioDelta(
         response_id=_field(ev, "response_id", str),
         item_id=_field(ev, "item_id", str),
         content_index=_field(ev, "content_index", int, optional=True) or 0,
-        pcm=_b64(_field(ev, "delta", str)),
+        pcm=pcm,
     )
 
 

@@ -11,7 +11,9 @@ from typing import Protocol
 import pjsua2 as pj
 import structlog
 
-from ..media.port import CallPort, port_format
+from ..media.port import CallPort
+from .tls import srtp_suite
+from .rtpstats import read_stats
 
 log = structlog.get_logger("sipbridge.sip")
 
@@ -20,7 +22,8 @@ class CallEvents(Protocol):
     def call_disconnected(self, call: "BridgeCall", code: int, reason: str) -> None: ...
     def call_confirmed(self, call: "BridgeCall") -> None: ...
     def call_dtmf(self, call: "BridgeCall", digit: str) -> None: ...
-    def media_port_created(self, port: CallPort) -> None: ...
+    def acquire_port(self, on_frame, next_frame) -> CallPort: ...
+    def release_port(self, port: CallPort) -> None: ...
 
 
 class BridgeCall(pj.Call):
@@ -34,6 +37,7 @@ class BridgeCall(pj.Call):
         self.port: CallPort | None = None
         self._media = None
         self.disconnected = False
+        self.rtp_stats = None         # last RtpStats snapshot (watchdog, then at the BYE)
 
     def onCallState(self, prm):  # noqa: N802
         try:
@@ -45,6 +49,15 @@ class BridgeCall(pj.Call):
                 self.events.call_disconnected(self, info.lastStatusCode, info.lastReason)
         except Exception:  # noqa: BLE001
             log.exception("call_state_handler_failed", call_id=self.sip_call_id)
+
+    def onCallTsxState(self, prm):  # noqa: N802
+        # A BYE (either side's) is the last moment the stream exists: by the DISCONNECTED
+        # state callback pjsua has destroyed it, so the final RTP counters are read here.
+        try:
+            if not self.disconnected and prm.e.body.tsxState.tsx.method == "BYE":
+                self.rtp_stats = read_stats(self) or self.rtp_stats
+        except Exception:  # noqa: BLE001
+            log.exception("call_tsx_handler_failed", call_id=self.sip_call_id)
 
     def onCallMediaState(self, prm):  # noqa: N802
         try:
@@ -62,16 +75,20 @@ class BridgeCall(pj.Call):
                 session = self.session
                 if session is None:
                     return
-                port = CallPort(session.on_caller_frame, session.next_frame)
-                port.createPort(f"call{self.getId()}", port_format())
-                self.events.media_port_created(port)
-                self.port = port
+                self.port = self.events.acquire_port(session.on_caller_frame, session.next_frame)
             am.startTransmit(self.port)
             self.port.startTransmit(am)
             self._media = am
             log.info("media_active", call_id=self.sip_call_id,
-                     codec=self._codec_name(i))
+                     codec=self._codec_name(i), srtp=self._srtp_suite())
             return
+
+    def _srtp_suite(self) -> str | None:
+        """The SRTP crypto suite protecting this call's audio, None for plain RTP."""
+        try:
+            return srtp_suite(self.dump(True, ""))
+        except Exception:  # noqa: BLE001
+            return None
 
     def _codec_name(self, index: int) -> str:
         try:
@@ -92,16 +109,42 @@ class BridgeCall(pj.Call):
         prm.statusCode = code
         self.answer(prm)
 
-    def hangup_op(self, code: int, reason: str = "", retry_after: int | None = None) -> None:
-        """Reject (before answer: ``code`` is the final response) or end with BYE."""
+    def reject_op(self, code: int, reason: str = "",
+                  headers: tuple[tuple[str, str], ...] = ()) -> None:
+        """Refuse the INVITE with final response ``code`` (>= 300) carrying ``headers``.
+
+        For use inside ``onIncomingCall``: there pjsua defers a hangup until the call is set up
+        and then sends it without the extra headers, while a deferred *answer* keeps them, so a
+        401's ``WWW-Authenticate`` or a 503's ``Retry-After`` must go out as an answer.
+        """
+        prm = pj.CallOpParam(True)
+        prm.statusCode = code
+        if reason:
+            prm.reason = reason
+        for name, value in headers:
+            hdr = pj.SipHeader()
+            hdr.hName = name
+            hdr.hValue = value
+            prm.txOption.headers.append(hdr)
+        self.answer(prm)
+
+    def hangup_op(self, code: int, reason: str = "", retry_after: int | None = None,
+                  headers: tuple[tuple[str, str], ...] = ()) -> None:
+        """Reject (before answer: ``code`` is the final response) or end with BYE.
+
+        ``headers`` (name, value) pairs go on that response or BYE, e.g. a 401's
+        ``WWW-Authenticate``; ``retry_after`` is shorthand for a ``Retry-After`` header.
+        """
         prm = pj.CallOpParam(True)
         prm.statusCode = code
         if reason:
             prm.reason = reason
         if retry_after is not None:
+            headers = (*headers, ("Retry-After", str(retry_after)))
+        for name, value in headers:
             hdr = pj.SipHeader()
-            hdr.hName = "Retry-After"
-            hdr.hValue = str(retry_after)
+            hdr.hName = name
+            hdr.hValue = value
             prm.txOption.headers.append(hdr)
         self.hangup(prm)
 
@@ -112,6 +155,8 @@ class BridgeCall(pj.Call):
             return False
 
     def release_media(self) -> None:
-        """Detach and drop the port (on the control thread, after disconnect)."""
+        """Give the port back to the pool (on the control thread, after disconnect)."""
         self._media = None
-        self.port = None
+        port, self.port = self.port, None
+        if port is not None:
+            self.events.release_port(port)

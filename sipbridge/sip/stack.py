@@ -21,25 +21,62 @@ import pjsua2 as pj
 import structlog
 
 from ..config import LogConfig, SipConfig
+from .drops import DROP_LOG_LEVEL, DropCounter
 
 log = structlog.get_logger("sipbridge.sip")
 
 CODEC_PRIORITIES = {"PCMU/8000/1": 255, "PCMA/8000/1": 200, "telephone-event/8000/1": 100}
+SRTP_USE = {"off": pj.PJMEDIA_SRTP_DISABLED, "optional": pj.PJMEDIA_SRTP_OPTIONAL,
+            "mandatory": pj.PJMEDIA_SRTP_MANDATORY}
+
+
+def tls_transport_config(sip: SipConfig) -> "pj.TransportConfig":
+    """The SIP/TLS listener on ``sip.host:sip.tls_port`` (files already checked by sip.tls)."""
+    tcfg = pj.TransportConfig()
+    tcfg.port = sip.tls_port
+    tcfg.boundAddress = sip.host
+    if sip.public_host:
+        tcfg.publicAddress = sip.public_host
+    tls = tcfg.tlsConfig
+    tls.certFile = sip.tls_cert
+    tls.privKeyFile = sip.tls_key
+    if sip.tls_ca:
+        tls.CaListFile = sip.tls_ca
+    tls.verifyClient = sip.tls_verify_client
+    tls.requireClientCert = sip.tls_verify_client
+    tls.proto = pj.PJ_SSL_SOCK_PROTO_TLS1_2 | pj.PJ_SSL_SOCK_PROTO_TLS1_3
+    return tcfg
+
+
+def library_path() -> str:
+    """The wheel's shared library, for the C API calls pjsua2 does not wrap (ctypes)."""
+    return pj._pjsua2.__file__
 
 
 def library_call_capacity() -> int:
     """Calls one pjsua2 process can hold (``PJSUA_MAX_CALLS`` the wheel was compiled with)."""
-    lib = ctypes.CDLL(pj._pjsua2.__file__)
+    lib = ctypes.CDLL(library_path())
     lib.pjsua_call_get_max_count.restype = ctypes.c_uint
     return int(lib.pjsua_call_get_max_count())
 
 
 class _PjLog(pj.LogWriter):
-    """Routes pjsip's own log lines into structlog."""
+    """Routes pjsip's own log lines (up to ``level``) into structlog; counts dropped messages."""
+
+    def __init__(self, level: int, drops: DropCounter):
+        super().__init__()
+        self.level = level
+        self.drops = drops
 
     def write(self, entry):  # noqa: D401 - pjsua2 naming
         try:
-            log.info("pjsip", level=entry.level, msg=entry.msg.rstrip(), thread=entry.threadName)
+            drop = self.drops.feed(entry.msg)
+            if drop is not None:
+                log.warning("sip_message_dropped", source=drop.source, reason=drop.reason,
+                            bytes=drop.size, dropped_total=self.drops.count)
+            if entry.level <= self.level:
+                log.info("pjsip", level=entry.level, msg=entry.msg.rstrip(),
+                         thread=entry.threadName)
         except Exception:  # noqa: BLE001
             pass
 
@@ -67,8 +104,10 @@ class SipStack:
         self.ep: pj.Endpoint | None = None
         self.account: Account | None = None
         self.capacity = 0
+        self.drops = DropCounter()   # malformed messages pjsip dropped (sip_message_dropped)
         self._log_writer = None
         self._owned: weakref.WeakSet = weakref.WeakSet()
+        self.gate = None   # the early INVITE module (sip/pjgate.py), unregistered in destroy()
 
     def track(self, obj) -> None:
         """Remember a ``Call`` or ``AudioMediaPort`` so :meth:`destroy` can make it safe."""
@@ -90,10 +129,10 @@ class SipStack:
         cfg.medConfig.ecTailLen = 0
         cfg.medConfig.ptime = 20
         cfg.medConfig.threadCnt = 1
-        self._log_writer = _PjLog()
+        self._log_writer = _PjLog(self.logs.pjsip_level, self.drops)
         cfg.logConfig.writer = self._log_writer
-        cfg.logConfig.level = self.logs.pjsip_level
-        cfg.logConfig.consoleLevel = self.logs.pjsip_level
+        cfg.logConfig.level = max(self.logs.pjsip_level, DROP_LOG_LEVEL)  # see sip/drops.py
+        cfg.logConfig.consoleLevel = cfg.logConfig.level  # the writer filters to pjsip_level
         cfg.logConfig.decor = 0
         ep.libInit(cfg)
         ep.audDevManager().setNullDev()
@@ -104,27 +143,38 @@ class SipStack:
         if self.sip.public_host:
             tcfg.publicAddress = self.sip.public_host
         ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
+        if self.sip.tls_cert is not None:
+            ep.transportCreate(pj.PJSIP_TRANSPORT_TLS, tls_transport_config(self.sip))
         ep.libStart()
         self._set_codecs()
 
         acfg = pj.AccountConfig()
         host = self.sip.public_host or self.sip.host
         acfg.idUri = f"sip:sipbridge@{host}:{self.sip.port}"
-        mt = acfg.mediaConfig.transportConfig
-        mt.port = self.sip.rtp_port
-        mt.portRange = self.sip.rtp_port_range
-        mt.boundAddress = self.sip.host
-        if self.sip.public_host:
-            mt.publicAddress = self.sip.public_host
+        self.configure_media(acfg)
         self.account = Account(on_incoming)
         self.account.create(acfg, True)
 
         lib_cap = library_call_capacity()
         self.capacity = min(lib_cap, self.sip.max_calls or lib_cap)
         log.info("sip_listening", host=self.sip.host, port=self.sip.port,
+                 tls_port=self.sip.tls_port if self.sip.tls_cert else None, srtp=self.sip.srtp,
                  call_capacity=self.capacity, library_max_calls=lib_cap,
-                 rtp_ports=f"{self.sip.rtp_port}-{self.sip.rtp_port + self.sip.rtp_port_range}")
+                 rtp_ports=f"{self.sip.rtp_port}-{self.sip.rtp_port + self.sip.rtp_port_range - 1}")
         return self.capacity
+
+    def configure_media(self, acfg: "pj.AccountConfig") -> None:
+        """RTP ports, addresses and SRTP of an account (the local one and every trunk's)."""
+        mt = acfg.mediaConfig.transportConfig
+        mt.port = self.sip.rtp_port
+        # pjsua takes pairs from port up to port + portRange *inclusive* (RTCP one above) and
+        # wraps: keep both ports of the last pair inside [rtp_port, rtp_port + rtp_port_range)
+        mt.portRange = max(1, self.sip.rtp_port_range - 2)
+        mt.boundAddress = self.sip.host
+        if self.sip.public_host:
+            mt.publicAddress = self.sip.public_host
+        acfg.mediaConfig.srtpUse = SRTP_USE[self.sip.srtp]
+        acfg.mediaConfig.srtpSecureSignaling = self.sip.srtp_secure_signaling
 
     def _set_codecs(self) -> None:
         """PCMU first, then PCMA; every other codec disabled (priority 0)."""
@@ -158,6 +208,8 @@ class SipStack:
             obj.thisown = 0
         if survivors:
             log.info("sip_objects_disowned", count=len(survivors))
+        if self.gate is not None:  # no callback into Python once the library goes
+            self.gate.close()
         self.ep.libDestroy()
         self.ep = None
         self._log_writer = None

@@ -174,13 +174,19 @@ def test_api_key_is_sent_to_the_model_server(tmp_path):
         assert server.events("session.update")
 
 
-def test_upstream_close_ends_the_call_with_bye(tmp_path, upstream, bridge):
-    """When the model server goes away mid-call, the bridge hangs up with BYE and says why."""
-    call = call_waiting_for_bye(bridge)
-    upstream.stop()
-    res = call.result()
-    assert res.returncode == 0, "the caller never got a BYE:\n" + res.describe()
-    assert "upstream lost" in bridge.wait_log("call_hangup")["reason"]
+def test_upstream_close_ends_the_call_with_bye(tmp_path, upstream):
+    """When the model server goes away mid-call and stays away, the bridge retries
+    reconnect_attempts times, then hangs up with BYE and says why."""
+    retry = {"reconnect_attempts": 2, "reconnect_backoff_min_ms": 100, "reconnect_backoff_max_ms": 200}
+    with Bridge(tmp_path, upstream.url, extra={"realtime": retry}) as bridge:
+        call = call_waiting_for_bye(bridge)
+        upstream.stop()  # closes with 1001 (going away), then refuses connections
+        res = call.result()
+        assert res.returncode == 0, "the caller never got a BYE:\n" + res.describe()
+        assert bridge.wait_log("call_hangup")["reason"] == "upstream_lost"
+        assert bridge.wait_log("upstream_lost")["code"] == 1001
+        assert [r["attempt"] for r in bridge.logs("upstream_reconnect_failed")] == [1, 2]
+        assert bridge.logs("upstream_gave_up") and not bridge.logs("upstream_restored")
 
 
 def test_sigterm_ends_calls_with_bye_and_exits_0(tmp_path, upstream, bridge):

@@ -7,6 +7,8 @@ settings). Changing a call's turn settings mid-call has no outside entry point y
 API), so ``CallSession.update_turn_detection`` is covered by tests/unit/app/test_session.py.
 """
 
+import base64
+
 import numpy as np
 
 from tests.support.bridge import Bridge
@@ -73,7 +75,8 @@ def test_server_vad_leaves_the_turns_to_the_model_server(tmp_path, upstream):
         "type": "server_vad", "threshold": 0.55, "prefix_padding_ms": 150, "silence_duration_ms": 550}
     assert upstream.events("input_audio_buffer.commit") == [], "the bridge committed a turn itself"
     assert upstream.events("response.create") == [], "the bridge asked for a response itself"
-    assert len(upstream.events("input_audio_buffer.append")) * 20 >= SPEECH_MS
+    appended = sum(len(base64.b64decode(e["audio"])) for e in upstream.events("input_audio_buffer.append"))
+    assert appended / 2 / 24000 * 1000 >= SPEECH_MS
 
     # the server heard two turns (the 800 ms pause is over its 550 ms) and answered each; its times
     # (audio sample counts) put the turns where the speech is, with the configured prefix and silence

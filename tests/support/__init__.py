@@ -7,4 +7,5 @@ audio    8 kHz WAV I/O, levels, G.711, generators, utterances with known speech 
 sipp     run SIPp scenarios from sipp-scenarios/ (run_sipp, SippUas), make RTP pcaps
 capture  tcpdump on lo -> RTP streams with per-packet timing and levels
 baresip  baresip 1.0.0 as a headless handset (WAV mic, records what it hears)
+flaky_upstream  recording model server that drops sockets / refuses upgrades on command
 """

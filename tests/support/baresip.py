@@ -39,7 +39,7 @@ Public API::
         .event_types -> list[str] ; .recorded_pcm() -> np.ndarray ; .sent_pcm()
     class Baresip(workdir, *, user="handset", sip_port=None, rtp_port_block=None,
                   ctrl_port=None, codecs=("PCMU", "PCMA"), extra_config=None,
-                  binary="baresip")
+                  binary="baresip", modules=(), account_params="")
         .prepare_mic(mic, min_duration_s, lead_ms=0) -> Path
         .write_config(mic_wav) -> Path
         .call(uri, duration_s, *, mic=None, lead_ms=0, answer_timeout=10.0,
@@ -256,6 +256,8 @@ class Baresip:
         codecs: Sequence[str] = ("PCMU", "PCMA"),
         extra_config: Mapping[str, str] | None = None,
         binary: str = "baresip",
+        modules: Sequence[str] = (),
+        account_params: str = "",
     ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -271,6 +273,8 @@ class Baresip:
         self.codecs = tuple(codecs)
         self.extra_config = dict(extra_config or {})
         self.binary = binary
+        self.modules = tuple(modules)          # extra media modules, e.g. ("srtp.so",)
+        self.account_params = account_params   # appended to the account, e.g. ";mediaenc=srtp"
         self._calls = 0
 
     @property
@@ -325,10 +329,11 @@ class Baresip:
         }
         cfg.update(self.extra_config)
         lines = [f"{k}\t{v}" for k, v in cfg.items()]
-        lines += [f"module\t{m}" for m in ("g711.so", "aufile.so", "sndfile.so")]
+        lines += [f"module\t{m}" for m in ("g711.so", "aufile.so", "sndfile.so", *self.modules)]
         lines += [f"module_app\t{m}" for m in ("account.so", "menu.so", "ctrl_tcp.so")]
         (self.config_dir / "config").write_text("\n".join(lines) + "\n")
-        account = f"<{self.aor}>;regint=0;audio_codecs={','.join(self.codecs)};answermode=manual"
+        account = (f"<{self.aor}>;regint=0;audio_codecs={','.join(self.codecs)};answermode=manual"
+                   f"{self.account_params}")
         (self.config_dir / "accounts").write_text(account + "\n")
         return self.config_dir
 

@@ -135,14 +135,19 @@ class Bridge:
         self.rtp_range = (rtp, rtp + 40)
         cfg = {
             "sip": {"host": "127.0.0.1", "port": self.sip_port, "rtp_port": rtp,
-                    "rtp_port_range": 40, "allow_from": ["127.0.0.1/32"]},
+                    "rtp_port_range": 40, "allow_from": ["127.0.0.1/32"],
+                    # SIGTERM (stop()) hangs up at once; drain tests set a deadline via extra
+                    "drain_timeout_s": 0},
             "realtime": {"api_key_env": "SIPBRIDGE_TEST_API_KEY"},
             "log": {"format": "json", "level": "info"},
         }
         if upstream_url:
             cfg["realtime"]["url"] = upstream_url
         for section, values in (extra or {}).items():
-            cfg.setdefault(section, {}).update(values)
+            if isinstance(values, dict):
+                cfg.setdefault(section, {}).update(values)
+            else:  # a list section (trunks) is taken as given
+                cfg[section] = values
         self.config_path = Path(tmp_path) / f"bridge-{self.sip_port}.yaml"
         self.config_path.write_text(yaml.safe_dump(cfg))
         env = {k: v for k, v in os.environ.items()

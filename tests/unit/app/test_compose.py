@@ -17,7 +17,7 @@ def test_compose_services_run_the_real_cli_and_scenarios():
     assert (ROOT / bridge["build"] / "Dockerfile").exists()
     caller = compose["services"]["caller"]
     script = caller["command"][0]
-    for name in ("uac_pcmu.xml", "pcmu_speech.pcap"):
+    for name in ("uac_proxy.xml", "pcmu_speech.pcap"):
         assert f"/scenarios/{name}" in script and (ROOT / "sipp-scenarios" / name).exists()
 
 
@@ -27,3 +27,24 @@ def test_compose_environment_is_valid_bridge_configuration():
     defaults = {k: v.split(":-", 1)[1].rstrip("}") for k, v in env.items() if ":-" in v}
     cfg = config.build({}, environ=defaults)
     assert cfg.sip.port == 5060 and cfg.sip.allow_from == ("127.0.0.1/32",)
+    assert cfg.cell.workers == 4 and cfg.cell.front == "none"  # the kamailio service is the front
+
+
+def test_compose_kamailio_fronts_the_workers_with_the_shipped_config():
+    """The kamailio service runs deploy/kamailio/kamailio.cfg, which is exactly the front that
+    `sipbridge kamailio-config` generates for the sipbridge service's environment."""
+    from sipbridge.cell.kamailio_cfg import front_spec, render
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    kam = compose["services"]["kamailio"]
+    assert kam["network_mode"] == "host"
+    assert "./deploy/kamailio:/etc/kamailio/sipbridge:ro" in kam["volumes"]
+    assert "kamailio -DD -E -f /etc/kamailio/sipbridge/kamailio.cfg" in kam["command"][0]
+    env = compose["services"]["sipbridge"]["environment"]
+    defaults = {k: v.split(":-", 1)[1].rstrip("}") for k, v in env.items() if ":-" in v}
+    cfg = config.build({}, environ={**defaults, "SIPBRIDGE_CELL__FRONT": "kamailio"})
+    files = render(front_spec(cfg, "/etc/kamailio/sipbridge"))
+    for name in ("kamailio.cfg", "dispatcher.list"):
+        assert (ROOT / "deploy" / "kamailio" / name).read_text() == files[name]
+    caller = compose["services"]["caller"]
+    assert set(caller["depends_on"]) == {"kamailio", "sipbridge"}
+    assert "-rtp_echo" in caller["command"][0]

@@ -74,7 +74,7 @@ class Call:
     """One CallSession against its own EmbeddedModel; the test thread is the media clock."""
 
     def __init__(self, loop, vad_model, *, turn=None, realtime=None, reply: bytes | None = None,
-                 pace: float = 50.0):
+                 pace: float = 50.0, vad_batch=None):
         self.loop = loop
         self.record: list[dict] = []
         self.model = EmbeddedModel(record=self.record, reply_pcm=reply, pace=pace)
@@ -84,7 +84,8 @@ class Call:
         self._capture = structlog.testing.capture_logs()
         self.logs = self._capture.__enter__()
         self.session = CallSession(call_id="call-1", config=cfg, url=url, api_key=None, loop=loop,
-                                   vad_model=vad_model, on_end=self.ended.append)
+                                   vad_model=vad_model, on_end=self.ended.append,
+                                   vad_batch=vad_batch)
         self.run(self.session.start())
         self.ticks = 0
 
@@ -121,7 +122,9 @@ class Call:
         return found
 
     def barrier(self) -> None:
-        """Wait until everything the session queued so far has reached the model server."""
+        """Wait until everything the session queued so far has reached the model server (caller
+        audio still held for the next ``input_audio_buffer.append`` batch is flushed first)."""
+        self.session.flush_audio()
         marker = f"evt_barrier_{len(self.record)}_{time.monotonic_ns()}"
         self.loop.call_soon_threadsafe(self.session.client.send, {"type": "test.barrier", "event_id": marker})
         deadline = time.monotonic() + 5
@@ -225,8 +228,10 @@ def test_utterance_then_silence_commits_then_asks_for_a_response_and_the_reply_p
     call.wait_for("response.create")
     assert call.turn_events() == ["input_audio_buffer.commit", "response.create"]
     types = [e["type"] for e in call.sent()]
-    appends_before = types[: types.index("input_audio_buffer.commit")].count("input_audio_buffer.append")
-    assert appends_before * 20 >= 300 + len(HELLO) * 1000 // RATE + 500
+    before = call.sent()[: types.index("input_audio_buffer.commit")]
+    ms_before = sum(len(base64.b64decode(e["audio"])) for e in before
+                    if e["type"] == "input_audio_buffer.append") / 2 / 24000 * 1000
+    assert ms_before >= 300 + len(HELLO) * 1000 // RATE + 500
 
     call.wait_playing()
     out = call.play_out()
@@ -521,3 +526,23 @@ def test_a_switch_to_server_vad_mid_turn_leaves_the_commit_to_the_server(make_ca
     call.barrier()
     assert call.session.engine.state.value == "idle"
     assert call.turn_events() == []
+
+
+# -- a worker's calls scored together ------------------------------------------------------------
+
+def test_calls_sharing_a_tick_batch_each_commit_their_own_turn(make_call, vad_model):
+    """Two calls scored through one TickBatch (as a worker does) each commit their turn, as alone."""
+    from sipbridge.turn.batch import TickBatch
+    batch = TickBatch()
+    a, b = make_call(reply=b"", vad_batch=batch), make_call(reply=b"", vad_batch=batch)
+    one = np.concatenate([quiet(300), HELLO, quiet(800)])
+    two = np.concatenate([quiet(900), GOODBYE, quiet(800)])
+    n = min(len(one), len(two)) // FRAME * FRAME
+    for i in range(0, n, FRAME):
+        a.session.next_frame(), b.session.next_frame()   # the tick: agent frames out, then in
+        a.feed(one[i:i + FRAME])
+        b.feed(two[i:i + FRAME])
+    for call in (a, b):
+        call.wait_for("response.create")
+        assert call.turn_events() == ["input_audio_buffer.commit", "response.create"]
+    assert batch.rounds >= n // FRAME and batch.late_rounds <= 1
