@@ -50,6 +50,7 @@ class SipConfig:
     srtp_secure_signaling: int = 1
     drain_timeout_s: int = 30
     rtp_timeout_s: int = 30          # end a call whose caller sent no RTP this long; 0: never
+    media_priority: str = "rr"       # pjmedia's clock/media threads: rr | nice | none
     numbers: tuple[str, ...] = ()    # Request-URI users accepted (others 404); empty: any
     invite_rate_per_s: int | None = 10   # INVITEs per second per source IP (null: no limit)
     invite_burst: int = 20           # INVITEs a source may send at once before the rate applies
@@ -139,6 +140,7 @@ _SECTIONS = {"sip": SipConfig, "realtime": RealtimeConfig, "barge_in": BargeInCo
 _CHOICES = {
     "realtime.api": ("ga", "beta"),
     "sip.srtp": ("off", "optional", "mandatory"),
+    "sip.media_priority": ("rr", "nice", "none"),
     "log.level": ("debug", "info", "warning", "error"),
     "log.format": ("auto", "json", "console"),
     "cell.front": ("none", "kamailio"),
