@@ -21,6 +21,7 @@ import gc
 import os
 import queue
 import signal
+import sys
 import threading
 import time
 
@@ -43,6 +44,7 @@ from .sip.stack import SipStack, library_path
 log = structlog.get_logger("sipbridge.worker")
 
 SHUTDOWN_GRACE_S = 3.0
+GIL_SWITCH_S = 0.001
 
 
 def _ignore(*_args) -> None:
@@ -80,6 +82,8 @@ class Worker:
 
     # -- control thread -----------------------------------------------------------------------
     def run(self) -> int:
+        # the media clock needs the GIL every 20 ms; by default another thread may keep it 5 ms
+        sys.setswitchinterval(GIL_SWITCH_S)
         self._loop_thread.start()
         self._install_signals()
         try:
