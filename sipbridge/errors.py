@@ -16,3 +16,7 @@ class ConfigError(SipBridgeError):
 
 class ModelFileError(SipBridgeError):
     """The Silero ONNX file is missing or is not the file we expect."""
+
+
+class ListenError(SipBridgeError):
+    """A SIP transport could not be opened (the port is taken, the address is not ours)."""

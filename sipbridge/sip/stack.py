@@ -21,6 +21,7 @@ import pjsua2 as pj
 import structlog
 
 from ..config import LogConfig, SipConfig
+from ..errors import ListenError
 from .drops import DROP_LOG_LEVEL, DropCounter
 
 log = structlog.get_logger("sipbridge.sip")
@@ -46,6 +47,15 @@ def tls_transport_config(sip: SipConfig) -> "pj.TransportConfig":
     tls.requireClientCert = sip.tls_verify_client
     tls.proto = pj.PJ_SSL_SOCK_PROTO_TLS1_2 | pj.PJ_SSL_SOCK_PROTO_TLS1_3
     return tcfg
+
+
+def _listen(ep: "pj.Endpoint", kind: int, tcfg: "pj.TransportConfig", what: str) -> None:
+    """Open one SIP transport; a failure (port taken, address not ours) becomes a ListenError."""
+    try:
+        ep.transportCreate(kind, tcfg)
+    except pj.Error as exc:
+        reason = getattr(exc, "reason", "") or getattr(exc, "info", lambda: str(exc))()
+        raise ListenError(f"cannot listen for {what}: {reason.strip()}") from None
 
 
 def library_path() -> str:
@@ -142,9 +152,10 @@ class SipStack:
         tcfg.boundAddress = self.sip.host
         if self.sip.public_host:
             tcfg.publicAddress = self.sip.public_host
-        ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
+        _listen(ep, pj.PJSIP_TRANSPORT_UDP, tcfg, f"SIP over UDP on {self.sip.host}:{self.sip.port}")
         if self.sip.tls_cert is not None:
-            ep.transportCreate(pj.PJSIP_TRANSPORT_TLS, tls_transport_config(self.sip))
+            _listen(ep, pj.PJSIP_TRANSPORT_TLS, tls_transport_config(self.sip),
+                    f"SIP over TLS on {self.sip.host}:{self.sip.tls_port}")
         ep.libStart()
         self._set_codecs()
 
