@@ -18,6 +18,20 @@ from .rtpstats import read_stats
 log = structlog.get_logger("sipbridge.sip")
 
 
+def _op(code: int, reason: str, headers: tuple[tuple[str, str], ...]) -> "pj.CallOpParam":
+    """A call operation's parameters: status ``code``, optional ``reason``, extra headers."""
+    prm = pj.CallOpParam(True)
+    prm.statusCode = code
+    if reason:
+        prm.reason = reason
+    for name, value in headers:
+        hdr = pj.SipHeader()
+        hdr.hName = name
+        hdr.hValue = value
+        prm.txOption.headers.append(hdr)
+    return prm
+
+
 class CallEvents(Protocol):
     def call_disconnected(self, call: "BridgeCall", code: int, reason: str) -> None: ...
     def call_confirmed(self, call: "BridgeCall") -> None: ...
@@ -105,9 +119,7 @@ class BridgeCall(pj.Call):
 
     def answer_op(self, code: int) -> None:
         """Send a provisional or final 2xx answer (180 Ringing, 200 OK)."""
-        prm = pj.CallOpParam(True)
-        prm.statusCode = code
-        self.answer(prm)
+        self.answer(_op(code, "", ()))
 
     def reject_op(self, code: int, reason: str = "",
                   headers: tuple[tuple[str, str], ...] = ()) -> None:
@@ -117,16 +129,7 @@ class BridgeCall(pj.Call):
         and then sends it without the extra headers, while a deferred *answer* keeps them, so a
         401's ``WWW-Authenticate`` or a 503's ``Retry-After`` must go out as an answer.
         """
-        prm = pj.CallOpParam(True)
-        prm.statusCode = code
-        if reason:
-            prm.reason = reason
-        for name, value in headers:
-            hdr = pj.SipHeader()
-            hdr.hName = name
-            hdr.hValue = value
-            prm.txOption.headers.append(hdr)
-        self.answer(prm)
+        self.answer(_op(code, reason, headers))
 
     def hangup_op(self, code: int, reason: str = "", retry_after: int | None = None,
                   headers: tuple[tuple[str, str], ...] = ()) -> None:
@@ -135,18 +138,9 @@ class BridgeCall(pj.Call):
         ``headers`` (name, value) pairs go on that response or BYE, e.g. a 401's
         ``WWW-Authenticate``; ``retry_after`` is shorthand for a ``Retry-After`` header.
         """
-        prm = pj.CallOpParam(True)
-        prm.statusCode = code
-        if reason:
-            prm.reason = reason
         if retry_after is not None:
             headers = (*headers, ("Retry-After", str(retry_after)))
-        for name, value in headers:
-            hdr = pj.SipHeader()
-            hdr.hName = name
-            hdr.hValue = value
-            prm.txOption.headers.append(hdr)
-        self.hangup(prm)
+        self.hangup(_op(code, reason, headers))
 
     def is_confirmed(self) -> bool:
         try:
