@@ -59,17 +59,6 @@ def vad_model():
     return load_model()
 
 
-@pytest.fixture(scope="module")
-def loop():
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="test-loop", daemon=True)
-    thread.start()
-    yield loop
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(5)
-    loop.close()
-
-
 class Call:
     """One CallSession against its own EmbeddedModel; the test thread is the media clock."""
 

@@ -10,7 +10,6 @@ The test thread plays the media clock (``on_caller_frame`` / ``next_frame``).
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 
 import numpy as np
@@ -26,17 +25,6 @@ from tests.support.flaky_upstream import flaky_model
 FRAME = 320  # 20 ms at 16 kHz
 FAST = {"reconnect_attempts": 3, "reconnect_backoff_min_ms": 20, "reconnect_backoff_max_ms": 40}
 TONE = audio.sine(300, 400, -15.0, rate=16000)  # 400 ms of caller "speech"
-
-
-@pytest.fixture(scope="module")
-def loop():
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="test-loop", daemon=True)
-    thread.start()
-    yield loop
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(5)
-    loop.close()
 
 
 class Call:
