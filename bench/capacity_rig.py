@@ -19,7 +19,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tests.support import audio, pcap  # noqa: E402
-from tests.support.bridge import Bridge  # noqa: E402
+from tests.support.bridge import Bridge, terminate  # noqa: E402
 from tests.support.ports import free_tcp_port  # noqa: E402
 from tests.support.sipp import PCMU_SPEECH_PCAP, make_audio_pcap  # noqa: E402
 
@@ -85,13 +85,7 @@ class ModelServer:
             raise RuntimeError(f"model server did not start: {self.url!r}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, 10)
 
 
 class Pool:

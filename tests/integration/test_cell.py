@@ -22,7 +22,7 @@ import yaml
 from sipbridge import config
 from sipbridge.cell.kamailio_cfg import Registration, front_spec, render
 from sipbridge.kamailio import Kamailio, module_dir
-from tests.support.bridge import _LineReader
+from tests.support.bridge import _LineReader, terminate
 from tests.support.ports import free_port_block, free_udp_port
 from tests.support.sipp import run_sipp
 
@@ -218,13 +218,7 @@ class CellProcess:
         return "\n".join(line for line in self.out.lines if '"pjsip"' not in line)[-6000:]
 
     def stop(self, timeout: float = 30.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, timeout)
         self.out._thread.join(5)
         return self.proc.returncode
 

@@ -30,6 +30,17 @@ from .ports import free_port_block, free_tcp_port, free_udp_port
 PYTHON = sys.executable
 
 
+def terminate(proc: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM ``proc`` and wait up to ``timeout`` s for it; SIGKILL it if it is still there."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class _LineReader:
     """Collects a pipe's lines on a thread; JSON lines are parsed, others kept as text."""
 
@@ -110,13 +121,7 @@ class Upstream:
         return int(self.url.rsplit(":", 1)[1].split("/")[0])
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, 5)
 
     def __enter__(self):
         return self
@@ -185,13 +190,7 @@ class Bridge:
         return "\n".join(self._out.lines)
 
     def stop(self, timeout: float = 15.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, timeout)
         self._out._thread.join(5)
         self.exit_code = self.proc.returncode
         return self.exit_code
