@@ -1,4 +1,4 @@
-"""The RTP watchdog: once a second, on the control thread, snapshot every answered call's RTP
+"""The RTP watchdog: every few seconds, on the control thread, snapshot every answered call's RTP
 counters and end the calls whose caller has gone silent for ``sip.rtp_timeout_s``.
 
 pjsua has no media-inactivity option (pjproject issue #4030 suggests exactly this: a timer that
@@ -17,7 +17,18 @@ from collections.abc import Callable, Iterable
 
 from ..media.inactivity import InactivityDetector
 
-CHECK_INTERVAL_S = 1.0
+CHECK_INTERVAL_S = (1.0, 5.0)   # a check every tenth of the timeout, within these bounds
+
+
+def check_interval(timeout_s: float) -> float:
+    """Seconds between checks: a tenth of the timeout, 1 to 5 s (30 s: every 3 s).
+
+    A check is not free: pjsua2's ``getStreamStat`` copies the whole RTCP statistics structure
+    through SWIG, ~5 % of a loaded worker's CPU when every call was read every second
+    (py-spy, bench/capacity.py). A silent caller is still ended within a tenth of the timeout.
+    """
+    low, high = CHECK_INTERVAL_S
+    return min(high, max(low, timeout_s / 10.0))
 
 
 class RtpWatchdog:
@@ -29,12 +40,12 @@ class RtpWatchdog:
 
     def __init__(self, timeout_s: float, post: Callable[[Callable[[], None]], None],
                  live_calls: Callable[[], Iterable], on_silent: Callable[[object, float], None],
-                 interval_s: float = CHECK_INTERVAL_S, read: Callable | None = None):
+                 interval_s: float | None = None, read: Callable | None = None):
         if read is None:
             from .rtpstats import read_stats as read
         self._read = read
         self.timeout_s = timeout_s
-        self.interval_s = interval_s
+        self.interval_s = check_interval(timeout_s) if interval_s is None else interval_s
         self._post = post
         self._live_calls = live_calls
         self._on_silent = on_silent

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from sipbridge.config import build
 from sipbridge.errors import ConfigError
 from sipbridge.media.inactivity import InactivityDetector
-from sipbridge.sip.rtpwatch import RtpWatchdog
+from sipbridge.sip.rtpwatch import RtpWatchdog, check_interval
 
 
 def test_fires_once_at_the_first_check_past_the_timeout():
@@ -150,3 +150,11 @@ def test_config_key_defaults_and_validation():
     for bad in (-1, 3601, "10", 2.5):
         with pytest.raises(ConfigError, match="sip.rtp_timeout_s"):
             build({"sip": {"rtp_timeout_s": bad}}, environ={})
+
+
+@pytest.mark.parametrize("timeout, every", [(2, 1.0), (10, 1.0), (30, 3.0), (45, 4.5), (600, 5.0)])
+def test_watchdog_checks_every_tenth_of_the_timeout_within_1_to_5_s(timeout, every):
+    """Reading stream statistics costs CPU per call: a tenth of the timeout, 1 s to 5 s."""
+    assert check_interval(timeout) == every
+    assert RtpWatchdog(timeout, post=lambda f: f(), live_calls=list,
+                       on_silent=lambda c, s: None, read=lambda c: None).interval_s == every
