@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Echo canceller benchmark: CPU per 20 ms tick, ERLE and delay per echo path, false turns, double talk.
 
-Run: ``python bench/echo.py [--quick]``. Prints one JSON object on stdout (progress on stderr).
-About 70 s on the 2-core development VM (``--quick``: a third of the cases, ~25 s).
+Run: ``python bench/echo.py [--quick] [--only cost|late]``. Prints one JSON object on stdout
+(progress on stderr). About 80 s on the 2-core development VM (``--quick``: a third of the cases,
+~30 s; ``--only cost``: calibration and ``cost_us`` only, ~15 s; ``--only late``: ``late_echo``).
 
 Audio: the agent is Asterisk's ``demo-congrats`` (30 s of speech, 8 kHz) resampled to 16 kHz as
 the bridge holds it; the line is :func:`sipbridge.media.echo_sim.line_echo` (16k -> 8k, µ-law,
@@ -15,14 +16,18 @@ Keys:
 * ``calibration_us`` / ``calibration_after_us``: ``rfft`` of 640 points and one tiny numpy call,
   hot, min of 7 repeats, before and after the cost runs: this VM's speed varies by 1.5-2x with
   its neighbours; compare costs against these.
-* ``cost_us``: CPU (``thread_time_ns``) per tick, ``far()`` + ``near()``:
+* ``cost_us``: CPU (``thread_time_ns``) per tick, ``far()`` + ``near()`` (``mean`` too: work
+  done on some ticks only, like the delay search on an echo-free line, hides from the median):
   ``far_active`` on a converged 12 dB / 60 ms echo, back to back, minimum over 3 identical runs
   per tick (filters out other processes), ``median`` / ``p95`` / ``max``; ``far_active_paced``
   the same ticks paced at 20 ms like pjmedia's clock (cold caches, single run);
   ``far_active_in_rfft640`` each active tick over one 640-point rfft timed right after it (a
   separate run): the cost in units of this machine's speed at that moment;
   ``acquiring`` the first second (delay search, no filter yet); ``far_silent`` the idle
-  pass-through (far frames of digital silence, caller speech on the near leg).
+  pass-through (far frames of digital silence, caller speech on the near leg); ``echo_free``
+  agent speech on a line that returns none of it (a caller and -60 dBFS noise only), after
+  the canceller gave up (``acquire_give_up_ms``), minimum over 3 runs per tick, with
+  ``split_echo_free`` its ``far()`` and ``near()`` apart.
 * ``erle``: per echo path ``"<delay> ms/<atten> dB"`` (delay = hybrid + network):
   ``erle_db`` (the canceller's own, linear filter, recent echo-only frames), ``suppression_db``
   (near power over output power after 2 s, measured from outside), ``delay_error_ms`` (estimate
@@ -38,6 +43,12 @@ Keys:
   ``within_budget`` (started within min_speech_ms + 150 ms), ``missed``.
 * ``delay_change``: the echo jumps to another delay 6 s into a 16 s call: SpeechStarted and
   SpeechOnset counts, time from the jump to the re-placement, final delay error.
+* ``late_echo``: a line without echo (-60 dBFS noise) for ``appear_s`` seconds of agent speech
+  (the canceller is ``echo_free`` by then), then an echo appears (a transfer, a speakerphone):
+  per case ``detected_after_ms`` (appearance to the filter's placement; None: never, within
+  the 16 s), ``placed_before`` (a placement on the echo-free part), ``delay_error_ms``, and
+  SpeechStarted / SpeechOnset counts on the output after the appearance; ``detected_after_ms``
+  over all cases as median / max.
 """
 
 from __future__ import annotations
@@ -119,7 +130,7 @@ def reference_ns() -> int:
     return best
 
 
-def cancel(far, near, aec=None, paced=False, times=None, flags=None, refs=None):
+def cancel(far, near, aec=None, paced=False, times=None, flags=None, refs=None, split=None):
     aec = aec or EchoCanceller()
     out = np.empty_like(near)
     for i in range(len(near) // FRAME):
@@ -129,9 +140,12 @@ def cancel(far, near, aec=None, paced=False, times=None, flags=None, refs=None):
             time.sleep(0.02)
         t0 = time.thread_time_ns()
         aec.far(f)
+        t1 = time.thread_time_ns()
         out[at] = aec.near(y)
         if times is not None:
             times.append(time.thread_time_ns() - t0)
+        if split is not None:
+            split.append((t1 - t0, time.thread_time_ns() - t1))
         if refs is not None:
             refs.append(reference_ns())
         if flags is not None:
@@ -153,6 +167,7 @@ def stats(values, digits=1) -> dict:
     if not len(v):
         return {"n": 0}
     return {"n": int(len(v)), "median": round(float(np.median(v)), digits),
+            "mean": round(float(v.mean()), digits),
             "p95": round(float(np.percentile(v, 95)), digits), "max": round(float(v.max()), digits)}
 
 
@@ -180,22 +195,26 @@ def bench_cost() -> dict:
         cancel(silent_far, silent_near, times=t)
         silent.append(t)
     silent = np.min(np.array(silent), axis=0) / 1e3
-    far_only, near_only = [], []
-    aec = EchoCanceller()
-    for i in range(len(near) // FRAME):
-        at = slice(i * FRAME, (i + 1) * FRAME)
-        t0 = time.thread_time_ns()
-        aec.far(far[at])
-        t1 = time.thread_time_ns()
-        aec.near(near[at])
-        t2 = time.thread_time_ns()
-        if i >= 100:
-            far_only.append((t1 - t0) / 1e3)
-            near_only.append((t2 - t1) / 1e3)
+    split = []
+    cancel(far, near, split=split)
+    split = np.array(split[100:]) / 1e3
+    free_near = line_echo(np.zeros_like(far), EchoPath(), caller8=caller8("vm-intro", 6.0, 0.0, 12), noise_dbfs=-60.0)
+    give_up = EchoCanceller().settings.acquire_give_up_ms * RATE // 1000 // FRAME + 5
+    free, free_split = [], []
+    for _ in range(3):
+        t, sp = [], []
+        _, aec = cancel(far, free_near, times=t, split=sp)
+        assert aec.mode == "echo_free", aec.mode
+        free.append(t)
+        free_split.append(sp)
+    free = (np.min(np.array(free), axis=0) / 1e3)[give_up:]
+    free_split = (np.min(np.array(free_split), axis=0) / 1e3)[give_up:]
     return {"far_active": stats(per_tick[100:]), "far_active_in_rfft640": stats(in_rfft),
             "far_active_paced": stats(paced),
             "acquiring": stats(per_tick[:50]), "far_silent": stats(silent),
-            "split_far_active": {"far": stats(far_only), "near": stats(near_only)}}
+            "split_far_active": {"far": stats(split[:, 0]), "near": stats(split[:, 1])},
+            "echo_free": stats(free),
+            "split_echo_free": {"far": stats(free_split[:, 0]), "near": stats(free_split[:, 1])}}
 
 
 def bench_echo(model, quick: bool) -> tuple[dict, dict, dict, dict]:
@@ -298,22 +317,60 @@ def bench_delay_change(model) -> dict:
     return result
 
 
+def bench_late_echo(model) -> dict:
+    progress("late echo")
+    seconds = 16
+    far = agent16(seconds)
+    none = EchoPath(atten_db=400.0)   # rounds to digital zero: no echo at all
+    result, found = {}, []
+    for appear_s in (6, 8, 10):
+        for path in (EchoPath(delay_ms=60, atten_db=12), EchoPath(delay_ms=20, atten_db=6),
+                     EchoPath(delay_ms=120, atten_db=20), EchoPath(delay_ms=100, atten_db=12, ir=tuple(hybrid_ir(seed=2)))):
+            near = line_echo(far, None, paths=[(0, none), (appear_s * 8000, path)], noise_dbfs=-60.0, seed=appear_s)
+            flags = []
+            out, aec = cancel(far, near, flags=flags)
+            appear = appear_s * RATE // FRAME
+            placed = next((i for i in range(len(flags)) if flags[i][1] >= 1), None)
+            after = None if placed is None or placed < appear else round(((placed + 1) - appear) * FRAME * 1000 / RATE)
+            started, onsets = turn_events(model, out)
+            state = aec.state()
+            key = f"{path.delay_ms:g} ms/{path.atten_db:g} dB{' dispersive' if path.ir else ''} at {appear_s} s"
+            result[key] = {
+                "detected_after_ms": after, "placed_before": placed is not None and placed < appear,
+                "delay_error_ms": None if state.delay_ms is None else round(state.delay_ms - path.true_delay_ms, 3),
+                "aec_started": sum(s >= appear_s * RATE for s in started),
+                "aec_onsets": sum(s >= appear_s * RATE for s in onsets)}
+            found.append(after)
+    detected = [a for a in found if a is not None]
+    result["detected_after_ms"] = {**stats(detected, 0), "missed": len(found) - len(detected)}
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a third of the echo cases, two callers")
+    parser.add_argument("--only", choices=("cost", "late"), help="only the cost part, or only late_echo")
     args = parser.parse_args()
     started = time.perf_counter()
+    report = {"machine": machine("numpy")}
+    if args.only != "late":
+        calib = calibration()
+        cost = bench_cost()
+        report.update({"calibration_us": calib, "calibration_after_us": calibration(), "cost_us": cost})
+    if args.only == "cost":
+        print(json.dumps(report, indent=1))
+        return
     model = load_model()
-    calib = calibration()
-    cost = bench_cost()
-    calib_after = calibration()
-    report = {"machine": machine("numpy"), "calibration_us": calib, "calibration_after_us": calib_after,
-              "cost_us": cost}
+    if args.only == "late":
+        report.update({"late_echo": bench_late_echo(model), "seconds": round(time.perf_counter() - started, 1)})
+        print(json.dumps(report, indent=1))
+        return
     erle, dispersive, noisy, false_turns = bench_echo(model, args.quick)
     report.update({"erle": erle, "erle_dispersive": dispersive, "erle_noisy": noisy,
                    "false_turns_echo_alone": false_turns,
                    "double_talk": bench_double_talk(model, args.quick),
                    "delay_change": bench_delay_change(model),
+                   "late_echo": bench_late_echo(model),
                    "seconds": round(time.perf_counter() - started, 1)})
     print(json.dumps(report, indent=1))
 
