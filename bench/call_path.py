@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Call-path benchmark: per-frame media CPU cost in-process, and added latency on a real call.
 
-Run: ``python bench/call_path.py [--frames N] [--responses N] [--skip-e2e] [--pace-ms MS]``.
+Run: ``python bench/call_path.py [--frames N] [--responses N] [--skip-e2e] [--pace-ms MS]
+[--audio-format pcm16|g711_ulaw|g711_alaw]`` (``realtime.audio_format`` of the part-1 session
+and its embedded model; with G.711 the ``resample`` figures are 16 -> 8 kHz plus the encode).
 Prints one JSON object on stdout (progress on stderr). Anything native code writes to file
 descriptor 1 (pjlib, SIPp helpers) is redirected to stderr, so stdout carries only the JSON.
 
@@ -173,18 +175,19 @@ def speech_frames(count: int) -> list[bytes]:
     return [pcm[i:i + FRAME_BYTES] for i in range(0, len(pcm), FRAME_BYTES)]
 
 
-def bench_media(n_frames: int, pace_ms: float) -> dict:
+def bench_media(n_frames: int, pace_ms: float, audio_format: str = "pcm16") -> dict:
     import pjsua2 as pj
     import structlog
 
     from sipbridge import logs
     from sipbridge.config import build
     from sipbridge.media.frames import FAST_PATH, read_frame, write_frame
+    from sipbridge.realtime.audio_format import by_name
     from sipbridge.realtime.embedded import EmbeddedModel
+    from sipbridge.realtime.transcode import Uplink
     from sipbridge.session import CallSession
     from sipbridge.turn.engine import TurnEngine
     from sipbridge.turn.silero import load_model
-    from sipcodecs import StreamResampler
 
     # The bridge's own logging at its default level, rendered but thrown away: log calls on
     # the media path (speech_started/stopped, barge_in) cost what they cost in production.
@@ -195,7 +198,9 @@ def bench_media(n_frames: int, pace_ms: float) -> dict:
     frames = speech_frames(n_frames)
     n = len(frames)
     vad_model = load_model()
-    cfg = build({}, environ={})
+    cfg = build({"realtime": {"audio_format": audio_format}}, environ={})
+    fmt = by_name(audio_format)
+    up_key = "resample_16k_24k" if fmt.linear else "resample_16k_8k_encode"
     bridge_loop = LoopThread("sipbridge-loop")
     model_loop = LoopThread("model-loop")
     embedded = EmbeddedModel()
@@ -306,7 +311,7 @@ def bench_media(n_frames: int, pace_ms: float) -> dict:
         if data != pcm or data_slow != pcm:
             raise AssertionError("read_frame returned other bytes than the frame holds")
 
-    up = StreamResampler(PORT_RATE, MODEL_RATE)
+    up = Uplink(fmt, PORT_RATE)
     resample = np.empty(n)
     for i, pcm in enumerate(frames):
         c0 = tt()
@@ -354,6 +359,7 @@ def bench_media(n_frames: int, pace_ms: float) -> dict:
     out_stats.update(clock="thread_time", wall=stats(wall_out), underrun_frames=out_underruns)
     rest = cpu_in - cpu_read - parts["resample"] - parts["turn_engine"] - parts["handoff"]
     return {
+        "audio_format": audio_format,
         "media_in_us": in_stats,
         "media_out_us": out_stats,
         "read_frame_fast_us": round(float(np.median(fast)), 2),
@@ -363,7 +369,7 @@ def bench_media(n_frames: int, pace_ms: float) -> dict:
             "fast_path_active": FAST_PATH,
             "pace_ms": pace_ms, "ticks_elapsed_s": round(elapsed, 2),
             "in_breakdown_us": {
-                "read_frame": stats(cpu_read), "resample_16k_24k": stats(parts["resample"]),
+                "read_frame": stats(cpu_read), up_key: stats(parts["resample"]),
                 "turn_engine": stats(parts["turn_engine"]), "handoff": stats(parts["handoff"]),
                 "rest": stats(rest)},
             "instrumentation_us_per_wrapper": round(wrapper_ns / 1000, 2),
@@ -372,7 +378,7 @@ def bench_media(n_frames: int, pace_ms: float) -> dict:
             "in_session": in_counters,
             "hot": {
                 "read_frame_fast_us": stats(fast), "read_frame_slow_us": stats(slow),
-                "resample_16k_24k_us": stats(resample), "turn_engine_us": stats(vad),
+                f"{up_key}_us": stats(resample), "turn_engine_us": stats(vad),
                 "out_us": stats(hot_out), "out_next_frame_us": stats(nxt),
                 "out_write_frame_us": stats(wrt)},
             "silero_runs_per_chunk": round(runs[0] / max(1, chunks), 3),
@@ -633,6 +639,8 @@ def main() -> int:
     parser.add_argument("--pace-ms", type=float, default=20.0,
                         help="interval between 'in' frames (20: the media clock)")
     parser.add_argument("--skip-e2e", action="store_true", help="only the in-process part")
+    parser.add_argument("--audio-format", default="pcm16", choices=("pcm16", "g711_ulaw", "g711_alaw"),
+                        help="realtime.audio_format of the in-process session (part 1)")
     parser.add_argument("--keep", action="store_true", help="keep the capture, pcap and traces")
     args = parser.parse_args()
 
@@ -640,7 +648,7 @@ def main() -> int:
     result: dict = {"bench": "call_path", "machine": machine()}
     errors = []
     try:
-        result.update(bench_media(args.frames, args.pace_ms))
+        result.update(bench_media(args.frames, args.pace_ms, args.audio_format))
     except Exception as exc:  # noqa: BLE001 - report, keep going
         errors.append(f"media: {type(exc).__name__}: {exc}")
     result.update(delta_to_rtp_ms=None, rtp_to_append_ms=None)

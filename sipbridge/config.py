@@ -75,6 +75,7 @@ class RealtimeConfig:
     reconnect_backoff_min_ms: int = 250
     reconnect_backoff_max_ms: int = 4000
     reconnect_prompt: str | None = None
+    audio_format: str = "pcm16"      # pcm16 (24 kHz) | g711_ulaw | g711_alaw (8 kHz), both ways
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,7 @@ _SECTIONS = {"sip": SipConfig, "realtime": RealtimeConfig, "barge_in": BargeInCo
              "log": LogConfig, "cell": CellConfig}
 _CHOICES = {
     "realtime.api": ("ga", "beta"),
+    "realtime.audio_format": ("pcm16", "g711_ulaw", "g711_alaw"),
     "sip.srtp": ("off", "optional", "mandatory"),
     "sip.media_priority": ("rr", "nice", "none"),
     "log.level": ("debug", "info", "warning", "error"),

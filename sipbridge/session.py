@@ -25,7 +25,6 @@ from dataclasses import fields, replace
 
 import numpy as np
 import structlog
-from sipcodecs import StreamResampler
 
 from .bargein import Action, BargeInPolicy, Decision
 from .media.echo import EchoCanceller, EchoSettings
@@ -33,10 +32,12 @@ from .media.gate import SpeechGate
 from .media.playout import Cleared, PlayoutBuffer
 from .realtime import protocol as rt
 from .realtime.append_batch import AppendBatcher
+from .realtime.audio_format import by_name as audio_format
 from .realtime.client import RealtimeClient
 from .realtime.link import UpstreamLink
 from .realtime.prompt import PROMPT_ITEM, load_prompt
 from .realtime.retry import backoff_ms
+from .realtime.transcode import Downlink, Uplink
 from .turn.events import SpeechOnset, SpeechRejected, SpeechStarted, SpeechStopped
 from .turn.engine import TurnEngine
 from .turn.settings import TurnSettings, resolve
@@ -44,7 +45,6 @@ from .turn.settings import TurnSettings, resolve
 log = structlog.get_logger("sipbridge.session")
 
 PORT_RATE = 16000
-MODEL_RATE = 24000
 # Line echo is at least 6 dB down (G.168's assumption for hybrids); with the canceller's
 # conservative 3 dB and 4 s search, a caller interrupting in the first seconds of an answer on
 # an echo-free line was held back 150 ms (bench/barge_in.py). After 1 s of agent speech with no
@@ -71,11 +71,14 @@ class CallSession:
         self.on_end = on_end
         self.settings = config.turn_detection
         self.playout = PlayoutBuffer(PORT_RATE)
-        self._up = StreamResampler(PORT_RATE, MODEL_RATE)
-        self._down: dict[str, StreamResampler] = {}
+        rc = config.realtime
+        # realtime.audio_format: pcm16 (24 kHz) or G.711 (8 kHz) both ways; caller audio is
+        # converted per append batch, model audio per item (see realtime/transcode.py)
+        self.audio_format = audio_format(rc.audio_format)
+        self._up = Uplink(self.audio_format, PORT_RATE)
+        self._down: dict[str, Downlink] = {}
         self.engine = TurnEngine(vad_model.new_stream(), self.settings) if vad_model else None
         self.vad_batch = vad_batch  # a worker's TickBatch: one Silero run per tick for its calls
-        rc = config.realtime
         # without send_silence only speech goes upstream; that needs the on-box detector, so the
         # gate is used only while the type is silero (a call may switch, see update_turn_detection)
         self.gate = SpeechGate(PORT_RATE) if not rc.send_silence and self.engine is not None else None
@@ -95,7 +98,7 @@ class CallSession:
         self._cancel_reason: dict[str, str] = {}   # response -> interrupted | client_cancelled
         self.session_config = rt.SessionConfig(
             model=rc.model, instructions=rc.instructions, voice=rc.voice,
-            input_rate=MODEL_RATE, output_rate=MODEL_RATE, api=rc.api,
+            audio_format=rc.audio_format, api=rc.api,
             turn_detection=self._server_turn_detection())
         self._new_client = lambda: RealtimeClient(url, rc.model, api_key, self.session_config,
                                                   self._on_event,
@@ -124,7 +127,8 @@ class CallSession:
         structlog.contextvars.bind_contextvars(call_id=self.call_id)
         await self.client.connect()
         self._reader = asyncio.ensure_future(self._read())
-        self.log.info("upstream_connected", url=self.client.url, turn_detection=self.settings.type)
+        self.log.info("upstream_connected", url=self.client.url, turn_detection=self.settings.type,
+                      audio_format=self.audio_format.name)
 
     async def _read(self) -> None:
         await self.link.supervise(self.client)
@@ -352,7 +356,7 @@ class CallSession:
 
     def _send_up(self, pcm: bytes) -> None:
         """Caller audio (16 kHz) towards ``input_audio_buffer.append``, batched; each batch is
-        resampled to the model's rate in one go (a fifth of the per-call cost at 100 ms)."""
+        converted to the model's format in one go (a fifth of the per-call cost at 100 ms)."""
         with self._batch_lock:
             batch = self._batch.add(pcm)
             if batch is not None:
@@ -435,10 +439,10 @@ class CallSession:
         if event.response_id in self._cancelled:
             return
         gen = self._response_gen.setdefault(event.response_id, self.playout.generation)
-        resampler = self._down.get(event.item_id)
-        if resampler is None:
-            resampler = self._down[event.item_id] = StreamResampler(MODEL_RATE, PORT_RATE)
-        self.playout.push(resampler.process(event.pcm), event.item_id, gen)
+        down = self._down.get(event.item_id)
+        if down is None:
+            down = self._down[event.item_id] = Downlink(self.audio_format, PORT_RATE)
+        self.playout.push(down.process(event.pcm), event.item_id, gen)
 
     def _server_turn_detection(self) -> dict | None:
         s = self.settings

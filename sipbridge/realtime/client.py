@@ -12,7 +12,7 @@ threads (a PJSIP media callback) must hop with
 ``send`` never blocks: it serialises the event and queues it; a writer task
 drains the queue in order. Events queued before ``connect()`` finishes are sent
 after ``session.updated``, so the session is configured before audio flows.
-The queue is unbounded (24 kHz pcm16 is 48 kB/s); ``pending`` shows its depth.
+The queue is unbounded (24 kHz pcm16 is 48 kB/s, G.711 8 kB/s); ``pending`` shows its depth.
 """
 
 from __future__ import annotations
@@ -107,6 +107,7 @@ class RealtimeClient:
         self.url = with_model(url, model or session.model)
         self._api_key = api_key
         self._session = session
+        self._sample_bytes = session.format.sample_bytes  # of both directions' audio
         self._on_event = on_event
         self._connect_timeout = connect_timeout
         self._ws: ClientConnection | None = None
@@ -226,9 +227,10 @@ class RealtimeClient:
             return
         self._queue.put_nowait(json.dumps(event))
 
-    def send_audio(self, pcm16: bytes) -> None:
-        """Queue ``input_audio_buffer.append`` for pcm16 LE at ``session.input_rate``."""
-        self.send(input_audio_append(pcm16))
+    def send_audio(self, audio: bytes) -> None:
+        """Queue ``input_audio_buffer.append`` of ``audio`` in the session's input format
+        (pcm16 LE at ``session.input_rate``, or G.711 at 8 kHz)."""
+        self.send(input_audio_append(audio, self._sample_bytes))
 
     async def _write_loop(self, ws: ClientConnection) -> None:
         while True:
@@ -242,7 +244,7 @@ class RealtimeClient:
             self.events_out += 1
 
     def _ingest(self, message: str | bytes) -> ServerEvent:
-        event = parse_server_event(message)
+        event = parse_server_event(message, self._sample_bytes)
         self.events_in += 1
         if isinstance(event, Malformed):
             self.malformed += 1

@@ -15,6 +15,16 @@ refuses less than 100 ms, and so do we). Error events are
 where ``event_id`` is the offending client event's id. Ids are sequential
 (``resp_1``, ``item_2``, ``event_3``) so tests can predict them.
 
+Audio formats: the session's input and output formats (pcm16 at 24 kHz, G.711
+µ-law or A-law at 8 kHz; see :mod:`~sipbridge.realtime.echo_session`) are
+honoured as the provider does. Appended audio is decoded into linear samples at
+the input format's rate; the echo is converted (resampled only when the two
+rates differ, then encoded) into the output format when its response starts; a
+fixed ``reply_pcm`` (24 kHz pcm16) likewise. Every millisecond figure (commit
+minimum, truncation bounds, VAD times) counts samples at the format's own rate,
+never bytes. Changing the input format drops the uncommitted buffer (it was in
+the old format).
+
 Server VAD: with ``turn_detection: {"type": "server_vad", ...}`` in the session
 the core takes turns on its own, as the provider does. :class:`EnergyVad`
 judges the appended audio in 20 ms frames by level (speech when a frame's RMS
@@ -41,11 +51,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from sipcodecs import StreamResampler
 
-from sipbridge.realtime.echo_session import apply_session_update, default_session, turn_detection_of
+from sipbridge.realtime.audio_format import PCM16, AudioFormat
+from sipbridge.realtime.echo_session import (apply_session_update, default_session, input_format_of,
+                                             output_format_of, turn_detection_of)
 
-RATE = 24000
-BYTES_PER_MS = RATE * 2 // 1000
+RATE = 24000                          # pcm16's rate, that of ``reply_pcm``
+BYTES_PER_MS = RATE * 2 // 1000       # of pcm16
 MIN_COMMIT_MS = 100
 VAD_FRAME_MS = 20
 VAD_FLOOR_DBFS = -70.0  # threshold 0 ...
@@ -136,15 +149,24 @@ class EnergyVad:
 @dataclass
 class _Item:
     role: str
-    audio_bytes: int = 0
+    audio_bytes: int = 0          # wire bytes of the item's audio (sent, or kept by a truncate)
+    fmt: AudioFormat = PCM16      # ... in this format
 
 
 @dataclass
 class _Response:
     response_id: str
     item_id: str
-    pcm: bytes
+    audio: bytes                  # wire bytes, in the output format of when it started
+    chunk_bytes: int
     pos: int = 0
+
+
+def _convert(samples: np.ndarray, rate: int, fmt: AudioFormat) -> bytes:
+    """Linear int16 ``samples`` at ``rate`` as wire bytes of ``fmt`` (resampled if need be)."""
+    if rate != fmt.rate and samples.size:
+        samples = StreamResampler(rate, fmt.rate).process_array(samples)
+    return fmt.encode(samples)
 
 
 class EchoCore:
@@ -154,11 +176,13 @@ class EchoCore:
         self._ids = itertools.count(1)
         self.session: dict[str, Any] = default_session(self._id("sess"), model)
         self._reply_pcm = reply_pcm
-        self._chunk_bytes = max(2, chunk_ms * BYTES_PER_MS)
-        self._buffer = bytearray()
+        self._chunk_ms = chunk_ms
+        self._in_fmt = input_format_of(self.session)
+        self._buffer = bytearray()  # linear pcm16 LE at the input format's rate
         self._buffer_start = 0   # session sample index of the buffer's first sample
-        self._samples_in = 0     # samples appended since the session began
-        self._last_utterance = b""
+        self._samples_in = 0     # samples appended since the session began (input rate)
+        self._last_utterance = np.zeros(0, dtype=np.int16)
+        self._last_rate = self._in_fmt.rate
         self._items: dict[str, _Item] = {}
         self._last_item_id: str | None = None
         self.active: _Response | None = None
@@ -199,13 +223,20 @@ class EchoCore:
         if problem:
             return self._error("invalid_value", problem, eid, "session")
         td = turn_detection_of(self.session)
-        if td != before:  # a changed VAD starts from idle; an unrelated update keeps the turn
-            self._vad_item = None
-            self.vad = None if td is None else EnergyVad(
-                td["threshold"], td["prefix_padding_ms"], td["silence_duration_ms"],
-                start_sample=self._samples_in)
-            if self.vad is not None:
-                self.vad.reset(self._buffer_start)
+        fmt = input_format_of(self.session)
+        if fmt != self._in_fmt:  # session time goes on at the new rate; old-format audio is gone
+            old, self._in_fmt = self._in_fmt, fmt
+            self._samples_in = self._samples_in * fmt.rate // old.rate
+            self._buffer_start = self._samples_in
+            self._buffer.clear()
+        elif td == before:  # an unrelated update keeps the turn
+            return [self._ev("session.updated", session=self.session)]
+        self._vad_item = None  # a changed VAD (or rate) starts from idle
+        self.vad = None if td is None else EnergyVad(
+            td["threshold"], td["prefix_padding_ms"], td["silence_duration_ms"],
+            rate=fmt.rate, start_sample=self._samples_in)
+        if self.vad is not None:
+            self.vad.reset(self._buffer_start)
         return [self._ev("session.updated", session=self.session)]
 
     def _append(self, event: Event, eid: Any) -> list[Event]:
@@ -216,6 +247,11 @@ class EchoCore:
             pcm = None
         if pcm is None:
             return self._error("invalid_value", "'audio' must be a base64 string", eid, "audio")
+        fmt = self._in_fmt
+        if len(pcm) % fmt.sample_bytes:
+            return self._error("invalid_value", f"'audio' is not whole {fmt.name} samples", eid, "audio")
+        if not fmt.linear:
+            pcm = fmt.decode(pcm).astype("<i2", copy=False).tobytes()
         self._buffer += pcm
         self._samples_in += len(pcm) // 2
         if self.vad is None:
@@ -242,7 +278,7 @@ class EchoCore:
         return out
 
     def _commit(self, event: Event, eid: Any) -> list[Event]:
-        have_ms = len(self._buffer) / BYTES_PER_MS
+        have_ms = len(self._buffer) // 2 * 1000 / self._in_fmt.rate
         if have_ms < MIN_COMMIT_MS:
             return self._error(
                 "input_audio_buffer_commit_empty",
@@ -259,10 +295,11 @@ class EchoCore:
         if upto_sample is not None:
             cut = min(cut, max(0, (upto_sample - self._buffer_start) * 2))
         previous = self._last_item_id
-        self._last_utterance = bytes(self._buffer[:cut])
+        self._last_utterance = np.frombuffer(bytes(self._buffer[:cut]), dtype="<i2").astype(np.int16)
+        self._last_rate = self._in_fmt.rate
         del self._buffer[:cut]
         self._buffer_start += cut // 2
-        self._items[item_id] = _Item("user", len(self._last_utterance))
+        self._items[item_id] = _Item("user", cut, PCM16)
         self._last_item_id = item_id
         item = {"id": item_id, "object": "realtime.item", "type": "message", "status": "completed",
                 "role": "user", "content": [{"type": "input_audio", "transcript": None}]}
@@ -289,9 +326,14 @@ class EchoCore:
         return self._start_response()
 
     def _start_response(self) -> list[Event]:
-        pcm = self._reply_pcm if self._reply_pcm is not None else self._last_utterance
-        resp = _Response(self._id("resp"), self._id("item"), pcm)
-        self._items[resp.item_id] = _Item("assistant")
+        fmt = output_format_of(self.session)
+        if self._reply_pcm is not None:
+            audio = _convert(np.frombuffer(self._reply_pcm, dtype="<i2").astype(np.int16), RATE, fmt)
+        else:
+            audio = _convert(self._last_utterance, self._last_rate, fmt)
+        resp = _Response(self._id("resp"), self._id("item"), audio,
+                         max(fmt.sample_bytes, self._chunk_ms * fmt.bytes_per_ms))
+        self._items[resp.item_id] = _Item("assistant", 0, fmt)
         self._last_item_id = resp.item_id
         self.active = resp
         body = {"id": resp.response_id, "object": "realtime.response", "status": "in_progress",
@@ -312,14 +354,14 @@ class EchoCore:
         if resp is None or resp.response_id != response_id:
             return []
         out: list[Event] = []
-        if resp.pos < len(resp.pcm):
-            chunk = resp.pcm[resp.pos:resp.pos + self._chunk_bytes]
+        if resp.pos < len(resp.audio):
+            chunk = resp.audio[resp.pos:resp.pos + resp.chunk_bytes]
             resp.pos += len(chunk)
             self._items[resp.item_id].audio_bytes = resp.pos
             out.append(self._ev("response.output_audio.delta", response_id=resp.response_id,
                                 item_id=resp.item_id, output_index=0, content_index=0,
                                 delta=base64.b64encode(chunk).decode("ascii")))
-        if resp.pos >= len(resp.pcm):
+        if resp.pos >= len(resp.audio):
             out += self._finish(resp, "completed", None)
         return out
 
@@ -354,11 +396,11 @@ class EchoCore:
             return self._error("invalid_value", "content_index must be 0", eid, "content_index")
         if isinstance(end_ms, bool) or not isinstance(end_ms, int) or end_ms < 0:
             return self._error("invalid_value", "audio_end_ms must be an integer >= 0", eid, "audio_end_ms")
-        sent_ms = item.audio_bytes // BYTES_PER_MS
+        sent_ms = item.fmt.ms(item.audio_bytes)
         if end_ms > sent_ms:
             return self._error("invalid_value", f"Audio content of {sent_ms}ms is already shorter than "
                                f"{end_ms}ms", eid, "audio_end_ms")
-        item.audio_bytes = end_ms * BYTES_PER_MS
+        item.audio_bytes = end_ms * item.fmt.bytes_per_ms
         return [self._ev("conversation.item.truncated", item_id=item_id, content_index=0, audio_end_ms=end_ms)]
 
     def _delete(self, event: Event, eid: Any) -> list[Event]:

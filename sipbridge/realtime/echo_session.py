@@ -1,9 +1,13 @@
 """Session object of the embedded echo model: its default and ``session.update`` merging.
 
 "Only the fields that are present in the session.update are updated. [...] To
-clear a field like turn_detection, pass null." The echo model speaks pcm16 at
-24 kHz only (the real API: "Only a 24kHz sample rate is supported"), so other
-formats are refused with a reason.
+clear a field like turn_detection, pass null." The echo model speaks the API's
+three formats (:mod:`sipbridge.realtime.audio_format`): pcm16 at 24 kHz only (the
+real API: "Only a 24kHz sample rate is supported"), G.711 µ-law and A-law at
+8 kHz; anything else is refused with a reason. A format (GA
+``audio.{input,output}.format``, or beta ``input_audio_format`` /
+``output_audio_format``, stored at the GA path) replaces the previous one whole;
+the session object always announces it in GA shape.
 
 ``turn_detection`` (GA: ``audio.input.turn_detection``; beta: top-level
 ``turn_detection``, stored at the GA path) is ``null`` (the client commits) or a
@@ -22,7 +26,9 @@ import copy
 import math
 from typing import Any
 
-PCM_FORMAT = {"type": "audio/pcm", "rate": 24000}
+from sipbridge.realtime.audio_format import NAMES, PCM16, AudioFormat, by_ga_type, by_name
+
+PCM_FORMAT = PCM16.ga()
 VAD_DEFAULTS: dict[str, Any] = {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300,
                                 "silence_duration_ms": 500, "create_response": True,
                                 "interrupt_response": False}
@@ -48,11 +54,37 @@ def default_session(session_id: str, model: str) -> dict[str, Any]:
 def _format_problem(fmt: Any, where: str) -> str | None:
     if not isinstance(fmt, dict):
         return f"{where} must be an object"
-    if fmt.get("type") != "audio/pcm":
-        return f"{where}.type {fmt.get('type')!r} is not supported by the embedded model (audio/pcm only)"
-    if fmt.get("rate", 24000) != 24000:
-        return f"{where}.rate {fmt.get('rate')!r} is not supported: only 24000"
+    known = by_ga_type(fmt.get("type"))
+    if known is None:
+        return (f"{where}.type {fmt.get('type')!r} is not supported by the embedded model "
+                f"(audio/pcm, audio/pcmu or audio/pcma)")
+    if fmt.get("rate", known.rate) != known.rate:
+        return f"{where}.rate {fmt.get('rate')!r} is not supported for {known.ga_type}: only {known.rate}"
     return None
+
+
+def _pop_formats(update: dict[str, Any]) -> dict[str, AudioFormat]:
+    """Take the (already checked) formats out of ``update``, by side, so that they replace the
+    session's whole instead of being merged key by key (pcmu has no ``rate``)."""
+    out: dict[str, AudioFormat] = {}
+    audio = update.get("audio") or {}
+    for side in ("input", "output"):
+        part = audio.get(side) or {}
+        if "format" in part:
+            out[side] = by_ga_type(part.pop("format")["type"])
+        if f"{side}_audio_format" in update:  # beta spelling
+            out[side] = by_name(update.pop(f"{side}_audio_format"))
+    return out
+
+
+def input_format_of(session: dict[str, Any]) -> AudioFormat:
+    """The effective input audio format of a session object (GA path)."""
+    return by_ga_type(session["audio"]["input"]["format"]["type"])
+
+
+def output_format_of(session: dict[str, Any]) -> AudioFormat:
+    """The effective output audio format of a session object (GA path)."""
+    return by_ga_type(session["audio"]["output"]["format"]["type"])
 
 
 def _check(update: dict[str, Any]) -> str | None:
@@ -70,8 +102,8 @@ def _check(update: dict[str, Any]) -> str | None:
             if problem:
                 return problem
     for key in ("input_audio_format", "output_audio_format"):  # beta spelling
-        if key in update and update[key] != "pcm16":
-            return f"session.{key} {update[key]!r} is not supported (pcm16 only)"
+        if key in update and update[key] not in NAMES:
+            return f"session.{key} {update[key]!r} is not supported ({', '.join(NAMES)})"
     return None
 
 
@@ -125,12 +157,15 @@ def apply_session_update(session: dict[str, Any], update: Any) -> str | None:
     if problem is not None:
         return problem
     update = copy.deepcopy(update)
+    formats = _pop_formats(update)
     where = "session.audio.input.turn_detection"
     if "turn_detection" in update:  # beta spelling: stored where GA keeps it
         where = "session.turn_detection"
         update.setdefault("audio", {}).setdefault("input", {})["turn_detection"] = update.pop("turn_detection")
     merged = copy.deepcopy(session)
     _merge(merged, update)
+    for side, fmt in formats.items():
+        merged["audio"][side]["format"] = fmt.ga()
     td, problem = normalize_turn_detection(turn_detection_of(merged), where)
     if problem is not None:
         return problem

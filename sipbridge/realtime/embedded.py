@@ -1,7 +1,8 @@
 """Embedded "echo" model: a local WebSocket server speaking the Realtime protocol (GA names).
 
 The default model when no API key is configured, so the whole call path works
-offline: the caller hears their last committed sentence back. With
+offline: the caller hears their last committed sentence back, in whichever
+audio format the session asked for (pcm16, G.711 µ-law or A-law). With
 ``turn_detection: {"type": "server_vad", ...}`` in the session it also takes
 turns on its own, like the provider: speech_started/stopped from an energy VAD
 on the appended audio, then a commit and the echo (see
@@ -16,7 +17,8 @@ Test options: ``api_key`` (the upgrade must carry ``Authorization: Bearer <key>`
 else HTTP 401), ``record`` (anything with ``append``; gets every received client
 event as its dict plus ``"_recv_t"``: ``time.monotonic()`` at receipt; a frame
 that is not a JSON object is recorded as ``{"_recv_t", "_malformed": text}``),
-``reply_pcm`` (fixed 24 kHz pcm16 reply instead of the echo), ``pace``.
+``reply_pcm`` (fixed 24 kHz pcm16 reply instead of the echo, sent in the session's
+output format), ``pace``.
 
 CLI (for tests running it as a separate "upstream" process)::
 

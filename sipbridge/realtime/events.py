@@ -52,8 +52,8 @@ class SessionUpdated:
 @dataclass(frozen=True)
 class AudioDelta:
     """``response.output_audio.delta``: "Returned when the model-generated audio
-    is updated." ``pcm`` is the base64-decoded ``delta`` (pcm16 LE at the
-    session's output rate)."""
+    is updated." ``pcm`` is the base64-decoded ``delta`` in the session's output
+    format: pcm16 LE at its output rate, or G.711 codes (one byte a sample, 8 kHz)."""
 
     response_id: str
     item_id: str

@@ -2,7 +2,8 @@
 
 :func:`parse_server_event` never raises: text that is not JSON, a top-level
 value that is not an object, a missing or mistyped field, or a ``delta`` that is
-not base64 or not whole pcm16 samples all come back as
+not base64 or not whole samples of the session's output format (``sample_bytes``:
+2 for pcm16, 1 for G.711) all come back as
 :class:`~sipbridge.realtime.events.Malformed` with a reason. Well-formed events
 of types we do not model come back as ``Unknown``.
 
@@ -68,8 +69,6 @@ def _session(ev: dict[str, Any]) -> dict[str, Any]:
 
 def _audio_delta(ev: dict[str, Any]) -> ServerEvent:
     pcm = _b64(_field(ev, "delta", str))
-    if len(pcm) % 2:
-        raise _Bad(f"delta is not whole pcm16 samples ({len(pcm)} bytes)")
     return AudioDelta(
         response_id=_field(ev, "response_id", str),
         item_id=_field(ev, "item_id", str),
@@ -140,11 +139,13 @@ _PARSERS: dict[str, Callable[[dict[str, Any]], ServerEvent]] = {
 KNOWN_TYPES: frozenset[str] = frozenset(_PARSERS)
 
 
-def parse_server_event(data: str | bytes) -> ServerEvent:
+def parse_server_event(data: str | bytes, sample_bytes: int = 2) -> ServerEvent:
     """Parse one WebSocket message from the model server. Never raises.
 
     ``bytes`` are decoded as UTF-8 (a binary frame from a server that should
-    send text). Returns a typed event, ``Unknown`` for other well-formed
+    send text). ``sample_bytes`` is the size of one sample of the session's
+    output audio (2: pcm16, 1: G.711); a delta of a partial sample is
+    malformed. Returns a typed event, ``Unknown`` for other well-formed
     types, or ``Malformed(reason)``.
     """
     try:
@@ -165,7 +166,11 @@ def parse_server_event(data: str | bytes) -> ServerEvent:
     if parser is None:
         return Unknown(type=etype, raw=obj)
     try:
-        return parser(obj)
+        event = parser(obj)
+        if isinstance(event, AudioDelta) and len(event.pcm) % sample_bytes:
+            what = "pcm16" if sample_bytes == 2 else f"{sample_bytes}-byte"
+            raise _Bad(f"delta is not whole {what} samples ({len(event.pcm)} bytes)")
+        return event
     except _Bad as exc:
         return Malformed(f"{etype}: {exc}")
     except Exception as exc:  # noqa: BLE001 - defensive; a parser bug must not kill the reader

@@ -14,9 +14,12 @@ Two dialects exist. GA (``api="ga"``) nests audio settings::
 
 beta (``api="beta"``, header ``OpenAI-Beta: realtime=v1``) is flat:
 ``modalities``, ``input_audio_format: "pcm16"``, ``output_audio_format``,
-``turn_detection``, ``voice``. Beta accepts only the modality sets ``["text"]``
-and ``["audio", "text"]`` (``["audio"]`` alone is refused), so the beta shape
-asks for ``["audio", "text"]``; GA instead allows exactly one output modality.
+``turn_detection``, ``voice``. ``SessionConfig.audio_format`` picks pcm16 or G.711
+(GA ``{"type": "audio/pcmu"}``/``{"type": "audio/pcma"}``, beta ``"g711_ulaw"``/
+``"g711_alaw"``; see :mod:`sipbridge.realtime.audio_format`), both directions alike.
+Beta accepts only the modality sets ``["text"]`` and ``["audio", "text"]``
+(``["audio"]`` alone is refused), so the beta shape asks for ``["audio", "text"]``;
+GA instead allows exactly one output modality.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sipbridge.errors import ConfigError
+from sipbridge.realtime.audio_format import NAMES as AUDIO_FORMATS
+from sipbridge.realtime.audio_format import AudioFormat, by_name
 from sipbridge.realtime.events import (  # noqa: F401 - re-exported
     AudioDelta,
     AudioDone,
@@ -47,8 +52,8 @@ from sipbridge.realtime.events import (  # noqa: F401 - re-exported
 from sipbridge.realtime.parser import KNOWN_TYPES, parse_server_event  # noqa: F401 - re-exported
 
 __all__ = [
-    "Api", "SessionConfig", "new_event_id", "session_update", "input_audio_append", "input_audio_commit",
-    "input_audio_clear", "response_create", "response_cancel", "item_truncate", "item_delete",
+    "Api", "AUDIO_FORMATS", "SessionConfig", "new_event_id", "session_update", "input_audio_append",
+    "input_audio_commit", "input_audio_clear", "response_create", "response_cancel", "item_truncate", "item_delete",
     "parse_server_event", "KNOWN_TYPES", "ServerEvent", "SessionCreated", "SessionUpdated", "AudioDelta",
     "AudioDone", "OutputItemAdded", "ResponseCreated", "ResponseDone", "SpeechStarted", "SpeechStopped",
     "InputCommitted", "ItemTruncated", "ErrorEvent", "Unknown", "Malformed",
@@ -61,9 +66,12 @@ Api = Literal["ga", "beta"]
 class SessionConfig:
     """What we ask of the model session.
 
-    ``input_rate``/``output_rate`` are pcm16 little-endian mono sample rates (the
-    API documents "Only a 24kHz sample rate is supported"; beta cannot express
-    any other rate, so beta insists on 24000). ``turn_detection=None`` sends an
+    ``audio_format`` is ``pcm16``, ``g711_ulaw`` or ``g711_alaw`` (both directions).
+    ``input_rate``/``output_rate`` are the sample rates; ``None`` (the default) means the
+    format's own: 24000 for pcm16 (the API documents "Only a 24kHz sample rate is
+    supported"; beta cannot express any other rate, so beta insists on 24000), 8000 for
+    G.711, which has no other. After construction they hold the effective rate.
+    ``turn_detection=None`` sends an
     explicit ``null``: "To clear a field like turn_detection, pass null" -- the
     server default is server VAD, so omitting it would let the model take turns
     on its own. Otherwise pass a server VAD dict, e.g. ``{"type": "server_vad",
@@ -74,23 +82,38 @@ class SessionConfig:
     model: str
     instructions: str | None = None
     voice: str | None = None
-    input_rate: int = 24000
-    output_rate: int = 24000
+    input_rate: int | None = None
+    output_rate: int | None = None
     api: Api = "ga"
     turn_detection: dict[str, Any] | None = field(default=None)
+    audio_format: str = "pcm16"
 
     def __post_init__(self) -> None:
         if self.api not in ("ga", "beta"):
             raise ConfigError("realtime.api", f"must be 'ga' or 'beta', got {self.api!r}")
+        if self.audio_format not in AUDIO_FORMATS:
+            raise ConfigError("realtime.audio_format",
+                              f"must be one of {', '.join(AUDIO_FORMATS)}, got {self.audio_format!r}")
+        fmt = self.format
         for key in ("input_rate", "output_rate"):
             rate = getattr(self, key)
+            if rate is None:
+                object.__setattr__(self, key, fmt.rate)
+                continue
             if isinstance(rate, bool) or not isinstance(rate, int) or rate <= 0:
                 raise ConfigError(f"realtime.{key}", f"must be a positive int, got {rate!r}")
-            if self.api == "beta" and rate != 24000:
-                raise ConfigError(f"realtime.{key}", "the beta API only speaks pcm16 at 24000 Hz")
+            if not fmt.linear and rate != fmt.rate:
+                raise ConfigError(f"realtime.{key}", f"{fmt.name} is {fmt.rate} Hz only, got {rate}")
+            if self.api == "beta" and rate != fmt.rate:
+                raise ConfigError(f"realtime.{key}", f"the beta API only speaks {fmt.name} at {fmt.rate} Hz")
         td = self.turn_detection
         if td is not None and not (isinstance(td, dict) and isinstance(td.get("type"), str)):
             raise ConfigError("realtime.turn_detection", "must be null or a dict with a 'type'")
+
+    @property
+    def format(self) -> AudioFormat:
+        """The :class:`~sipbridge.realtime.audio_format.AudioFormat` of both directions."""
+        return by_name(self.audio_format)
 
 
 def new_event_id() -> str:
@@ -103,7 +126,8 @@ def _event(etype: str, **fields: Any) -> dict[str, Any]:
 
 
 def _ga_session(cfg: SessionConfig) -> dict[str, Any]:
-    output: dict[str, Any] = {"format": {"type": "audio/pcm", "rate": cfg.output_rate}}
+    fmt = cfg.format
+    output: dict[str, Any] = {"format": fmt.ga(cfg.output_rate)}
     if cfg.voice is not None:
         output["voice"] = cfg.voice
     session: dict[str, Any] = {
@@ -111,7 +135,7 @@ def _ga_session(cfg: SessionConfig) -> dict[str, Any]:
         "output_modalities": ["audio"],
         "audio": {
             "input": {
-                "format": {"type": "audio/pcm", "rate": cfg.input_rate},
+                "format": fmt.ga(cfg.input_rate),
                 "turn_detection": _copy(cfg.turn_detection),
             },
             "output": output,
@@ -125,8 +149,8 @@ def _ga_session(cfg: SessionConfig) -> dict[str, Any]:
 def _beta_session(cfg: SessionConfig) -> dict[str, Any]:
     session: dict[str, Any] = {
         "modalities": ["audio", "text"],
-        "input_audio_format": "pcm16",
-        "output_audio_format": "pcm16",
+        "input_audio_format": cfg.audio_format,
+        "output_audio_format": cfg.audio_format,
         "turn_detection": _copy(cfg.turn_detection),
     }
     if cfg.voice is not None:
@@ -147,13 +171,14 @@ def session_update(cfg: SessionConfig) -> dict[str, Any]:
     return _event("session.update", session=_ga_session(cfg) if cfg.api == "ga" else _beta_session(cfg))
 
 
-def input_audio_append(pcm16: bytes) -> dict[str, Any]:
+def input_audio_append(audio: bytes, sample_bytes: int = 2) -> dict[str, Any]:
     """``input_audio_buffer.append``: "Send this event to append audio bytes to the
-    input audio buffer", base64 in ``audio``. Raises ``ValueError`` on an odd
-    byte count (not whole 16-bit samples): that is a bug in the caller."""
-    if len(pcm16) % 2:
-        raise ValueError(f"pcm16 must hold whole samples, got {len(pcm16)} bytes")
-    return _event("input_audio_buffer.append", audio=base64.b64encode(pcm16).decode("ascii"))
+    input audio buffer", base64 in ``audio`` (in the session's input format:
+    ``sample_bytes`` is 2 for pcm16, 1 for G.711). Raises ``ValueError`` on a byte
+    count that is not whole samples: that is a bug in the caller."""
+    if len(audio) % sample_bytes:
+        raise ValueError(f"audio must hold whole {sample_bytes}-byte samples, got {len(audio)} bytes")
+    return _event("input_audio_buffer.append", audio=base64.b64encode(audio).decode("ascii"))
 
 
 def input_audio_commit() -> dict[str, Any]:

@@ -41,6 +41,7 @@ def test_environment_overrides_use_yaml_values():
     ({"sip": {"prot": 5060}}, "sip.prot"),
     ({"sip": {"allow_from": ["10.0.0.0/33"]}}, "sip.allow_from[0]"),
     ({"realtime": {"api": "v2"}}, "realtime.api"),
+    ({"realtime": {"audio_format": "opus"}}, "realtime.audio_format"),
     ({"realtime": {"url": "http://x"}}, "realtime.url"),
     ({"log": {"level": "loud"}}, "log.level"),
     ({"turn_detection": {"type": "magic"}}, "turn_detection.type"),

@@ -1,0 +1,43 @@
+"""Between the call's media port (16 kHz PCM16) and the model's wire format, both ways.
+
+:class:`Uplink` turns caller audio into ``input_audio_buffer.append`` bytes: 16 kHz -> the
+format's rate (24 kHz for pcm16, 8 kHz for G.711) -> encode. :class:`Downlink` turns one
+assistant item's deltas back into 16 kHz PCM16 for the playout buffer. Each holds one
+:class:`~sipcodecs.StreamResampler`, so a stream cut into batches or deltas of any size comes
+out sample-for-sample as if converted in one piece, and after ``N`` model samples exactly
+``N * 16000 / rate`` (floored) port samples have come out: the playout buffer's count of
+samples handed to RTP is the model's own audio time, which ``conversation.item.truncate``
+needs. For G.711 the 8 <-> 16 kHz steps are exact 2:1 ratios, so that count is exact to the
+sample. Pure computation, one instance per stream, not thread-safe (the session serialises).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sipcodecs import StreamResampler
+
+from sipbridge.realtime.audio_format import AudioFormat
+
+
+class Uplink:
+    """Caller PCM16 at ``port_rate`` -> wire bytes of ``fmt``."""
+
+    def __init__(self, fmt: AudioFormat, port_rate: int = 16000):
+        self.format = fmt
+        self._resampler = StreamResampler(port_rate, fmt.rate)
+
+    def process(self, pcm: bytes) -> bytes:
+        """The next chunk of caller audio (whole 16-bit samples), as wire bytes."""
+        return self.format.encode(self._resampler.process_array(np.frombuffer(pcm, dtype="<i2")))
+
+
+class Downlink:
+    """Wire bytes of ``fmt`` (one item's deltas, in order) -> PCM16 at ``port_rate``."""
+
+    def __init__(self, fmt: AudioFormat, port_rate: int = 16000):
+        self.format = fmt
+        self._resampler = StreamResampler(fmt.rate, port_rate)
+
+    def process(self, data: bytes) -> bytes:
+        """The next delta (whole samples of the format), as port-rate PCM16 bytes."""
+        return self._resampler.process_array(self.format.decode(data)).astype("<i2", copy=False).tobytes()
