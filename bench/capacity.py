@@ -2,7 +2,8 @@
 """Capacity benchmark: how many concurrent calls, and how many new calls per second, one machine
 carries with clean media.
 
-Run: ``python bench/capacity.py [--steps 20,40,80,120,150,200] [--hold-s 60] [--quick]``.
+Run: ``python bench/capacity.py [--steps 20,40,80,120,150,200] [--hold-s 60] [--quick]
+[--bridge sipbridge|floor-native|floor-python] [--set section.key=value ...]``.
 Prints one JSON object on stdout (progress on stderr); ``--json-out FILE`` also writes it there.
 You need root (tcpdump) and ``sipp``. Everything runs on 127.0.0.1.
 
@@ -30,6 +31,11 @@ agent's queue ran dry mid-answer, from each call's ``session_closed`` log line).
 ``max_sustained_calls`` is the largest one. Steps stop at the first that is not sustained
 (``--keep-going`` runs them all).
 
+Floor (``--bridge floor-native|floor-python``): the workers are ``bench/floor_worker.py``
+instead, which answer every call and loop its audio back, natively in pjmedia's conference
+bridge or through the two per-frame Python callbacks of a ``CallPort``; no model server is
+started. What pjsua2 and SIPp cost per call on this machine, below any bridge work.
+
 Setup rate: for each ``--rates`` value r, ``--rate-calls`` short calls (speech pcap, 1 s hold)
 at r calls/s spread over enough workers; ``max_rate_cps`` is the largest r with 0 failures.
 """
@@ -53,8 +59,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from capacity_rig import (CALLS_PER_WORKER, ModelServer, Pool, Tcpdump,  # noqa: E402
-                          conversation_pcap, progress, spread)
+from capacity_rig import (BRIDGES, CALLS_PER_WORKER, ModelServer, Pool, Tcpdump,  # noqa: E402
+                          config_overrides, conversation_pcap, progress, spread, worker_command)
 from loadstats import (children_named, cpu_percent, interval_stats, machine_busy,  # noqa: E402
                        proc_sample, send_times, step_sustained)
 from machine import machine  # noqa: E402
@@ -269,6 +275,10 @@ def main() -> int:
     p.add_argument("--rates", default="10,20,30", help="setup rates to try (calls/s); '' skips")
     p.add_argument("--rate-calls", type=int, default=150, help="short calls per setup rate")
     p.add_argument("--upstream", choices=("separate", "embedded"), default="separate")
+    p.add_argument("--bridge", choices=BRIDGES, default="sipbridge",
+                   help="workers: sipbridge run, or bench/floor_worker.py (no model server)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="worker config override, e.g. realtime.audio_format=g711_ulaw (repeatable)")
     p.add_argument("--p99-limit-ms", type=float, default=25.0)
     p.add_argument("--keep-going", action="store_true", help="run every step even after a failure")
     p.add_argument("--quick", action="store_true",
@@ -279,12 +289,17 @@ def main() -> int:
     if args.quick:
         args.steps, args.hold_s, args.rates, args.rate_calls = "4", 10.0, "2", 4
     steps = [int(s) for s in args.steps.split(",") if s.strip()]
+    try:
+        overrides = config_overrides(args.set)
+    except ValueError as exc:
+        p.error(str(exc))
     rates = [float(r) for r in args.rates.split(",") if r.strip()]
 
     result: dict = {"bench": "capacity", "machine": machine("pjsua2-python", "numpy", "onnxruntime", "websockets"),
                     "settings": {"steps": steps, "hold_s": args.hold_s, "ramp_cps": args.ramp_cps,
                                  "workers_per_step": args.workers_per_step, "rates": rates,
                                  "rate_calls": args.rate_calls, "upstream": args.upstream,
+                                 "bridge": args.bridge, "config": overrides,
                                  "calls_per_worker": CALLS_PER_WORKER,
                                  "p99_limit_ms": args.p99_limit_ms}}
     errors: list[str] = []
@@ -299,9 +314,11 @@ def main() -> int:
     result["steps"], result["rates"] = [], []
     try:
         if not errors:
-            if args.upstream == "separate":
+            floor = args.bridge != "sipbridge"
+            if args.upstream == "separate" and not floor:
                 upstream = ModelServer(pace=4.0)
-            pool = Pool(tmp, upstream.url if upstream else None)
+            pool = Pool(tmp, upstream.url if upstream else None, worker_command(args.bridge),
+                        overrides)
             longest = max(steps, default=0) / args.ramp_cps + args.hold_s + 10
             pcap_path = conversation_pcap(tmp / "conversation.pcap", longest)
             for calls in steps:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -25,6 +26,30 @@ from tests.support.sipp import PCMU_SPEECH_PCAP, make_audio_pcap  # noqa: E402
 
 CALLS_PER_WORKER = 4
 QUIET_S = 8.0
+BRIDGES = ("sipbridge", "floor-native", "floor-python")
+
+
+def worker_command(bridge: str) -> list[str] | None:
+    """The worker program for ``--bridge``: None is ``sipbridge run``; ``floor-native`` and
+    ``floor-python`` are bench/floor_worker.py with ``--media native|python``."""
+    if bridge not in BRIDGES:
+        raise ValueError(f"bridge must be one of {BRIDGES}, got {bridge!r}")
+    if bridge == "sipbridge":
+        return None
+    return [sys.executable, str(ROOT / "bench" / "floor_worker.py"), "--media",
+            bridge.removeprefix("floor-")]
+
+
+def config_overrides(items: list[str]) -> dict:
+    """``--set section.key=value`` items as a config fragment (values parsed as YAML)."""
+    out: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        section, dot, name = key.partition(".")
+        if not sep or not dot or not section or not name:
+            raise ValueError(f"--set wants section.key=value, got {item!r}")
+        out.setdefault(section, {})[name] = yaml.safe_load(value)
+    return out
 
 
 def progress(msg: str) -> None:
@@ -91,9 +116,14 @@ class ModelServer:
 class Pool:
     """Worker processes, started on demand and kept between steps."""
 
-    def __init__(self, tmp: Path, upstream_url: str | None):
+    def __init__(self, tmp: Path, upstream_url: str | None, command: list[str] | None = None,
+                 config: dict | None = None):
         self.tmp = tmp
         self.url = upstream_url
+        self.command = command  # see worker_command()
+        self.config = {"sip": {"max_calls": CALLS_PER_WORKER}}  # plus --set overrides
+        for section, values in (config or {}).items():
+            self.config.setdefault(section, {}).update(values)
         self.workers: list[Bridge] = []
 
     def ensure(self, count: int) -> list[Bridge]:
@@ -106,7 +136,7 @@ class Pool:
             def start() -> None:
                 try:
                     started.append(Bridge(self.tmp, self.url, ready_timeout=120,
-                                          extra={"sip": {"max_calls": CALLS_PER_WORKER}}))
+                                          extra=self.config, command=self.command))
                 except Exception as exc:  # noqa: BLE001
                     errors.append(str(exc)[:500])
             for batch in range(0, missing, 4):  # a few at a time: each loads pjsua2 and Silero

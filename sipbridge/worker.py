@@ -330,7 +330,6 @@ class Worker:
                 self.calls.clear()
             for s in sessions:
                 self._close_session(s)
-            live = None
         try:
             if self.embedded is not None:
                 self._await(self.embedded.stop(), timeout=5)

@@ -54,7 +54,7 @@ def _listen(ep: "pj.Endpoint", kind: int, tcfg: "pj.TransportConfig", what: str)
     try:
         ep.transportCreate(kind, tcfg)
     except pj.Error as exc:
-        reason = getattr(exc, "reason", "") or getattr(exc, "info", lambda: str(exc))()
+        reason = getattr(exc, "reason", "") or exc.info()
         raise ListenError(f"cannot listen for {what}: {reason.strip()}") from None
 
 

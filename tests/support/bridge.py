@@ -7,7 +7,7 @@ API::
 
     Upstream(tmp_path, api_key=None, reply_wav=None, pace=4.0)  # context manager
         .url, .events(type=None) -> list[dict], .wait_for(type, timeout) -> dict
-    Bridge(tmp_path, upstream_url, api_key=None, extra=None)    # context manager
+    Bridge(tmp_path, upstream_url, api_key=None, extra=None, command=None)  # context manager
         .sip_port, .target, .rtp_range, .logs(event=None) -> list[dict]
         .wait_log(event, timeout, **match) -> dict, .stop(timeout) -> int (exit code)
 """
@@ -134,7 +134,10 @@ class Bridge:
     """``sipbridge run`` on free loopback ports, with its JSON log captured."""
 
     def __init__(self, tmp_path: Path, upstream_url: str | None, api_key: str | None = None,
-                 extra: dict | None = None, ready_timeout: float = 30.0):
+                 extra: dict | None = None, ready_timeout: float = 30.0,
+                 command: list[str] | None = None):
+        """``command``: the program run with ``-c CONFIG`` instead of ``python -m sipbridge run``
+        (bench/floor_worker.py reads the same config and logs the same lines)."""
         self.sip_port = free_udp_port()
         rtp = free_port_block(40)
         self.rtp_range = (rtp, rtp + 40)
@@ -160,7 +163,8 @@ class Bridge:
         if api_key:
             env["SIPBRIDGE_TEST_API_KEY"] = api_key
         env["PYTHONUNBUFFERED"] = "1"
-        self.proc = subprocess.Popen([PYTHON, "-m", "sipbridge", "run", "-c", str(self.config_path)],
+        argv = list(command or [PYTHON, "-m", "sipbridge", "run"])
+        self.proc = subprocess.Popen([*argv, "-c", str(self.config_path)],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
         self._out = _LineReader(self.proc.stdout)
         self.exit_code: int | None = None

@@ -1,6 +1,5 @@
 """The generated Kamailio front: its content, the shipped example, and the CLI that prints it."""
 
-import io
 import subprocess
 from pathlib import Path
 
