@@ -46,6 +46,7 @@ import argparse
 import contextlib
 import json
 import math
+import os
 import shutil
 import sys
 import tempfile
@@ -201,6 +202,10 @@ def run_step(pool: Pool, calls: int, workers_n: int, args, tmp: Path, pcap_path:
         "tcpdump": tcpdump_stats,
         "sipp_errors": [r["stderr"] for r in results if r["stderr"]][:3],
     }
+    # machine CPU that no process of the run explains (kernel networking, other jobs): a
+    # disturbed step shows here first
+    step["unaccounted_cpu_pct"] = round(step["machine_cpu_pct"] * (os.cpu_count() or 1)
+                                        - sum(worker_cpu) - sum(other_cpu.values()), 1)
     step["sustained"] = step_sustained(step, args.p99_limit_ms)
     if not args.keep:
         shutil.rmtree(step_dir, ignore_errors=True)
