@@ -27,7 +27,6 @@ from sipbridge.errors import ConfigError
 from sipbridge.realtime import protocol as rt
 from sipbridge.realtime.embedded import EmbeddedModel
 from sipbridge.session import CallSession
-from sipbridge.turn.silero import load_model
 from tests.support import audio
 
 RATE = 16000
@@ -52,11 +51,6 @@ GOODBYE = prompt("vm-goodbye")          # 740 ms
 COUGH = GOODBYE[1600:4160]             # 160 ms of a word: an onset, rejected (< min_speech_ms)
 REPLY = prompt("tt-weasels", 24000).astype("<i2").tobytes()   # the model's fixed answer, 2.7 s at 24 kHz
 REPLY_16K = StreamResampler(24000, RATE).process(REPLY)        # what the session must play of it
-
-
-@pytest.fixture(scope="module")
-def vad_model():
-    return load_model()
 
 
 class Call:
@@ -186,19 +180,6 @@ class Call:
 
     def wait_response_done(self, timeout: float = 10.0) -> None:
         self.wait_log("response.done", timeout)
-
-
-@pytest.fixture
-def make_call(loop, vad_model):
-    calls: list[Call] = []
-
-    def make(**kwargs) -> Call:
-        calls.append(Call(loop, vad_model, **kwargs))
-        return calls[-1]
-
-    yield make
-    for call in calls:
-        call.close()
 
 
 def frames_of(pcm: np.ndarray) -> list[np.ndarray]:

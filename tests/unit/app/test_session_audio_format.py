@@ -1,7 +1,7 @@
 """CallSession with ``realtime.audio_format: g711_ulaw``/``g711_alaw`` against the embedded model.
 
-Same rig as test_session.py (its :class:`Call`: a loop thread, a recording EmbeddedModel, the
-test thread as the media clock). What changes with G.711: appends are 8 kHz G.711 (one byte a
+Same rig as test_session.py (its :class:`Call`, from the ``make_call`` fixture of conftest.py: a
+loop thread, a recording EmbeddedModel, the test thread as the media clock). What changes with G.711: appends are 8 kHz G.711 (one byte a
 sample) in ``append_ms`` batches, deltas are decoded and up-sampled 2:1 so that every G.711
 byte becomes exactly two 16 kHz samples, and truncation is in ms of the item's 8 kHz audio.
 """
@@ -16,29 +16,10 @@ from sipcodecs import StreamResampler
 
 from sipbridge.realtime import protocol as rt
 from sipbridge.realtime.audio_format import G711_ALAW, G711_ULAW
-from sipbridge.turn.silero import load_model
 from tests.support import audio
-from tests.unit.app.test_session import GOODBYE, RATE, REPLY, REPLY_16K, SILENT, Call, quiet
+from tests.unit.app.test_session import GOODBYE, RATE, REPLY, REPLY_16K, SILENT, quiet
 
 REPLY_8K = StreamResampler(24000, 8000).process(REPLY)   # what the model sends of the 24 kHz reply
-
-
-@pytest.fixture(scope="module")
-def vad_model():
-    return load_model()
-
-
-@pytest.fixture
-def make_call(loop, vad_model):
-    calls: list[Call] = []
-
-    def make(**kwargs) -> Call:
-        calls.append(Call(loop, vad_model, **kwargs))
-        return calls[-1]
-
-    yield make
-    for call in calls:
-        call.close()
 
 
 @pytest.mark.parametrize("fmt", [G711_ULAW, G711_ALAW], ids=lambda f: f.name)

@@ -22,7 +22,7 @@ from sipbridge.turn.engine import TurnEngine
 from sipbridge.turn.events import SpeechStarted
 from sipbridge.turn.settings import TurnSettings
 from sipbridge.turn.silero import load_model
-from tests.support.audio import asterisk_prompt, load_wav, trim_silence
+from tests.unit.media.test_echo import prompt8
 
 FRAME = 320
 RATE = 16000
@@ -31,11 +31,6 @@ SECONDS = 16
 # into the call); searching every other frame, after 200 ms median, 560 ms at most.
 FOUND_WITHIN_MS = 800
 NO_ECHO = EchoPath(atten_db=400.0)     # rounds to digital zero at the phone
-
-
-@functools.lru_cache(maxsize=None)
-def prompt8(name: str) -> np.ndarray:
-    return trim_silence(load_wav(asterisk_prompt(name)), -50.0, frame_ms=10)
 
 
 @functools.lru_cache(maxsize=1)
