@@ -213,7 +213,8 @@ def test_bad_config_exits_2_naming_the_key(tmp_path):
 
 
 def test_baresip_hears_its_sentence_back_from_the_embedded_model(tmp_path):
-    """With no model configured, a baresip handset that says a sentence hears that sentence back."""
+    """With no model configured, a baresip handset that says a sentence hears that sentence back,
+    as one turn, all of it, in order, after it finished speaking."""
     prompt = audio.trim_silence(audio.load_wav(audio.asterisk_prompt("tt-weasels")))
     with Bridge(tmp_path, upstream_url=None) as b:
         assert b.wait_log("embedded_model_started")
@@ -222,7 +223,18 @@ def test_baresip_hears_its_sentence_back_from_the_embedded_model(tmp_path):
         res = handset.call(f"sip:bot@{b.target}", duration_s=duration, mic=prompt)
         assert res.established, res.log[-2000:]
         heard = res.recorded_pcm()
+        ended = b.wait_log("call_ended")
+    assert len(b.logs("speech_started")) == 1 and not b.logs("barge_in"), b.output()[-4000:]
     assert audio.dbfs(heard) > -40, "the handset heard only silence"
-    lag, corr = audio.align(prompt, heard)
-    assert corr > 0.6, f"what the handset heard does not match its sentence (corr {corr:.2f})"
-    assert lag / 8000 >= len(prompt) / 8000, "the answer started before the caller finished"
+    # judged in 250 ms pieces: when the machine is starved, pjmedia's media clock runs late and
+    # catches up, the bridge's jitter buffer conceals a frame (rtp_jb_lost) and the echo slips by
+    # 10 ms mid-sentence; the whole-sentence correlation then drops to ~0.58 although every piece
+    # is heard (reproduced with 8 busy processes on 2 cores, 2 runs in 6)
+    pieces = audio.align_pieces(prompt, heard)
+    corrs = [corr for _, corr in pieces]
+    matched = [offset for offset, corr in pieces if corr > 0.85]
+    detail = f"pieces (offset, corr) {pieces}, call stats {ended}"
+    assert np.median(corrs) > 0.95 and len(matched) >= 0.8 * len(pieces), \
+        f"what the handset heard is not its sentence: {detail}"
+    assert max(matched) - min(matched) <= audio.ms_to_samples(40), f"the sentence came back out of order: {detail}"
+    assert pieces[0][0] >= len(prompt), f"the answer started before the caller finished: {detail}"

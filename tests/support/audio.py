@@ -78,6 +78,7 @@ __all__ = [
     "law_for_pt",
     "normalize_law",
     "align",
+    "align_pieces",
     "Utterance",
     "make_utterance",
 ]
@@ -353,6 +354,23 @@ def align(reference: PcmLike, recorded: PcmLike, max_lag_ms: float | None = None
     denom = float(np.sqrt(np.dot(a, a) * np.dot(b, b)))
     return lag, (float(np.dot(a, b)) / denom if denom > 0 else 0.0)
 
+
+def align_pieces(reference: PcmLike, recorded: PcmLike, piece_ms: float = 250, rate: int = RATE) -> list[tuple[int, float]]:
+    """:func:`align` each whole ``piece_ms`` piece of ``reference`` on its own.
+
+    Returns ``(offset, corr)`` per piece, ``offset`` being where the piece sits in
+    ``recorded`` minus where it sits in ``reference``. Audio that crossed a live
+    jitter buffer can slip by a frame (one concealed, or one dropped to catch up):
+    the whole-reference correlation then collapses although every piece was heard,
+    in order, at offsets a frame or two apart.
+    """
+    ref = np.asarray(reference).reshape(-1)
+    n = ms_to_samples(piece_ms, rate)
+    out = []
+    for start in range(0, ref.size - n + 1, n):
+        lag, corr = align(ref[start:start + n], recorded, rate=rate)
+        out.append((lag - start, corr))
+    return out
 
 # --------------------------------------------------------------------------- utterances
 

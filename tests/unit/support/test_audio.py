@@ -119,3 +119,16 @@ def test_align_finds_delay_through_g711():
     assert lag == audio.ms_to_samples(37) and corr > 0.99
     _, corr_noise = audio.align(ref, audio.noise(600, -20, seed=2))
     assert corr_noise < 0.3
+
+
+def test_align_pieces_follows_a_frame_slip_that_breaks_the_whole_alignment():
+    """A copy that lost 10 ms mid-way: align() on the whole drops well under 0.9, while every
+    piece is still found, at the delay before the slip or 10 ms earlier after it."""
+    ref = audio.noise(1000, -20, seed=3)
+    cut = audio.ms_to_samples(510)
+    slipped = np.concatenate([audio.silence(100), ref[:cut], ref[cut + audio.ms_to_samples(10):]])
+    assert audio.align(ref, slipped)[1] < 0.9
+    pieces = audio.align_pieces(ref, slipped)
+    delay, slip = audio.ms_to_samples(100), audio.ms_to_samples(10)
+    assert [offset for offset, _ in pieces] == [delay, delay, delay - slip, delay - slip]
+    assert [corr > 0.95 for _, corr in pieces] == [True, True, False, True]
