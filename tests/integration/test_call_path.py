@@ -225,16 +225,5 @@ def test_baresip_hears_its_sentence_back_from_the_embedded_model(tmp_path):
         heard = res.recorded_pcm()
         ended = b.wait_log("call_ended")
     assert len(b.logs("speech_started")) == 1 and not b.logs("barge_in"), b.output()[-4000:]
-    assert audio.dbfs(heard) > -40, "the handset heard only silence"
-    # judged in 250 ms pieces: when the machine is starved, pjmedia's media clock runs late and
-    # catches up, the bridge's jitter buffer conceals a frame (rtp_jb_lost) and the echo slips by
-    # 10 ms mid-sentence; the whole-sentence correlation then drops to ~0.58 although every piece
-    # is heard (reproduced with 8 busy processes on 2 cores, 2 runs in 6)
-    pieces = audio.align_pieces(prompt, heard)
-    corrs = [corr for _, corr in pieces]
-    matched = [offset for offset, corr in pieces if corr > 0.85]
-    detail = f"pieces (offset, corr) {pieces}, call stats {ended}"
-    assert np.median(corrs) > 0.95 and len(matched) >= 0.8 * len(pieces), \
-        f"what the handset heard is not its sentence: {detail}"
-    assert max(matched) - min(matched) <= audio.ms_to_samples(40), f"the sentence came back out of order: {detail}"
-    assert pieces[0][0] >= len(prompt), f"the answer started before the caller finished: {detail}"
+    pieces = audio.assert_heard_back(prompt, heard, f"call stats {ended}")
+    assert pieces[0][0] >= len(prompt), f"the answer started before the caller finished: {pieces}"

@@ -132,3 +132,16 @@ def test_align_pieces_follows_a_frame_slip_that_breaks_the_whole_alignment():
     delay, slip = audio.ms_to_samples(100), audio.ms_to_samples(10)
     assert [offset for offset, _ in pieces] == [delay, delay, delay - slip, delay - slip]
     assert [corr > 0.95 for _, corr in pieces] == [True, True, False, True]
+
+
+def test_assert_heard_back_takes_a_slip_but_not_half_a_sentence_or_a_reordering():
+    """A 10 ms slip passes; half the sentence, or its halves swapped, fail."""
+    ref = audio.noise(2000, -20, seed=4)
+    half, slip, lead = len(ref) // 2, audio.ms_to_samples(10), audio.silence(300)
+    audio.assert_heard_back(ref, np.concatenate([lead, ref[:half], ref[half + slip:]]))
+    with pytest.raises(AssertionError, match="not its sentence"):
+        audio.assert_heard_back(ref, np.concatenate([lead, ref[:half], audio.silence(1000)]))
+    with pytest.raises(AssertionError, match="out of order"):
+        audio.assert_heard_back(ref, np.concatenate([lead, ref[half:], ref[:half]]))
+    with pytest.raises(AssertionError, match="only silence"):
+        audio.assert_heard_back(ref, audio.silence(3000))
