@@ -12,22 +12,19 @@ before the barrier does, which is how "nothing was sent" is checked without slee
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import threading
 import time
 
 import numpy as np
 import pytest
-import structlog
 from sipcodecs import StreamResampler
 
-from sipbridge import config
 from sipbridge.errors import ConfigError
 from sipbridge.realtime import protocol as rt
 from sipbridge.realtime.embedded import EmbeddedModel
-from sipbridge.session import CallSession
 from tests.support import audio
+from tests.unit.app.harness import SessionHarness
 
 RATE = 16000
 FRAME = 320                 # samples per 20 ms tick
@@ -53,40 +50,15 @@ REPLY = prompt("tt-weasels", 24000).astype("<i2").tobytes()   # the model's fixe
 REPLY_16K = StreamResampler(24000, RATE).process(REPLY)        # what the session must play of it
 
 
-class Call:
+class Call(SessionHarness):
     """One CallSession against its own EmbeddedModel; the test thread is the media clock."""
 
     def __init__(self, loop, vad_model, *, turn=None, realtime=None, reply: bytes | None = None,
                  pace: float = 50.0, vad_batch=None):
-        self.loop = loop
         self.record: list[dict] = []
-        self.model = EmbeddedModel(record=self.record, reply_pcm=reply, pace=pace)
-        url = self.run(self.model.start())
-        cfg = config.build({"turn_detection": turn or {}, "realtime": realtime or {}}, environ={})
-        self.ended: list[str] = []
-        self._capture = structlog.testing.capture_logs()
-        self.logs = self._capture.__enter__()
-        self.session = CallSession(call_id="call-1", config=cfg, url=url, api_key=None, loop=loop,
-                                   vad_model=vad_model, on_end=self.ended.append,
-                                   vad_batch=vad_batch)
-        self.run(self.session.start())
+        super().__init__(loop, EmbeddedModel(record=self.record, reply_pcm=reply, pace=pace),
+                         turn=turn, realtime=realtime, vad_model=vad_model, vad_batch=vad_batch)
         self.ticks = 0
-
-    def run(self, coro, timeout: float = 10.0):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def on_loop(self, fn, *args):
-        """Run ``fn(*args)`` on the event loop thread and wait for it."""
-        async def call():
-            return fn(*args)
-        return self.run(call())
-
-    def close(self) -> None:
-        try:
-            self.run(self.session.close())
-            self.run(self.model.stop())
-        finally:
-            self._capture.__exit__(None, None, None)
 
     # -- what the model server received --------------------------------------------------------
     def sent(self, *etypes: str) -> list[dict]:
@@ -118,9 +90,6 @@ class Call:
     def appended_ms(self) -> float:
         pcm = b"".join(base64.b64decode(e["audio"]) for e in self.sent("input_audio_buffer.append"))
         return len(pcm) / 2 / 24000 * 1000
-
-    def log_events(self, name: str) -> list[dict]:
-        return [r for r in list(self.logs) if r.get("event") == name]
 
     # -- the media clock ----------------------------------------------------------------------
     def feed(self, pcm: np.ndarray) -> None:
@@ -167,16 +136,6 @@ class Call:
         while not self.session.playout.playing:
             assert time.monotonic() < deadline, "no reply audio arrived"
             time.sleep(0.001)
-
-    def wait_log(self, name: str, timeout: float = 5.0, **match) -> dict:
-        """The session's first log record ``name`` with ``match``ing fields (waits, bounded)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            for record in self.log_events(name):
-                if all(record.get(k) == v for k, v in match.items()):
-                    return record
-            assert time.monotonic() < deadline, f"the session never logged {name} {match}"
-            time.sleep(0.002)
 
     def wait_response_done(self, timeout: float = 10.0) -> None:
         self.wait_log("response.done", timeout)

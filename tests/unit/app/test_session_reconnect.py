@@ -9,53 +9,31 @@ The test thread plays the media clock (``on_caller_frame`` / ``next_frame``).
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import numpy as np
 import pytest
-import structlog
 
-from sipbridge import config
 from sipbridge.realtime.prompt import PROMPT_ITEM
-from sipbridge.session import CallSession
 from tests.support import audio
 from tests.support.flaky_upstream import flaky_model
+from tests.unit.app.harness import SessionHarness
 
 FRAME = 320  # 20 ms at 16 kHz
 FAST = {"reconnect_attempts": 3, "reconnect_backoff_min_ms": 20, "reconnect_backoff_max_ms": 40}
 TONE = audio.sine(300, 400, -15.0, rate=16000)  # 400 ms of caller "speech"
 
 
-class Call:
+class Call(SessionHarness):
     """One CallSession (no VAD model: turns are committed by the test) against a flaky model."""
 
     def __init__(self, loop, *, realtime=None, turn=None, reply: bytes | None = None, pace: float = 50.0):
-        self.loop = loop
         self.record: list[dict] = []
-        self.model = flaky_model(self.record.append, reply_pcm=reply, pace=pace)
-        url = self.run(self.model.start())
-        cfg = config.build({"realtime": {**FAST, **(realtime or {})}, "turn_detection": turn or {}},
-                           environ={})
-        self.ended: list[str] = []
-        self._capture = structlog.testing.capture_logs()
-        self.logs = self._capture.__enter__()
-        self.session = CallSession(call_id="call-r", config=cfg, url=url, api_key=None, loop=loop,
-                                   vad_model=None, on_end=self.ended.append)
-        self.run(self.session.start())
-
-    def run(self, coro, timeout: float = 10.0):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+        super().__init__(loop, flaky_model(self.record.append, reply_pcm=reply, pace=pace), call_id="call-r",
+                         realtime={**FAST, **(realtime or {})}, turn=turn)
 
     def command(self, line: str) -> int:
         return self.run(self.model.command(line))
-
-    def close(self) -> None:
-        try:
-            self.run(self.session.close())
-            self.run(self.model.stop())
-        finally:
-            self._capture.__exit__(None, None, None)
 
     def sent(self, etype: str, conn: int | None = None) -> list[dict]:
         return [e for e in list(self.record) if e.get("type") == etype and (conn is None or e["_conn"] == conn)]
@@ -64,16 +42,6 @@ class Call:
         deadline = time.monotonic() + timeout
         while not (found := self.sent(etype, conn)):
             assert time.monotonic() < deadline, f"connection {conn} never received {etype}"
-            time.sleep(0.002)
-        return found
-
-    def log_events(self, name: str) -> list[dict]:
-        return [r for r in list(self.logs) if r.get("event") == name]
-
-    def wait_log(self, name: str, timeout: float = 5.0, count: int = 1) -> list[dict]:
-        deadline = time.monotonic() + timeout
-        while len(found := self.log_events(name)) < count:
-            assert time.monotonic() < deadline, f"the session never logged {count} x {name}"
             time.sleep(0.002)
         return found
 
@@ -104,9 +72,9 @@ def test_drop_reconnects_with_the_same_session_and_audio_goes_to_the_new_socket(
     first = call.wait_sent("session.update", 1)[0]
     old_client = call.session.client
     assert call.command("drop") == 1
-    lost = call.wait_log("upstream_lost")[0]
+    lost = call.wait_log("upstream_lost")
     assert lost["code"] == 1006
-    restored = call.wait_log("upstream_restored")[0]
+    restored = call.wait_log("upstream_restored")
     assert restored["attempt"] == 1 and restored["outage_ms"] >= 20
     first_try = call.log_events("upstream_reconnecting")[0]
     assert (first_try["attempt"], first_try["delay_ms"]) == (1, 20)
@@ -200,7 +168,7 @@ def test_gives_up_after_the_limit_and_ends_the_call(call_factory):
     call = call_factory()
     call.command("refuse -1")
     call.command("drop")
-    gave_up = call.wait_log("upstream_gave_up")[0]
+    gave_up = call.wait_log("upstream_gave_up")
     assert gave_up["attempts"] == 3
     assert [r["attempt"] for r in call.log_events("upstream_reconnecting")] == [1, 2, 3]
     d1, d2, d3 = (r["delay_ms"] for r in call.log_events("upstream_reconnecting"))
@@ -233,7 +201,7 @@ def test_close_code_decides(call_factory, code, reconnects):
     call.command(f"close {code}")
     if reconnects:
         call.wait_log("upstream_restored")
-        assert call.wait_log("upstream_lost")[0]["code"] == code and call.ended == []
+        assert call.wait_log("upstream_lost")["code"] == code and call.ended == []
     else:
         call.wait_log("upstream_closed")
         deadline = time.monotonic() + 2
@@ -251,7 +219,7 @@ def test_fatal_error_event_reconnects_and_an_ordinary_one_does_not(call_factory)
     time.sleep(0.2)
     assert call.log_events("upstream_lost") == [] and call.model.accepted == 1
     call.command("error session_expired")
-    assert "session_expired" in call.wait_log("upstream_lost")[0]["reason"]
+    assert "session_expired" in call.wait_log("upstream_lost")["reason"]
     call.wait_log("upstream_restored")
     assert call.ended == [] and call.model.accepted == 2
 
