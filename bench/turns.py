@@ -3,12 +3,15 @@
 missed ends, false starts on music, noise and clicks, and what ``send_silence: false`` saves.
 
 Run: ``python bench/turns.py [--callers N] [--profiles default,fast,...] [--line-noise MODE]
-[--prompts crisp|any] [--music-seconds S] [--seed N]``. Prints one JSON object on stdout
-(progress on stderr). Pure: :class:`TurnEngine` on the real Silero model, no SIP.
+[--prompts crisp|any] [--music-seconds S] [--seed N] [--rate 16000|8000]``. Prints one JSON
+object on stdout (progress on stderr). Pure: :class:`TurnEngine` on the real Silero model, no SIP.
 
 Callers (``--callers``, default 40) are built like ``tests/unit/turn/corpus.py`` builds one:
 Asterisk prompts trimmed to their speech, 8 kHz, joined with known silences, resampled to
-16 kHz and taken through G.711 µ-law. Each caller has a 0.3-1.5 s lead, 3-5 utterances of 1-3
+16 kHz and taken through G.711 µ-law. With ``--rate 8000`` every stream (callers and
+non-speech alike) stays at 8 kHz: the same source through a G.711 µ-law round trip, no
+resampling, scored by 8 kHz engines (``model.new_stream(8000)``); the output's ``rate`` says
+which. Each caller has a 0.3-1.5 s lead, 3-5 utterances of 1-3
 prompts and 1.5-4 s between utterances. The pauses inside an utterance are under the
 profile's ``silence_threshold_ms``: half of them exactly ``silence_threshold_ms - 150`` ms, the
 rest uniform from 100 ms to that, so the same callers (same prompts, same gaps) are re-timed
@@ -65,6 +68,7 @@ from sipbridge.turn.engine import TurnEngine, score_pending  # noqa: E402
 from sipbridge.turn.events import SpeechOnset, SpeechRejected, SpeechStarted, SpeechStopped  # noqa: E402
 from sipbridge.turn.settings import PROFILES, TurnSettings, resolve  # noqa: E402
 from sipbridge.turn.silero import load_model  # noqa: E402
+from tests.support.audio import ulaw_decode, ulaw_encode  # noqa: E402
 from tests.unit.turn.corpus import (  # noqa: E402
     MUSIC, PROMPTS, prompt, read_wav, scaled_to, to_line, white_noise,
 )
@@ -72,7 +76,7 @@ from tests.unit.turn.corpus import (  # noqa: E402
 from machine import machine  # noqa: E402 - bench/machine.py
 
 RATE8, RATE = 8000, 16000
-FRAME = 320                      # 20 ms at 16 kHz: what the media clock hands the session
+FRAMES_PER_SECOND = 50           # 20 ms frames: what the media clock hands the session
 NOT_SPEECH = {"beep", "beeperr", "ascending-2tone", "descending-2tone"}
 CRISP_MS, LOUD_DBFS = 30, -40.0
 
@@ -83,6 +87,18 @@ def progress(msg: str) -> None:
 
 def ms8(ms: float) -> int:
     return int(round(ms * RATE8 / 1000))
+
+
+def frame_of(rate: int) -> int:
+    """Samples in one 20 ms frame at ``rate``."""
+    return rate // FRAMES_PER_SECOND
+
+
+def line(x8k: np.ndarray, rate: int) -> np.ndarray:
+    """8 kHz source as the engine hears it: 16 kHz after µ-law (``to_line``), or 8 kHz after µ-law."""
+    if rate == RATE:
+        return to_line(x8k)
+    return ulaw_decode(ulaw_encode(x8k))
 
 
 def silence(ms: float) -> np.ndarray:
@@ -118,10 +134,11 @@ def pick_prompts(kind: str) -> dict[str, np.ndarray]:
 
 @dataclass
 class Stream:
-    """One simulated line: 16 kHz audio plus the truth about it (16 kHz sample indices)."""
+    """One simulated line: audio at ``rate`` plus the truth about it (sample indices at ``rate``)."""
 
     kind: str                                   # caller | music | music_after_speech | noise | clicks
     name: str
+    rate: int
     audio: np.ndarray
     starts: list[int] = field(default_factory=list)
     ends: list[int] = field(default_factory=list)
@@ -159,8 +176,8 @@ def layouts(count: int, names: list[str], line_noise: str, seed: int) -> list[La
     return out
 
 
-def caller(layout: Layout, prompts: dict[str, np.ndarray], silence_ms: int) -> Stream:
-    """The caller's line audio for a profile whose ``silence_threshold_ms`` is ``silence_ms``."""
+def caller(layout: Layout, prompts: dict[str, np.ndarray], silence_ms: int, rate: int) -> Stream:
+    """The caller's line audio at ``rate`` for a profile whose ``silence_threshold_ms`` is ``silence_ms``."""
     longest = max(100, silence_ms - 150)
     parts, at = [silence(layout.lead_ms)], ms8(layout.lead_ms)
     starts, ends, pauses = [], [], 0
@@ -182,13 +199,15 @@ def caller(layout: Layout, prompts: dict[str, np.ndarray], silence_ms: int) -> S
         sigma = 32768.0 * 10 ** (-60.0 / 20)  # as corpus.caller(noise_dbfs=-60): added before the µ-law trip
         noise = np.random.default_rng(layout.seed).normal(0.0, sigma, len(source))
         source = np.clip(source + noise, -32768, 32767).astype(np.int16)
-    return Stream("caller", f"caller-{layout.seed}", to_line(source),
-                  [2 * s for s in starts], [2 * e for e in ends], pauses)
+    up = rate // RATE8
+    return Stream("caller", f"caller-{layout.seed}", rate, line(source, rate),
+                  [up * s for s in starts], [up * e for e in ends], pauses)
 
 
-def non_speech(music_seconds: float, prompts: dict[str, np.ndarray]) -> list[Stream]:
-    """Music slices, music after an utterance, white noise, clicks (profile-independent)."""
+def non_speech(music_seconds: float, prompts: dict[str, np.ndarray], rate: int) -> list[Stream]:
+    """Music slices, music after an utterance, white noise, clicks (profile-independent), at ``rate``."""
     out = []
+    up = rate // RATE8
     names = sorted(prompts)
     for t, path in enumerate(sorted(MUSIC.glob("*.wav"))):
         track = read_wav(path)
@@ -197,22 +216,22 @@ def non_speech(music_seconds: float, prompts: dict[str, np.ndarray]) -> list[Str
             if len(piece) < RATE8:
                 continue
             src = np.concatenate([silence(500), scaled_to(piece, -30.0), silence(1000)])
-            out.append(Stream("music", f"{path.stem}@{at_s}s", to_line(src)))
+            out.append(Stream("music", f"{path.stem}@{at_s}s", rate, line(src, rate)))
         piece = track[ms8(60_000): ms8((60 + music_seconds) * 1000)]
         if len(piece) >= RATE8:
             said = prompts[names[(7 * t) % len(names)]]
             src = np.concatenate([silence(500), said, silence(1500), scaled_to(piece, -30.0), silence(1000)])
-            out.append(Stream("music_after_speech", f"{path.stem}@60s", to_line(src),
-                              watch_from=2 * (ms8(500) + len(said) + ms8(1500))))
+            out.append(Stream("music_after_speech", f"{path.stem}@60s", rate, line(src, rate),
+                              watch_from=up * (ms8(500) + len(said) + ms8(1500))))
     for seed in range(3):
         src = np.concatenate([silence(500), white_noise(20_000, -40.0, seed=100 + seed, rate=RATE8), silence(1000)])
-        out.append(Stream("noise", f"white-40dBFS-{seed}", to_line(src)))
+        out.append(Stream("noise", f"white-40dBFS-{seed}", rate, line(src, rate)))
     t = np.arange(RATE8 // 10)
     impulse = (32767 * np.exp(-t / 80) * np.cos(t * 1.3)).astype(np.int16)
     bursts = [scaled_to(white_noise(100, 0.0, seed=200 + k, rate=RATE8), -3.0) for k in range(20)]
     for name, clicks in (("burst-3dBFS", bursts), ("impulse", [impulse] * 20)):
         src = np.concatenate([silence(1000)] + [p for c in clicks for p in (c, silence(1900))])
-        out.append(Stream("clicks", f"{name}x20", to_line(src)))
+        out.append(Stream("clicks", f"{name}x20", rate, line(src, rate)))
     return out
 
 
@@ -224,12 +243,13 @@ def run_all(model, streams: list[Stream], settings: TurnSettings, never_skip: bo
 
     ``never_skip`` scores every chunk (the engine's below-floor skipping off), for comparison.
     """
-    engines = [TurnEngine(model.new_stream(), settings) for _ in streams]
+    engines = [TurnEngine(model.new_stream(s.rate), settings) for s in streams]
     if never_skip:
         for engine in engines:
             engine._wants_model = lambda chunk, dbfs: True
-    gates = [SpeechGate(RATE) for _ in streams]
-    frames = [len(s.audio) // FRAME for s in streams]
+    gates = [SpeechGate(s.rate) for s in streams]  # one second of ring
+    sizes = [frame_of(s.rate) for s in streams]
+    frames = [len(s.audio) // size for s, size in zip(streams, sizes)]
     since_onset: list[list[int]] = [[] for _ in streams]  # frames sent since the last onset
     for s, n in zip(streams, frames):
         s.events = []
@@ -238,7 +258,7 @@ def run_all(model, streams: list[Stream], settings: TurnSettings, never_skip: bo
     for tick in range(max(frames)):
         live = [i for i, n in enumerate(frames) if tick < n]
         for i in live:
-            engines[i].push(streams[i].audio[tick * FRAME:(tick + 1) * FRAME])
+            engines[i].push(streams[i].audio[tick * sizes[i]:(tick + 1) * sizes[i]])
         results = score_pending([engines[i] for i in live])
         for i, events in zip(live, results):
             stream, gate = streams[i], gates[i]
@@ -255,7 +275,7 @@ def run_all(model, streams: list[Stream], settings: TurnSettings, never_skip: bo
                     since_onset[i], sent = [], []
                 elif isinstance(event, SpeechStopped):
                     gate.stop()
-            sent += gate.offer((tick + 1) * FRAME, tick)  # payload: the frame's index
+            sent += gate.offer((tick + 1) * sizes[i], tick)  # payload: the frame's index
             since_onset[i] += sent
             stream.streamed[sent] = True
 
@@ -271,6 +291,7 @@ def score_callers(callers: list[Stream], settings: TurnSettings) -> dict:
     streamed = total = speech_frames = speech_streamed = speech_kept = 0
     heads: list[float] = []
     for s in callers:
+        rate, frame = s.rate, frame_of(s.rate)
         stops = [e for e in s.events if isinstance(e, SpeechStopped)]
         started = [e for e in s.events if isinstance(e, SpeechStarted)]
         extra_starts += max(0, len(started) - len(s.starts))
@@ -282,14 +303,14 @@ def score_callers(callers: list[Stream], settings: TurnSettings) -> dict:
             if not after:
                 missed += 1
                 continue
-            ms = (after[0].at_sample - end) * 1000 / RATE
+            ms = (after[0].at_sample - end) * 1000 / rate
             latency.append(ms)
-            end_error.append((after[0].audio_end_sample - end) * 1000 / RATE)
+            end_error.append((after[0].audio_end_sample - end) * 1000 / rate)
             late += ms > silence_ms + 100
         # send_silence=false: which frames went upstream, and did every speech frame go?
         truth = np.zeros(len(s.streamed), dtype=bool)
         for start, end in zip(s.starts, s.ends):
-            truth[start // FRAME: -(-end // FRAME)] = True
+            truth[start // frame: -(-end // frame)] = True
         streamed += int(s.streamed.sum())
         total += len(s.streamed)
         speech_frames += int(truth.sum())
@@ -297,9 +318,9 @@ def score_callers(callers: list[Stream], settings: TurnSettings) -> dict:
         kept = s.streamed & ~s.cleared
         speech_kept += int((truth & kept).sum())
         for start, end in zip(s.starts, s.ends):  # speech at an utterance's start that never reaches the model
-            first, last = start // FRAME, -(-end // FRAME)
+            first, last = start // frame, -(-end // frame)
             delivered = np.flatnonzero(kept[first:last])
-            head = (delivered[0] if len(delivered) else last - first) * FRAME * 1000 / RATE
+            head = (delivered[0] if len(delivered) else last - first) * 1000 / FRAMES_PER_SECOND
             if head > 0:
                 heads.append(head)
     return {
@@ -330,8 +351,8 @@ def score_non_speech(streams: list[Stream]) -> dict:
         counts[s.kind] = counts.get(s.kind, 0) + len(started)
         onsets[s.kind] = onsets.get(s.kind, 0) + sum(
             isinstance(e, SpeechOnset) and e.at_sample > s.watch_from for e in s.events)
-        where += [f"{s.kind}:{s.name}@{e.at_sample * 1000 // RATE}ms" for e in started]
-        watch = s.watch_from // FRAME
+        where += [f"{s.kind}:{s.name}@{e.at_sample * 1000 // s.rate}ms" for e in started]
+        watch = s.watch_from // frame_of(s.rate)
         streamed += int(s.streamed[watch:].sum())
         total += len(s.streamed) - watch
     return {"false_starts": counts, "onsets": onsets, "false_start_at": where[:20],
@@ -348,6 +369,8 @@ def main() -> int:
     parser.add_argument("--prompts", choices=("crisp", "any"), default="crisp")
     parser.add_argument("--music-seconds", type=float, default=10.0, help="length of each music slice")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--rate", type=int, choices=(RATE, RATE8), default=RATE,
+                        help="rate the engines score at: 16000 (8 kHz upsampled, as today) or 8000 (as on the wire)")
     parser.add_argument("--never-skip", action="store_true",
                         help="score every chunk (no below-floor skipping), to see what skipping changes")
     args = parser.parse_args()
@@ -357,14 +380,15 @@ def main() -> int:
     names = sorted(prompts)
     progress(f"{len(names)} {args.prompts} prompts; {args.callers} callers; building non-speech streams")
     scripts = layouts(args.callers, names, args.line_noise, args.seed)
-    others = non_speech(args.music_seconds, prompts)
-    result: dict = {"bench": "turns", "machine": machine(), "never_skip": args.never_skip, "profiles": {}}
+    others = non_speech(args.music_seconds, prompts, args.rate)
+    result: dict = {"bench": "turns", "machine": machine(), "rate": args.rate, "never_skip": args.never_skip,
+                    "profiles": {}}
     corpus: dict = {}
     for profile in [p for p in args.profiles.split(",") if p]:
         settings = TurnSettings() if profile == "default" else resolve({"profile": profile})
-        callers = [caller(s, prompts, settings.silence_threshold_ms) for s in scripts]
+        callers = [caller(s, prompts, settings.silence_threshold_ms, args.rate) for s in scripts]
         streams = callers + others
-        audio_s = sum(len(s.audio) for s in streams) / RATE
+        audio_s = sum(len(s.audio) for s in streams) / args.rate
         progress(f"{profile}: {len(streams)} streams, {audio_s:.0f} s of audio")
         t1 = time.monotonic()
         run_all(model, streams, settings, args.never_skip)
@@ -381,11 +405,11 @@ def main() -> int:
         corpus = {"callers": len(callers), "prompts": f"{len(names)} {args.prompts}",
                   "utterances": sum(len(c.starts) for c in callers),
                   "pauses_in_utterances": sum(c.pauses for c in callers),
-                  "caller_audio_s": round(sum(len(c.audio) for c in callers) / RATE, 1),
-                  "speech_s": round(sum(e - s for c in callers for s, e in zip(c.starts, c.ends)) / RATE, 1),
+                  "caller_audio_s": round(sum(len(c.audio) for c in callers) / args.rate, 1),
+                  "speech_s": round(sum(e - s for c in callers for s, e in zip(c.starts, c.ends)) / args.rate, 1),
                   "line_noise": {"mixed": "-60 dBFS on every other caller", "none": None,
                                  "all": "-60 dBFS on every caller"}[args.line_noise],
-                  "non_speech_s": {k: round(sum(len(s.audio) for s in others if s.kind == k) / RATE, 1)
+                  "non_speech_s": {k: round(sum(len(s.audio) for s in others if s.kind == k) / args.rate, 1)
                                    for k in dict.fromkeys(s.kind for s in others)}}
     result["corpus"] = corpus
     result["elapsed_s"] = round(time.monotonic() - t0, 1)

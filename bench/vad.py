@@ -2,14 +2,16 @@
 """VAD cost per call-second: Silero per chunk, single stream and batched, on real call audio.
 
 Run: ``python bench/vad.py [--seconds S] [--callers N] [--chunks N] [--repeats R]
-[--batches 1,4,8,16] [--line-noise DBFS|none]``. Prints one JSON object on stdout (progress on
-stderr).
+[--batches 1,4,8,16] [--line-noise DBFS|none] [--rate 16000|8000]``. Prints one JSON object on
+stdout (progress on stderr).
 
 Call audio: a simulated caller per stream, built from Asterisk prompts (those 0.5-3 s long
 once trimmed, drawn with a seeded generator) the way ``tests/unit/turn/corpus.py`` builds
 one: utterances of one to three prompts with 150-400 ms pauses inside, 2-6 s of listening
 (the agent's turn) between them, 8 -> 16 kHz and a G.711 µ-law round trip, over a line noise
 floor (-60 dBFS white noise by default, under the -45 dBFS floor, so it is skipped).
+``--rate 8000`` keeps the audio at 8 kHz (the µ-law round trip only) and scores it on 8 kHz
+streams: 256-sample chunks, still 32 ms, so per-chunk figures compare across rates as they are.
 ``--callers`` callers (default: the largest batch, 16) of ``--seconds`` each (default 20);
 every variant below processes all of them, so the figures compare like with like, and every
 stream of a batch is a different caller, so their speech does not line up.
@@ -50,12 +52,13 @@ import numpy as np  # noqa: E402
 
 from sipbridge.turn.engine import TurnEngine, score_pending  # noqa: E402
 from sipbridge.turn.settings import TurnSettings  # noqa: E402
-from sipbridge.turn.silero import CHUNK_SAMPLES, SAMPLE_RATE, load_model  # noqa: E402
+from sipbridge.turn.silero import SAMPLE_RATE, chunk_samples, load_model  # noqa: E402
+from tests.support.audio import ulaw_decode, ulaw_encode  # noqa: E402
 from tests.unit.turn.corpus import PROMPTS, read_wav, to_line, trim  # noqa: E402
 from machine import machine  # noqa: E402 - bench/machine.py
 
-FRAME = 320                                   # 20 ms at 16 kHz
-CHUNKS_PER_SECOND = SAMPLE_RATE / CHUNK_SAMPLES
+FRAMES_PER_SECOND = 50                        # 20 ms frames
+CHUNKS_PER_SECOND = SAMPLE_RATE / chunk_samples(SAMPLE_RATE)  # 31.25: 32 ms chunks at either rate
 
 
 def progress(msg: str) -> None:
@@ -68,8 +71,9 @@ def speech_prompts() -> list[np.ndarray]:
     return [x for x in out if 0.5 <= len(x) / 8000 <= 3.0]
 
 
-def call_audio(seconds: float, seed: int, noise_dbfs: float | None, prompts: list[np.ndarray]) -> tuple[np.ndarray, float]:
-    """16 kHz line audio of one caller, ``seconds`` long; also its speech fraction.
+def call_audio(seconds: float, seed: int, noise_dbfs: float | None, prompts: list[np.ndarray],
+               rate: int = SAMPLE_RATE) -> tuple[np.ndarray, float]:
+    """Line audio of one caller at ``rate`` (16 or 8 kHz), ``seconds`` long; also its speech fraction.
 
     Utterances of 1-3 prompts, 150-400 ms pauses inside, 2-6 s of listening between them.
     """
@@ -91,7 +95,7 @@ def call_audio(seconds: float, seed: int, noise_dbfs: float | None, prompts: lis
     if noise_dbfs is not None:
         sigma = 32768.0 * 10 ** (noise_dbfs / 20)
         src = np.clip(src + rng.normal(0.0, sigma, len(src)), -32768, 32767).astype(np.int16)
-    return to_line(src), float(speech.mean())
+    return (to_line(src) if rate == SAMPLE_RATE else ulaw_decode(ulaw_encode(src))), float(speech.mean())
 
 
 def interleaved(runs: dict, repeats: int) -> dict:
@@ -106,10 +110,10 @@ def interleaved(runs: dict, repeats: int) -> dict:
     return {name: statistics.median(v) for name, v in samples.items()}
 
 
-def bench_model(model, chunks: np.ndarray, batches: list[int], repeats: int) -> dict:
+def bench_model(model, chunks: np.ndarray, batches: list[int], repeats: int, rate: int) -> dict:
     """Bare model cost per chunk (per stream for batches), every chunk scored."""
     count = len(chunks)
-    stream = model.new_stream()
+    stream = model.new_stream(rate)
     for c in chunks[:20]:
         stream.prob(c)
 
@@ -118,7 +122,7 @@ def bench_model(model, chunks: np.ndarray, batches: list[int], repeats: int) -> 
             stream.prob(c)
     runs, scored = {"single": single}, {"single": count}
     for b in batches:
-        streams = [model.new_stream() for _ in range(b)]
+        streams = [model.new_stream(rate) for _ in range(b)]
         rounds = max(1, count // b)
         # each stream walks the chunks at its own offset, so a batch is not B copies of one chunk
         rows = [[chunks[(r * b + i * 97) % count] for i in range(b)] for r in range(rounds)]
@@ -160,31 +164,32 @@ def per_call_second(cpu_ns: float, call_seconds: float) -> dict:
             "calls_per_core": int(1000 / ms) if ms > 0 else None}
 
 
-def bench_engine(model, audios: list[np.ndarray], batches: list[int], repeats: int, settings) -> dict:
+def bench_engine(model, audios: list[np.ndarray], batches: list[int], repeats: int, settings, rate: int) -> dict:
     """The turn engine over every caller: one by one with ``feed``, then in groups of B with
     ``push`` + ``score_pending`` per 20 ms tick. Every variant processes the same callers."""
-    frames = [a[: len(a) // FRAME * FRAME].reshape(-1, FRAME) for a in audios]
+    frame = rate // FRAMES_PER_SECOND
+    frames = [a[: len(a) // frame * frame].reshape(-1, frame) for a in audios]
     ticks = min(len(f) for f in frames)
     n = len(frames)
 
     def single() -> None:
         for fr in frames:
-            engine = TurnEngine(model.new_stream(), settings)
+            engine = TurnEngine(model.new_stream(rate), settings)
             for f in fr[:ticks]:
                 engine.feed(f)
-    runs, call_seconds = {"single": single}, {"single": n * ticks * FRAME / SAMPLE_RATE}
+    runs, call_seconds = {"single": single}, {"single": n * ticks / FRAMES_PER_SECOND}
     for b in batches:
         groups = [[frames[(g * b + i) % n] for i in range(b)] for g in range(-(-n // b))]
 
         def batched(groups=groups) -> None:
             for group in groups:
-                engines = [TurnEngine(model.new_stream(), settings) for _ in group]
+                engines = [TurnEngine(model.new_stream(rate), settings) for _ in group]
                 for tick in range(ticks):
                     for e, fr in zip(engines, group):
                         e.push(fr[tick])
                     score_pending(engines)
         runs[str(b)] = batched
-        call_seconds[str(b)] = len(groups) * b * ticks * FRAME / SAMPLE_RATE
+        call_seconds[str(b)] = len(groups) * b * ticks / FRAMES_PER_SECOND
     counted = {name: RunCounter(model) for name in runs}
 
     def counting(name):  # the wrapper costs well under 1 us a model call (one is 100+ us)
@@ -199,19 +204,20 @@ def bench_engine(model, audios: list[np.ndarray], batches: list[int], repeats: i
         chunks = call_seconds[name] * CHUNKS_PER_SECOND * repeats
         entry["model_runs_per_chunk"] = round(counted[name].rows / chunks, 3)
         if name != "single":
-            ticks_run = call_seconds[name] / int(name) * 50 * repeats
+            ticks_run = call_seconds[name] / int(name) * FRAMES_PER_SECOND * repeats
             entry["model_calls_per_tick"] = round(counted[name].calls / ticks_run, 3)
             entry["rows_per_model_call"] = round(counted[name].rows / max(1, counted[name].calls), 2)
         out[name] = entry
     return {"callers": n, "single": out.pop("single"), "batched": out}
 
 
-def skipping(model, audios: list[np.ndarray], settings) -> dict:
+def skipping(model, audios: list[np.ndarray], settings, rate: int) -> dict:
     """Per chunk of all callers: scored above the floor, scored while settling, skipped."""
     counts = {"above_floor": 0, "settling": 0, "skipped": 0}
     stops = 0
+    frame = rate // FRAMES_PER_SECOND
     for audio in audios:
-        engine = TurnEngine(model.new_stream(), settings)
+        engine = TurnEngine(model.new_stream(rate), settings)
         wants = engine._wants_model
 
         def classify(chunk, dbfs, engine=engine, wants=wants):
@@ -220,8 +226,8 @@ def skipping(model, audios: list[np.ndarray], settings) -> dict:
             counts["above_floor" if above else ("settling" if scored else "skipped")] += 1
             return scored
         engine._wants_model = classify
-        for at in range(0, len(audio) // FRAME * FRAME, FRAME):
-            stops += sum(type(e).__name__ == "SpeechStopped" for e in engine.feed(audio[at:at + FRAME]))
+        for at in range(0, len(audio) // frame * frame, frame):
+            stops += sum(type(e).__name__ == "SpeechStopped" for e in engine.feed(audio[at:at + frame]))
     total = sum(counts.values())
     return {"chunks": total, **{k: round(v / total, 3) for k, v in counts.items()},
             "model_runs_per_chunk": round((counts["above_floor"] + counts["settling"]) / total, 3),
@@ -236,6 +242,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds; medians are reported")
     parser.add_argument("--batches", default="1,4,8,16", help="comma-separated batch sizes")
     parser.add_argument("--line-noise", default="-60", help="line noise floor in dBFS, or 'none'")
+    parser.add_argument("--rate", type=int, choices=(16000, 8000), default=SAMPLE_RATE,
+                        help="rate the streams score at: 16000 (8 kHz upsampled, as today) or 8000")
     args = parser.parse_args()
     batches = [int(b) for b in args.batches.split(",") if b]
     callers = args.callers or max(batches + [1])
@@ -248,23 +256,25 @@ def main() -> int:
     if not prompts:
         raise SystemExit(f"no prompts in {PROMPTS}")
     progress(f"building {callers} callers of {args.seconds:.0f} s from {len(prompts)} prompts")
-    built = [call_audio(args.seconds, seed, noise, prompts) for seed in range(callers)]
+    built = [call_audio(args.seconds, seed, noise, prompts, args.rate) for seed in range(callers)]
     audios = [a for a, _ in built]
 
     every = np.concatenate(audios)
-    every = every[: len(every) // CHUNK_SAMPLES * CHUNK_SAMPLES].reshape(-1, CHUNK_SAMPLES)
+    chunk = chunk_samples(args.rate)
+    every = every[: len(every) // chunk * chunk].reshape(-1, chunk)
     level = 10 * np.log10(np.maximum(np.mean((every / 32768.0) ** 2, axis=1), 1e-20))
-    chunks = np.resize(every[level > -40.0], (args.chunks, CHUNK_SAMPLES))
+    chunks = np.resize(every[level > -40.0], (args.chunks, chunk))
     progress(f"bare model: {args.chunks} speech chunks per stream, B = {batches}")
-    model_us = bench_model(model, chunks, batches, args.repeats)
+    model_us = bench_model(model, chunks, batches, args.repeats, args.rate)
     progress(f"turn engine on the callers: one by one, and in batches of {batches}")
-    engine = bench_engine(model, audios, batches, args.repeats, settings)
+    engine = bench_engine(model, audios, batches, args.repeats, settings, args.rate)
     progress("skipping breakdown")
-    skip = skipping(model, audios, settings)
+    skip = skipping(model, audios, settings, args.rate)
 
     result = {
         "bench": "vad",
         "machine": machine("onnxruntime", "numpy"),
+        "rate": args.rate,
         "call_audio": {"callers": callers, "seconds_per_caller": args.seconds, "line_noise_dbfs": noise,
                        "speech_fraction": round(float(np.mean([s for _, s in built])), 3),
                        "settings": "defaults (floor -45 dBFS, threshold 0.5)"},

@@ -6,7 +6,8 @@ one ONNX Runtime call per call and chunk, each paying the run's fixed overhead o
 :class:`TickBatch` instead collects the frames of a tick and, once every call that takes part has
 delivered its frame, scores the ready chunks of all of them with
 :func:`~sipbridge.turn.engine.score_pending` (one batched model run per round), then hands each
-call its events.
+call its events. Calls at 16 kHz and at 8 kHz may share one batch: each round
+runs the model once per sample rate among its chunks, never mixing rates in one run.
 
 Why no decision comes later than before: the batch is scored while the same tick's frames are
 still being delivered, before the clock's next tick requests any agent audio, so a pause or

@@ -1,8 +1,12 @@
-"""Per-call turn engine: 16 kHz int16 frames in, turn events out; plus batched scoring.
+"""Per-call turn engine: int16 frames in (16 or 8 kHz), turn events out; plus batched scoring.
 
 :class:`TurnEngine` glues a :class:`~sipbridge.turn.silero.SileroStream` to a
-:class:`~sipbridge.turn.detector.TurnDetector`. It re-chunks frames of any
-length into the model's 512-sample chunks, measures each chunk's level
+:class:`~sipbridge.turn.detector.TurnDetector`. The stream's sample rate is the
+engine's (``TurnEngine(model.new_stream(8000), settings)`` takes 8 kHz frames;
+16 kHz is the default); every sample index, event and history length is at that
+rate, and the millisecond constants below are converted per engine. It re-chunks
+frames of any length into the model's 32 ms chunks (512 samples at 16 kHz, 256
+at 8 kHz), measures each chunk's level
 (RMS re int16 full scale; digital silence is ``-inf`` dBFS), scores it, and
 feeds the detector with the chunk's end sample. All time is the count of
 samples fed since the call started. It also keeps the last ``history_ms`` of
@@ -15,8 +19,9 @@ Two ways to drive it (both drain the same queue of ready chunks):
 * a worker's calls together, on its media thread: ``engine.push(frame)`` for
   each, then ``score_pending(engines)``, which scores every ready chunk of
   every engine with one batched model run per round (round *k* takes each
-  engine's *k*-th ready chunk; with 20 ms frames there is at most one round
-  per tick, and five ticks in eight have one).
+  engine's *k*-th ready chunk, one model run per sample rate among them; with
+  20 ms frames there is at most one round per tick, and five ticks in eight
+  have one).
 
 Chunks the detector would judge without their probability (under its level
 floor, see :meth:`TurnDetector.needs_prob`) need no model run, and while
@@ -51,16 +56,22 @@ import numpy as np
 from sipbridge.turn.detector import TurnDetector, TurnState
 from sipbridge.turn.events import TurnEvent
 from sipbridge.turn.settings import MAX_MS, TurnSettings
-from sipbridge.turn.silero import CHUNK_SAMPLES, SAMPLE_RATE, SileroModel, SileroStream
+from sipbridge.turn.silero import SAMPLE_RATE, SileroModel, SileroStream, chunk_samples
 
 SETTLE_MS = 500
 # Longest prefix padding plus longest min speech plus a second of slack: enough
 # to fetch the whole padded start of a turn when SpeechStarted arrives.
 DEFAULT_HISTORY_MS = MAX_MS["prefix_padding_ms"] + MAX_MS["min_speech_ms"] + 1000
 _INT16_SCALE = np.float32(1.0 / 32768.0)
-_SETTLE_CHUNKS = math.ceil(SETTLE_MS * SAMPLE_RATE / 1000 / CHUNK_SAMPLES)
 RESET_MS = 1000
-_RESET_CHUNKS = math.ceil(RESET_MS * SAMPLE_RATE / 1000 / CHUNK_SAMPLES)
+
+
+def chunks_in(ms: int, sample_rate: int) -> int:
+    """Model chunks needed to cover ``ms`` at ``sample_rate`` (rounded up; chunks are 32 ms at both rates)."""
+    return math.ceil(ms * sample_rate / 1000 / chunk_samples(sample_rate))
+
+
+_SETTLE_CHUNKS = chunks_in(SETTLE_MS, SAMPLE_RATE)  # at the default rate; the same 16 at 8 kHz
 
 
 def chunk_dbfs(chunk: np.ndarray) -> float:
@@ -112,17 +123,23 @@ class _History:
 class TurnEngine:
     """One call's turn taking: re-chunking, level, Silero, detector, audio history.
 
-    ``history_ms`` bounds :meth:`audio_since`; the default covers the largest
-    prefix padding plus the largest min speech that settings allow.
+    Frames, sample indices and events are at ``stream.sample_rate`` (see
+    :meth:`SileroModel.new_stream`). ``history_ms`` bounds :meth:`audio_since`;
+    the default covers the largest prefix padding plus the largest min speech
+    that settings allow.
     """
 
     def __init__(self, stream: SileroStream, settings: TurnSettings, *, history_ms: int = DEFAULT_HISTORY_MS):
         if history_ms <= 0:
             raise ValueError(f"history_ms must be positive, got {history_ms}")
+        rate = stream.sample_rate
         self._stream = stream
-        self._detector = TurnDetector(settings, SAMPLE_RATE, chunk_samples=CHUNK_SAMPLES)
-        self._history = _History(history_ms * SAMPLE_RATE // 1000)
-        self._partial = np.zeros(CHUNK_SAMPLES, dtype=np.float32)
+        self._chunk = chunk_samples(rate)
+        self._settle_chunks = chunks_in(SETTLE_MS, rate)
+        self._reset_chunks = chunks_in(RESET_MS, rate)
+        self._detector = TurnDetector(settings, rate, chunk_samples=self._chunk)
+        self._history = _History(history_ms * rate // 1000)
+        self._partial = np.zeros(self._chunk, dtype=np.float32)
         self._filled = 0
         self._ready: deque[tuple[int, np.ndarray, float]] = deque()  # (end_sample, chunk, dbfs)
         self._chunks_ended = 0  # end sample of the last chunk cut
@@ -135,6 +152,11 @@ class TurnEngine:
     def stream(self) -> SileroStream:
         """The Silero stream this call is scored on."""
         return self._stream
+
+    @property
+    def sample_rate(self) -> int:
+        """Samples per second of the frames it takes and of every sample index it reports."""
+        return self._detector.sample_rate
 
     @property
     def settings(self) -> TurnSettings:
@@ -177,19 +199,20 @@ class TurnEngine:
     # -- audio in ---------------------------------------------------------
 
     def push(self, frame: np.ndarray) -> int:
-        """Buffer a frame of 16 kHz int16 mono (any length); returns the number of chunks ready to score."""
+        """Buffer a frame of int16 mono at :attr:`sample_rate` (any length); returns how many chunks are ready."""
         if frame.dtype != np.int16 or frame.ndim != 1:
-            raise ValueError(f"frames are 1-D int16 at 16 kHz, got {frame.dtype} with shape {frame.shape}")
+            raise ValueError(f"frames are 1-D int16 at {self.sample_rate} Hz, got {frame.dtype}, shape {frame.shape}")
         self._history.append(frame)
+        size = self._chunk
         at = 0
         while at < len(frame):
-            take = min(CHUNK_SAMPLES - self._filled, len(frame) - at)
+            take = min(size - self._filled, len(frame) - at)
             np.multiply(frame[at : at + take], _INT16_SCALE, out=self._partial[self._filled : self._filled + take])
             self._filled += take
             at += take
-            if self._filled == CHUNK_SAMPLES:
+            if self._filled == size:
                 chunk = self._partial.copy()
-                self._chunks_ended += CHUNK_SAMPLES
+                self._chunks_ended += size
                 self._ready.append((self._chunks_ended, chunk, chunk_dbfs(chunk)))
                 self._filled = 0
         return len(self._ready)
@@ -210,18 +233,18 @@ class TurnEngine:
     def _wants_model(self, chunk: np.ndarray, dbfs: float) -> bool:
         """Whether the chunk needs a model run; if not, advance the stream past it (see module doc)."""
         if self._detector.settings.type != "silero":
-            self._quiet_run = _SETTLE_CHUNKS  # turning Silero (back) on starts from settled history
+            self._quiet_run = self._settle_chunks  # turning Silero (back) on starts from settled history
             self._stream.skip(chunk, reset_state=True)
             return False
         if self._detector.needs_prob(dbfs):
             self._quiet_run = 0
             return True
         self._quiet_run += 1
-        if self._quiet_run <= _SETTLE_CHUNKS:
+        if self._quiet_run <= self._settle_chunks:
             return True
         # after a long quiet stretch outside any turn, start over as a fresh stream: the
         # state left by earlier speech makes Silero take later music for speech
-        fresh = self._quiet_run >= _RESET_CHUNKS and self._detector.state is TurnState.IDLE
+        fresh = self._quiet_run >= self._reset_chunks and self._detector.state is TurnState.IDLE
         self._stream.skip(chunk, reset_state=fresh)
         return False
 
@@ -229,11 +252,13 @@ class TurnEngine:
 def score_pending(engines: Sequence[TurnEngine]) -> list[list[TurnEvent]]:
     """Score the ready chunks of many calls with batched model runs; returns each engine's events.
 
-    The engines must share one :class:`SileroModel` (a worker's). Each round
-    takes the oldest ready chunk of every engine that has one, skips those
-    under the floor, scores the rest in one :meth:`SileroModel.probs` call and
-    then runs each engine's detector; rounds repeat until nothing is ready.
-    Per engine, results equal :meth:`TurnEngine.feed` (within float rounding).
+    The engines must share one :class:`SileroModel` (a worker's); their
+    sample rates may differ. Each round takes the oldest ready chunk of every
+    engine that has one, skips those under the floor, scores the rest with one
+    :meth:`SileroModel.probs` call per sample rate among them (a model run
+    never mixes rates) and then runs each engine's detector; rounds repeat
+    until nothing is ready. Per engine, results equal :meth:`TurnEngine.feed`
+    (within float rounding).
     """
     models = {id(e.stream.model) for e in engines}
     if len(models) > 1:
@@ -246,9 +271,14 @@ def score_pending(engines: Sequence[TurnEngine]) -> list[list[TurnEvent]]:
         round_ = [(i, e, *e._ready.popleft()) for i, e in enumerate(engines) if e._ready]
         if not round_:
             return results
-        scored = [item for item in round_ if item[1]._wants_model(item[3], item[4])]
-        probs = model.probs([item[1].stream for item in scored], [item[3] for item in scored]) if scored else ()
-        prob_of = {item[0]: float(p) for item, p in zip(scored, probs)}
+        by_rate: dict[int, list] = {}
+        for item in round_:
+            if item[1]._wants_model(item[3], item[4]):
+                by_rate.setdefault(item[1].sample_rate, []).append(item)
+        prob_of: dict[int, float] = {}
+        for scored in by_rate.values():
+            probs = model.probs([item[1].stream for item in scored], [item[3] for item in scored])
+            prob_of.update((item[0], float(p)) for item, p in zip(scored, probs))
         for i, engine, end_sample, _chunk, dbfs in round_:
             engine.last_prob = prob_of.get(i, 0.0)
             results[i].extend(engine._detector.process(end_sample, engine.last_prob, dbfs))

@@ -210,6 +210,7 @@ class _NoModelStream:
     """Stands in for a SileroStream where no chunk may be scored (type "none")."""
 
     model = None
+    sample_rate = 16000
 
     def prob(self, chunk):
         raise AssertionError("the model must not run")
