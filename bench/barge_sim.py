@@ -1,15 +1,16 @@
 """Barge-in decisions replayed offline, frame by frame (prints one JSON object).
 
-    python bench/barge_sim.py [--prompts 60] [--offsets 3]
+    python bench/barge_sim.py [--prompts 60] [--offsets 3] [--rate 16000|8000]
 
 The real :class:`CallSession` media path (echo canceller, turn engine with the real Silero
 model, barge-in policy, playout buffer) runs on the media clock played by this script, with no
 network: the model's answer is already in the playout buffer and what the session would send
 upstream is dropped. The caller leg is built like a phone line builds it: the agent's own
 output, optionally echoed back (delayed, attenuated), plus the caller's interrupting prompt,
-through G.711 mu-law at 8 kHz and back to 16 kHz. Because nothing here waits on a socket or a
-scheduler, the figures are the policy's own, repeatable to the sample, on a loaded machine too;
-``bench/barge_in.py`` measures the same on the wire (add the wire's 20-40 ms).
+through G.711 mu-law at 8 kHz and back to 16 kHz (``--rate 8000``: the session runs at the
+line's rate, ``sip.media_rate`` 8000, and neither leg is resampled). Because nothing here waits
+on a socket or a scheduler, the figures are the policy's own, repeatable to the sample, on a
+loaded machine too; ``bench/barge_in.py`` measures the same on the wire (add the wire's 20-40 ms).
 
 Reported:
 
@@ -71,24 +72,26 @@ def _frames_dbfs(pcm: np.ndarray) -> np.ndarray:
 
 
 def simulate(model, interrupt: np.ndarray | None, at_ms: int, *, echo=None,
-             total_ms: int = 6000) -> dict:
+             total_ms: int = 6000, rate: int = 16000) -> dict:
     """One call: the agent talks from 0 ms; ``interrupt`` (8 kHz) starts at ``at_ms``.
 
     ``echo`` = (delay_ms, attenuation_db) of the line echo of the agent's own output.
+    ``rate``: the session's media rate (8000: no resampler on either leg).
     """
-    cfg = config_mod.Config(turn_detection=resolve({}))
+    cfg = config_mod.Config(sip=config_mod.SipConfig(media_rate=rate), turn_detection=resolve({}))
     loop = _NoLoop()
     session = CallSession(call_id="sim", config=cfg, url="ws://127.0.0.1:9", api_key=None,
                           loop=loop, vad_model=model, on_end=lambda _r: None)
-    reply16 = audio.resample(reply_pcm(), 8000, 16000)
-    session.playout.push(reply16.tobytes(), "item", session.playout.generation)
+    reply = audio.resample(reply_pcm(), 8000, rate)
+    session.playout.push(reply.tobytes(), "item", session.playout.generation)
     n_frames = total_ms // 20
     caller = np.zeros(n_frames * FRAME_8K, dtype=np.int16)
     if interrupt is not None:
         start = at_ms * 8
         piece = interrupt[: len(caller) - start]
         caller[start: start + len(piece)] = piece
-    down, up = StreamResampler(16000, 8000), StreamResampler(8000, 16000)
+    native = rate == 8000                      # the line's own rate: no resampler either way
+    down, up = (None, None) if native else (StreamResampler(rate, 8000), StreamResampler(8000, rate))
     sent_back: list[np.ndarray] = []           # agent output at 8 kHz, frame by frame
     out_levels = []
     delay_frames, gain = 0, 0.0
@@ -99,9 +102,10 @@ def simulate(model, interrupt: np.ndarray | None, at_ms: int, *, echo=None,
         if echo is not None and k >= delay_frames:
             frame = frame + gain * sent_back[k - delay_frames]
         line = audio.ulaw_decode(audio.ulaw_encode(np.clip(frame, -32768, 32767).astype(np.int16)))
-        session.on_caller_frame(up.process(line.astype("<i2").tobytes()))
-        out = np.frombuffer(session.next_frame(), dtype=np.int16)
-        out8 = np.frombuffer(down.process(out.tobytes()), dtype=np.int16)
+        wire_in = line.astype("<i2").tobytes()
+        session.on_caller_frame(wire_in if native else up.process(wire_in))
+        out = session.next_frame()
+        out8 = np.frombuffer(out if native else down.process(out), dtype=np.int16)
         wire = audio.ulaw_decode(audio.ulaw_encode(out8)).astype(np.float64)
         sent_back.append(wire)
         out_levels.append(audio.dbfs(out8) if np.any(out8) else -120.0)
@@ -145,6 +149,8 @@ def main() -> int:
     ap.add_argument("--names", nargs="*", help="these prompts only (e.g. the wire bench's five)")
     ap.add_argument("--echo", nargs=2, type=float, metavar=("DELAY_MS", "ATTEN_DB"),
                     help="the interruptions come over a line echo of the agent")
+    ap.add_argument("--rate", type=int, choices=(16000, 8000), default=16000,
+                    help="the session's media rate (sip.media_rate)")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
@@ -155,7 +161,7 @@ def main() -> int:
         for j in range(args.offsets):
             at_ms = 1200 + 20 * ((i * 7 + j * 37) % 100)
             res = simulate(model, pcm, at_ms, echo=args.echo,
-                           total_ms=at_ms + len(pcm) // 8 + 600)
+                           total_ms=at_ms + len(pcm) // 8 + 600, rate=args.rate)
             d = onset_to_silence(res, pcm, at_ms)
             first.append(onset_to_silence(res, pcm, at_ms, span=1))
             if d is None:
@@ -174,7 +180,8 @@ def main() -> int:
         "clicks": dict(interrupt=_sound("clicks")),
     }
     for name, kw in cases.items():
-        runs = [simulate(model, kw["interrupt"], 1000 + 300 * r, echo=kw.get("echo"), total_ms=6000)
+        runs = [simulate(model, kw["interrupt"], 1000 + 300 * r, echo=kw.get("echo"), total_ms=6000,
+                         rate=args.rate)
                 for r in range(3)]
         false[name] = {"calls": len(runs), "cancels": sum(r["barge_ins"] for r in runs),
                        "pauses": sum(r["pauses"] for r in runs),
@@ -182,6 +189,7 @@ def main() -> int:
     out = {
         "bench": "barge_sim",
         "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
+        "rate": args.rate,
         "interruptions": len(delays),
         "onset_to_silence_ms": summary(delays),
         "first_sound_to_silence_ms": summary(first),

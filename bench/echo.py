@@ -1,9 +1,15 @@
 #!/usr/bin/env python3
 """Echo canceller benchmark: CPU per 20 ms tick, ERLE and delay per echo path, false turns, double talk.
 
-Run: ``python bench/echo.py [--quick] [--only cost|late]``. Prints one JSON object on stdout
-(progress on stderr). About 80 s on the 2-core development VM (``--quick``: a third of the cases,
-~30 s; ``--only cost``: calibration and ``cost_us`` only, ~15 s; ``--only late``: ``late_echo``).
+Run: ``python bench/echo.py [--quick] [--only cost|late] [--rate 8000|16000]``. Prints one JSON
+object on stdout (progress on stderr). About 80 s on the 2-core development VM (``--quick``: a
+third of the cases, ~30 s; ``--only cost``: calibration and ``cost_us`` only, ~15 s; ``--only
+late``: ``late_echo``).
+
+``--rate 8000`` runs the canceller at the line's own rate (160-sample frames) on the same audio,
+paths and seeds: the agent is the 8 kHz prompt itself and the line has no resampler. The turn
+engine (16 kHz) then hears the canceller's output resampled to 16 kHz, as an 8 kHz media path
+would hand it over, so turn timings compare with 16 kHz ones (both pay one 8 -> 16 kHz resampler).
 
 Audio: the agent is Asterisk's ``demo-congrats`` (30 s of speech, 8 kHz) resampled to 16 kHz as
 the bridge holds it; the line is :func:`sipbridge.media.echo_sim.line_echo` (16k -> 8k, µ-law,
@@ -13,6 +19,7 @@ the phone, µ-law, 8k -> 16k). Turn decisions: the real Silero :class:`TurnEngin
 
 Keys:
 
+* ``rate``: the canceller's sample rate (``--rate``).
 * ``calibration_us`` / ``calibration_after_us``: ``rfft`` of 640 points and one tiny numpy call,
   hot, min of 7 repeats, before and after the cost runs: this VM's speed varies by 1.5-2x with
   its neighbours; compare costs against these.
@@ -31,7 +38,8 @@ Keys:
 * ``erle``: per echo path ``"<delay> ms/<atten> dB"`` (delay = hybrid + network):
   ``erle_db`` (the canceller's own, linear filter, recent echo-only frames), ``suppression_db``
   (near power over output power after 2 s, measured from outside), ``delay_error_ms`` (estimate
-  minus the main tap, resamplers included). ``erle_dispersive`` and ``erle_noisy`` repeat some
+  minus the main tap, resamplers included), ``placed_ms`` (the first placement of the filter,
+  from the start of the call). ``erle_dispersive`` and ``erle_noisy`` repeat some
   paths with a dispersive IR and with -60 dBFS line noise.
 * ``false_turns_echo_alone``: SpeechStarted and SpeechOnset counts over all echo-only cases
   (10 s each), on the raw near signal and on the canceller's output, per attenuation.
@@ -71,6 +79,7 @@ from sipcodecs import StreamResampler  # noqa: E402
 from sipbridge.media.echo import EchoCanceller  # noqa: E402
 from sipbridge.media.echo_sim import EchoPath, hybrid_ir, line_echo, place_caller  # noqa: E402
 from sipbridge.media.echo_sim import onset16 as onset16_at  # noqa: E402
+from sipbridge.media.echo_sim import onset_at  # noqa: E402
 from sipbridge.turn.engine import TurnEngine  # noqa: E402
 from sipbridge.turn.events import SpeechOnset, SpeechStarted  # noqa: E402
 from sipbridge.turn.settings import TurnSettings  # noqa: E402
@@ -78,8 +87,10 @@ from sipbridge.turn.silero import load_model  # noqa: E402
 from tests.support.audio import asterisk_prompt, load_wav, trim_silence  # noqa: E402
 from machine import machine  # noqa: E402 - bench/machine.py
 
-FRAME = 320
+FRAME = 320         # the canceller's frame and rate (--rate 8000: 160 and 8000)
 RATE = 16000
+VAD_FRAME = 320     # the turn engine's (always 16 kHz)
+VAD_RATE = 16000
 CALLERS = ("conf-onlyperson", "pbx-invalid", "vm-sorry", "ss-noservice", "vm-intro", "privacy-unident")
 
 
@@ -101,11 +112,13 @@ def prompt8(name: str) -> np.ndarray:
 AGENT8 = None
 
 
-def agent16(seconds: float) -> np.ndarray:
+def agent(seconds: float) -> np.ndarray:
+    """The agent's audio as the bridge holds it at RATE (at 8 kHz: the prompt itself)."""
     global AGENT8
     if AGENT8 is None:
         AGENT8 = prompt8("demo-congrats")
-    return StreamResampler(8000, RATE).process_array(AGENT8)[: int(seconds * RATE)]
+    held = AGENT8 if RATE == 8000 else StreamResampler(8000, RATE).process_array(AGENT8)
+    return held[: int(seconds * RATE)]
 
 
 def caller8(name: str, at_s: float, gain_db: float, seconds: float) -> np.ndarray:
@@ -113,7 +126,13 @@ def caller8(name: str, at_s: float, gain_db: float, seconds: float) -> np.ndarra
 
 
 def onset16(at_s: float) -> int:
-    return onset16_at(at_s, StreamResampler(8000, RATE).delay_samples)
+    """A caller onset in the turn engine's 16 kHz samples (after one 8 -> 16 kHz resampler at either rate)."""
+    return onset16_at(at_s, StreamResampler(8000, VAD_RATE).delay_samples)
+
+
+def onset(at_s: float) -> int:
+    """The same in the canceller's samples (at 8 kHz: no resampler)."""
+    return onset_at(at_s, RATE, 0 if RATE == 8000 else StreamResampler(8000, RATE).delay_samples)
 
 
 _REF = np.random.default_rng(0).standard_normal(640)
@@ -131,7 +150,7 @@ def reference_ns() -> int:
 
 
 def cancel(far, near, aec=None, paced=False, times=None, flags=None, refs=None, split=None):
-    aec = aec or EchoCanceller()
+    aec = aec or EchoCanceller(sample_rate=RATE, frame_samples=FRAME)
     out = np.empty_like(near)
     for i in range(len(near) // FRAME):
         at = slice(i * FRAME, (i + 1) * FRAME)
@@ -154,10 +173,13 @@ def cancel(far, near, aec=None, paced=False, times=None, flags=None, refs=None, 
 
 
 def turn_events(model, audio):
+    """SpeechStarted and SpeechOnset samples (16 kHz) on ``audio`` (at RATE; resampled to 16 kHz first)."""
+    if RATE != VAD_RATE:
+        audio = StreamResampler(RATE, VAD_RATE).process_array(audio)
     engine = TurnEngine(model.new_stream(), TurnSettings())
     events = []
-    for i in range(len(audio) // FRAME):
-        events += engine.feed(audio[i * FRAME: (i + 1) * FRAME])
+    for i in range(len(audio) // VAD_FRAME):
+        events += engine.feed(audio[i * VAD_FRAME: (i + 1) * VAD_FRAME])
     return ([e.at_sample for e in events if isinstance(e, SpeechStarted)],
             [e.at_sample for e in events if isinstance(e, SpeechOnset)])
 
@@ -173,8 +195,8 @@ def stats(values, digits=1) -> dict:
 
 def bench_cost() -> dict:
     progress("cost")
-    far = agent16(12)
-    near = line_echo(far, EchoPath(delay_ms=60, atten_db=12))
+    far = agent(12)
+    near = line_echo(far, EchoPath(delay_ms=60, atten_db=12), rate=RATE)
     runs = []
     for _ in range(3):
         times = []
@@ -188,7 +210,8 @@ def bench_cost() -> dict:
     cancel(far[: 8 * RATE], near[: 8 * RATE], paced=True, times=paced)
     paced = np.array(paced[100:]) / 1e3
     silent_far = np.zeros(6 * RATE, np.int16)
-    silent_near = line_echo(silent_far, EchoPath(), caller8=caller8("vm-intro", 0.5, 0.0, 6), noise_dbfs=-60.0)
+    silent_near = line_echo(silent_far, EchoPath(), caller8=caller8("vm-intro", 0.5, 0.0, 6), noise_dbfs=-60.0,
+                            rate=RATE)
     silent = []
     for _ in range(3):
         t = []
@@ -198,7 +221,8 @@ def bench_cost() -> dict:
     split = []
     cancel(far, near, split=split)
     split = np.array(split[100:]) / 1e3
-    free_near = line_echo(np.zeros_like(far), EchoPath(), caller8=caller8("vm-intro", 6.0, 0.0, 12), noise_dbfs=-60.0)
+    free_near = line_echo(np.zeros_like(far), EchoPath(), caller8=caller8("vm-intro", 6.0, 0.0, 12), noise_dbfs=-60.0,
+                          rate=RATE)
     give_up = EchoCanceller().settings.acquire_give_up_ms * RATE // 1000 // FRAME + 5
     free, free_split = [], []
     for _ in range(3):
@@ -223,7 +247,7 @@ def bench_echo(model, quick: bool) -> tuple[dict, dict, dict, dict]:
     cases = list(itertools.product((0, 20, 40, 60), (0, 60, 120), (6, 12, 20)))
     if quick:
         cases = cases[::3]
-    far = agent16(10)
+    far = agent(10)
     for k, (hybrid, network, atten) in enumerate(cases):
         variants = [("plain", None, None)]
         if k % 3 == 1:
@@ -232,15 +256,19 @@ def bench_echo(model, quick: bool) -> tuple[dict, dict, dict, dict]:
             variants.append(("noisy", None, -60.0))
         for kind, ir, noise in variants:
             path = EchoPath(delay_ms=hybrid + network, atten_db=atten, ir=ir)
-            near = line_echo(far, path, noise_dbfs=noise, seed=k)
-            out, aec = cancel(far, near)
+            near = line_echo(far, path, noise_dbfs=noise, seed=k, rate=RATE)
+            flags = []
+            out, aec = cancel(far, near, flags=flags)
+            placed = next((i for i in range(len(flags)) if flags[i][1] >= 1), None)
             state = aec.state()
             tail = slice(2 * RATE, None)
             p_near = np.mean(near[tail].astype(float) ** 2)
             sup = 10 * np.log10(p_near / max(np.mean(out[tail].astype(float) ** 2), 1e-9))
             row = {"erle_db": None if state.erle_db is None else round(state.erle_db, 1),
                    "suppression_db": round(float(sup), 1),
-                   "delay_error_ms": None if state.delay_ms is None else round(state.delay_ms - path.true_delay_ms, 3)}
+                   "delay_error_ms": None if state.delay_ms is None
+                   else round(state.delay_ms - path.true_delay_ms_at(RATE), 3),
+                   "placed_ms": None if placed is None else round((placed + 1) * FRAME * 1000 / RATE)}
             key = f"{hybrid + network} ms/{atten} dB" + (f" (hybrid {hybrid})" if hybrid + network in (60, 120) else "")
             {"plain": erle, "dispersive": dispersive, "noisy": noisy}[kind][key] = row
             raw_s, raw_o = turn_events(model, near)
@@ -260,8 +288,8 @@ def bench_echo(model, quick: bool) -> tuple[dict, dict, dict, dict]:
 def bench_double_talk(model, quick: bool) -> dict:
     progress("double talk")
     seconds, at_s = 10, 4.0
-    far = agent16(seconds)
-    onset = onset16(at_s)
+    far = agent(seconds)
+    onset_vad, onset_aec = onset16(at_s), onset(at_s)
     budget = TurnSettings().min_speech_ms + 150
     callers = CALLERS[:2] if quick else CALLERS
     result = {"budget_ms": budget}
@@ -269,26 +297,26 @@ def bench_double_talk(model, quick: bool) -> dict:
         flag_ms, started_ms, added_ms, missed, within, early = [], [], [], 0, 0, 0
         for name in callers:
             voice = caller8(name, at_s, level, seconds)
-            clean = line_echo(np.zeros_like(far), EchoPath(), caller8=voice)
-            base = [s for s in turn_events(model, clean)[0] if s >= onset]
+            clean = line_echo(np.zeros_like(far), EchoPath(), caller8=voice, rate=RATE)
+            base = [s for s in turn_events(model, clean)[0] if s >= onset_vad]
             for (hybrid, network), atten in itertools.product(((0, 0), (20, 60), (40, 120), (60, 120)), (6, 12)):
-                near = line_echo(far, EchoPath(delay_ms=hybrid + network, atten_db=atten), caller8=voice)
+                near = line_echo(far, EchoPath(delay_ms=hybrid + network, atten_db=atten), caller8=voice, rate=RATE)
                 flags = []
                 out, _ = cancel(far, near, flags=flags)
-                first = next((i for i in range(onset // FRAME, len(flags)) if flags[i][0]), None)
+                first = next((i for i in range(onset_aec // FRAME, len(flags)) if flags[i][0]), None)
                 if first is not None:
-                    flag_ms.append(((first + 1) * FRAME - onset) * 1000 / RATE)
+                    flag_ms.append(((first + 1) * FRAME - onset_aec) * 1000 / RATE)
                 started = turn_events(model, out)[0]
-                early += sum(1 for s in started if s < onset)
-                after = [s for s in started if s >= onset]
+                early += sum(1 for s in started if s < onset_vad)
+                after = [s for s in started if s >= onset_vad]
                 if not after:
                     missed += 1
                     continue
-                ms = (after[0] - onset) * 1000 / RATE
+                ms = (after[0] - onset_vad) * 1000 / VAD_RATE
                 started_ms.append(ms)
                 within += ms <= budget
                 if base:
-                    added_ms.append(ms - (base[0] - onset) * 1000 / RATE)
+                    added_ms.append(ms - (base[0] - onset_vad) * 1000 / VAD_RATE)
             progress(f"double talk {name} {level:+.0f} dB")
         result[f"caller_{level:+.0f}_db"] = {
             "cases": len(callers) * 8, "flag_latency_ms": stats(flag_ms), "started_ms": stats(started_ms),
@@ -299,11 +327,11 @@ def bench_double_talk(model, quick: bool) -> dict:
 def bench_delay_change(model) -> dict:
     progress("delay change")
     seconds = 16
-    far = agent16(seconds)
+    far = agent(seconds)
     result = {}
     for before, after in ((40, 100), (100, 20), (20, 180)):
         new = EchoPath(delay_ms=after, atten_db=6)
-        near = line_echo(far, None, paths=[(0, EchoPath(delay_ms=before, atten_db=6)), (6 * 8000, new)])
+        near = line_echo(far, None, paths=[(0, EchoPath(delay_ms=before, atten_db=6)), (6 * 8000, new)], rate=RATE)
         flags = []
         out, aec = cancel(far, near, flags=flags)
         replaced = next((i for i in range(len(flags)) if flags[i][1] >= 2), None)
@@ -312,7 +340,8 @@ def bench_delay_change(model) -> dict:
         result[f"{before}->{after} ms"] = {
             "aec_started": len(started), "aec_onsets": len(onsets),
             "replaced_after_ms": None if replaced is None else round((replaced + 1) * FRAME * 1000 / RATE - 6000),
-            "final_delay_error_ms": None if state.delay_ms is None else round(state.delay_ms - new.true_delay_ms, 3),
+            "final_delay_error_ms": None if state.delay_ms is None
+            else round(state.delay_ms - new.true_delay_ms_at(RATE), 3),
             "final_erle_db": None if state.erle_db is None else round(state.erle_db, 1)}
     return result
 
@@ -320,13 +349,14 @@ def bench_delay_change(model) -> dict:
 def bench_late_echo(model) -> dict:
     progress("late echo")
     seconds = 16
-    far = agent16(seconds)
+    far = agent(seconds)
     none = EchoPath(atten_db=400.0)   # rounds to digital zero: no echo at all
     result, found = {}, []
     for appear_s in (6, 8, 10):
         for path in (EchoPath(delay_ms=60, atten_db=12), EchoPath(delay_ms=20, atten_db=6),
                      EchoPath(delay_ms=120, atten_db=20), EchoPath(delay_ms=100, atten_db=12, ir=tuple(hybrid_ir(seed=2)))):
-            near = line_echo(far, None, paths=[(0, none), (appear_s * 8000, path)], noise_dbfs=-60.0, seed=appear_s)
+            near = line_echo(far, None, paths=[(0, none), (appear_s * 8000, path)], noise_dbfs=-60.0, seed=appear_s,
+                             rate=RATE)
             flags = []
             out, aec = cancel(far, near, flags=flags)
             appear = appear_s * RATE // FRAME
@@ -337,9 +367,10 @@ def bench_late_echo(model) -> dict:
             key = f"{path.delay_ms:g} ms/{path.atten_db:g} dB{' dispersive' if path.ir else ''} at {appear_s} s"
             result[key] = {
                 "detected_after_ms": after, "placed_before": placed is not None and placed < appear,
-                "delay_error_ms": None if state.delay_ms is None else round(state.delay_ms - path.true_delay_ms, 3),
-                "aec_started": sum(s >= appear_s * RATE for s in started),
-                "aec_onsets": sum(s >= appear_s * RATE for s in onsets)}
+                "delay_error_ms": None if state.delay_ms is None
+                else round(state.delay_ms - path.true_delay_ms_at(RATE), 3),
+                "aec_started": sum(s >= appear_s * VAD_RATE for s in started),
+                "aec_onsets": sum(s >= appear_s * VAD_RATE for s in onsets)}
             found.append(after)
     detected = [a for a in found if a is not None]
     result["detected_after_ms"] = {**stats(detected, 0), "missed": len(found) - len(detected)}
@@ -350,9 +381,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a third of the echo cases, two callers")
     parser.add_argument("--only", choices=("cost", "late"), help="only the cost part, or only late_echo")
+    parser.add_argument("--rate", type=int, choices=(8000, 16000), default=16000,
+                        help="the canceller's sample rate (20 ms frames)")
     args = parser.parse_args()
+    global RATE, FRAME
+    RATE, FRAME = args.rate, args.rate // 50
     started = time.perf_counter()
-    report = {"machine": machine("numpy")}
+    report = {"machine": machine("numpy"), "rate": RATE}
     if args.only != "late":
         calib = calibration()
         cost = bench_cost()

@@ -10,7 +10,9 @@ the caller frame of the same media-clock tick (:meth:`near`) and returns the cal
 with the echo taken out, for the VAD (and, if wanted, upstream).
 
 Pure and sans-I/O: time is the count of frames fed, never a clock; no threads, no logging.
-One instance per call, driven from the media thread only. 16 kHz, 20 ms frames by default.
+One instance per call, driven from the media thread only. 16 kHz, 20 ms frames by default;
+8 kHz (160-sample frames) for a media path at the line's own rate: every constant in samples is
+derived from the rate, and the figures below hold at both (bench/echo.py ``--rate 8000``).
 
 How (one 2N-point FFT domain, N = one frame, so each far frame is transformed once):
 
@@ -21,14 +23,19 @@ How (one 2N-point FFT domain, N = one frame, so each far frame is transformed on
   with every partition of the ring is accumulated and turned into the correlation over all
   lags 0..``max_delay_ms``, SCOT weighted (each bin divided by the geometric mean of far and
   near power) on 200-3700 Hz only: the echo came through 8 kHz G.711, nothing above 4 kHz is
-  coherent (so the search also runs on half the bins, at every other lag). That is a whitened
-  impulse response with a sharp peak at the echo's main tap; the peak over the RMS of all
-  lags is the confidence (>= 8, twice in a row, to act). While acquiring, every frame is
+  coherent (so at 16 kHz the search runs on half the bins, at every other lag; at 8 kHz on all
+  of them, at every lag: the same 0.125 ms grid and cost). That is a whitened impulse
+  response with a sharp peak at the echo's main tap; the peak over the RMS of all lags is
+  the confidence (>= 8, twice in a row, to act). While acquiring, every frame is
   accumulated with a ~0.6 s memory; once placed, every other frame with ~0.2 s, so an echo
   that moves (a jitter buffer re-sizing, a transfer) is seen within ~0.2-0.3 s: the residual
   model is then distrusted at once and the filter re-placed if the echo left its span. A rival
   peak must be twice the one at the current delay (a tone common to both ends, e.g. mains
-  hum, makes peaks at multiples of its period).
+  hum, makes peaks at multiples of its period). At 8 kHz the near frame the search correlates
+  is tapered over 2 ms at each end (``search_taper_ms``): a rectangular frame's edges make a
+  spurious peak at every whole number of frames, and zeroing those lags, as 16 kHz still does,
+  hides an echo of a whole number of packets, the usual delay at 8 kHz where no resampler
+  shifts it (see :meth:`EchoCanceller._estimate`).
 * **Linear filter: two-partition frequency-domain NLMS** (overlap-save with the gradient
   constraint, every other update; the multi-delay form of Soo & Pang) on partitions ``p0``
   and ``p0 + 1``, placed so the GCC peak lies at least ~3 ms inside: 2N taps (40 ms at
@@ -89,7 +96,9 @@ import numpy as np
 SAMPLE_RATE = 16000
 FRAME_SAMPLES = 320
 _PARTITIONS = 2          # filter partitions, one frame of taps each
-_RAMP = 32               # samples over which a gain change is ramped (2 ms at 16 kHz)
+_RAMP_MS = 2             # a gain change is ramped over this long
+_BAND_EDGE_HZ = 150.0    # raised-cosine edges of the delay search's band (a shorter weighting smears less)
+_SEARCH_TAPER_MS = 2.0   # default taper of the delay search's near frame (EchoSettings.search_taper_ms)
 _DECIDE_EDGES_HZ = (300, 600, 1000, 1500, 2000, 2500, 3000, 3500)  # bands the gain is decided on
 _STARTUP_FRAMES = 40     # frames after a (re)placement under the bound (0.8 s)
 _GCC_FORGET = (0.03, 0.2)  # per accumulated frame: acquiring (every frame, ~0.6 s), placed (every other, ~0.2 s)
@@ -108,6 +117,16 @@ _WORSE_DBFS = -50.0      # ... counted on near frames above this level only
 _MOVE_MS = 4.0           # the GCC peak this far from the filter's main tap: the echo moved
 _HISTORY = 64            # frames of likely_echo_only kept for echo_only_fraction
 _FULL_SCALE_SQ = 32768.0 * 32768.0
+
+
+def _search_step(sample_rate: int, frame_samples: int, top_hz: float) -> int:
+    """Lag step of the delay search: the largest that divides a frame and keeps ``top_hz`` under its Nyquist.
+
+    Searching on 0..fs/(2 step) at every step-th lag costs 1/step of the full search and loses
+    nothing the echo carries: it came through 8 kHz G.711 (2 at 16 kHz; 1 at 8 kHz, where the
+    band already fills 0..fs/2).
+    """
+    return max(d for d in range(1, int(sample_rate / 2 // top_hz) + 1) if frame_samples % d == 0)
 
 
 def _power(dbfs: float) -> float:
@@ -130,7 +149,11 @@ class EchoSettings:
     without a detectable echo after which the line is taken as echo-free. ``mu``: NLMS step
     of the background filter. ``band_hz``: the band the delay is estimated on.
     ``echo_band_hz``: the line's audio band (4 kHz for G.711; 8 kHz for a wideband codec): no
-    echo can come back above it, so the filter does not adapt there.
+    echo can come back above it, so the filter does not adapt there. ``search_taper_ms``: the
+    raised-cosine taper at both ends of the near frame the delay search correlates; 0 leaves
+    the frame rectangular and zeroes the lags that are whole frames instead (see
+    :meth:`EchoCanceller._estimate`); None: 2 ms, but 0 at 16 kHz, where the canceller's
+    behaviour is kept as measured before the taper existed.
     """
 
     max_delay_ms: int = 200
@@ -144,6 +167,7 @@ class EchoSettings:
     mu: float = 0.5
     band_hz: tuple[float, float] = (200.0, 3700.0)
     echo_band_hz: float = 4000.0
+    search_taper_ms: float | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.max_delay_ms <= 1000:
@@ -159,6 +183,8 @@ class EchoSettings:
             raise ValueError(f"band_hz must be (low, high) with low < high, got {self.band_hz}")
         if not self.echo_band_hz > hi:
             raise ValueError(f"echo_band_hz must be above band_hz, got {self.echo_band_hz}")
+        if self.search_taper_ms is not None and not 0.0 <= self.search_taper_ms <= 5.0:
+            raise ValueError(f"search_taper_ms must be in [0, 5] or None, got {self.search_taper_ms}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,8 +229,8 @@ class EchoCanceller:
             raise ValueError(f"need sample_rate >= 8000 and an even frame_samples >= 64, "
                              f"got {sample_rate}, {frame_samples}")
         self.settings = s = settings or EchoSettings()
-        if s.band_hz[1] + 150.0 > sample_rate / 4:
-            raise ValueError(f"band_hz must end 150 Hz below a quarter of the sample rate, got {s.band_hz}")
+        if s.band_hz[1] + _BAND_EDGE_HZ > sample_rate / 2:
+            raise ValueError(f"band_hz must end {_BAND_EDGE_HZ:g} Hz below half the sample rate, got {s.band_hz}")
         self.sample_rate = sample_rate
         n = self.frame_samples = frame_samples
         size = self._fft = 2 * n
@@ -221,13 +247,16 @@ class EchoCanceller:
         self._xrows = np.zeros((2, size))
         self._zero = np.zeros(bins, np.complex128)
         self._zspec = self._zero
-        gb = self._gbins = n // 2 + 1                            # the search runs on 0..fs/4 only
+        # The search runs on 0..fs/(2 step) only, at every step-th lag: the widest step whose
+        # band still holds band_hz and its edge (2 at 16 kHz: 0-4 kHz, every other lag; 1 at 8 kHz).
+        step = self._step = _search_step(sample_rate, n, s.band_hz[1] + _BAND_EDGE_HZ)
+        gb = self._gbins = n // step + 1
         self._far_loud = False
         self._far_frames = 0
         self._last_active = -(1 << 40)
         # delay search
         freqs = np.arange(bins) * sample_rate / size
-        edge = 150.0  # raised-cosine band edges: a shorter weighting response smears less
+        edge = _BAND_EDGE_HZ
         rise = np.clip((freqs - s.band_hz[0] + edge) / edge, 0.0, 1.0)
         fall = np.clip((s.band_hz[1] + edge - freqs) / edge, 0.0, 1.0)
         self._band = (0.5 - 0.5 * np.cos(np.pi * np.minimum(rise, fall)))[:gb]
@@ -236,9 +265,23 @@ class EchoCanceller:
         self._sxx = np.zeros(gb)
         self._syy = np.zeros(gb)
         self._acor = np.zeros(gb, np.complex128)                  # far autocorrelation, same weighting
-        self._half_index = (n - np.arange(n // 2)) % n             # lag 2m <- sample of a half-size irfft
+        short = self._search_fft = size // step                   # lag step*m <- sample of a 1/step-size irfft
+        self._search_index = (short - np.arange(n // step)) % short
         self._gcc_frames = 0
         self._lag_index = (size - np.arange(n)) % size
+        taper_ms = s.search_taper_ms
+        if taper_ms is None:
+            taper_ms = 0.0 if sample_rate == 16000 else _SEARCH_TAPER_MS
+        k = int(round(taper_ms * sample_rate / 1000))
+        if 2 * k > n:
+            raise ValueError(f"search_taper_ms must leave the frame's middle untapered, got {taper_ms}")
+        self._taper: np.ndarray | None = None                     # near frame of the search: rectangular
+        if k:
+            ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(k) + 0.5) / k)
+            self._taper = np.ones(n)
+            self._taper[:k] = ramp
+            self._taper[n - k:] = ramp[::-1]
+        self._search_row = np.zeros(size)                         # [0; tapered near frame]
         self._move = int(_MOVE_MS * sample_rate / 1000)
         self._candidate: int | None = None
         self._confidence = 0.0
@@ -268,11 +311,12 @@ class EchoCanceller:
         self._edges = np.array(edges[:-1]) - edges[0]
         self._nu = [0.0] * (len(edges) - 1)                        # ln(residual / estimate) per band
         self._sel = np.zeros((3, edges[-1] - edges[0]), np.complex128)
-        self._spec_y = np.zeros(n // 2 + 1, np.complex128)
+        self._spec_y = np.zeros(gb, np.complex128)
         self._leak = 1.0
         # suppressor, flags, statistics
         self._gain = 1.0
-        self._ramp = np.arange(_RAMP) / _RAMP
+        ramp = self._ramp_len = max(1, sample_rate * _RAMP_MS // 1000)   # 32 samples at 16 kHz
+        self._ramp = np.arange(ramp) / ramp
         self._noise = _power(-70.0)
         self._avg_y = self._avg_e = self._avg_out = self._avg_x = 0.0
         self._far_thresh = _power(s.far_active_dbfs)
@@ -427,9 +471,7 @@ class EchoCanceller:
         else:
             out, p_e = y, p_y
             if not self.echo_free or self.frames_near % _FREE_EVERY == 0:
-                stack = self._stack
-                stack[2, n:] = y
-                self._track(np.fft.rfft(stack[2]), self._head)
+                self._track(self._search_spectrum(y), self._head)
             if not self.echo_free:
                 self._acquire_frames += 1
                 self.echo_free = self._acquire_frames >= self._give_up
@@ -456,7 +498,8 @@ class EchoCanceller:
         gain = min(1.0, max(self._gmin, gain))
         result = out * gain
         if gain != self._gain:
-            result[:_RAMP] = out[:_RAMP] * (self._gain + (gain - self._gain) * self._ramp)
+            ramp = self._ramp_len
+            result[:ramp] = out[:ramp] * (self._gain + (gain - self._gain) * self._ramp)
             self._gain = gain
         if echo_only and self._placed and p_y > floor:
             p_out = float(np.dot(result, result)) / n
@@ -549,7 +592,7 @@ class EchoCanceller:
         else:
             self._worse = 0
         if self._placed_frames % 2 == 0:   # tracking: every other frame is enough
-            self._track(spec_y, self._head)
+            self._track(spec_y if self._taper is None else self._search_spectrum(y), self._head)
         if self.frames_near % 10 == 0:
             self._peak_tap()
         return stack[1, n:], p_e_fg, gain, dt
@@ -655,18 +698,35 @@ class EchoCanceller:
         if due and self._gcc_frames >= 8:
             self._estimate()
 
+    def _search_spectrum(self, y: np.ndarray) -> np.ndarray:
+        """Spectrum of ``[0; y]`` for the delay search, ``y`` tapered at both ends when a taper is set."""
+        row = self._search_row
+        if self._taper is None:
+            row[self.frame_samples:] = y
+        else:
+            np.multiply(y, self._taper, out=row[self.frame_samples:])
+        return np.fft.rfft(row)
+
     def _estimate(self) -> None:
         n = self.frame_samples
         weight = self._band / np.sqrt(self._sxx * self._syy + 1e-3)
-        # SCOT-weighted correlation at every other lag (the band ends below fs/4)
-        corr = np.fft.irfft(self._gcc * weight, n)[:, self._half_index]
-        # The first lag of each partition borders the wrapped (invalid) half of its circular
-        # correlation, which the weighting smears into it: a spurious peak there outgrew a real
-        # echo in tests. Its neighbours, one lag away either side, still show an echo there.
-        corr[:, 0] = 0.0
-        mag = np.abs(corr.ravel()[: self._lags // 2 + 1])
+        # SCOT-weighted correlation at every step-th lag (the band ends below fs / (2 step))
+        step = self._step
+        corr = np.fft.irfft(self._gcc * weight, self._search_fft)[:, self._search_index]
+        if self._taper is None:
+            # The edges of a rectangular near frame and of the far window's wrap, once whitened
+            # (speech is low-pass, so the weighting lifts their clicks), correlate at the lags
+            # where they line up: the first of each partition (every whole number of frames), a
+            # spurious peak that outgrew real echoes. Zeroed, it blinds the search to an echo
+            # exactly there: placed after up to 420 ms instead of 300, and a move onto such a
+            # lag followed after 1.6-5.5 s instead of 0.6-0.7 s (at 8 kHz, where every
+            # whole-packet delay lands there, never). A taper (search_taper_ms) removes the
+            # clicks instead: on 40 echo-free lines searched for 14 s, 1-2 would have been
+            # placed, against 1 with the zeroing (both rates).
+            corr[:, 0] = 0.0
+        mag = np.abs(corr.ravel()[: self._lags // step + 1])
         peak = int(np.argmax(mag))
-        lag = 2 * peak
+        lag = step * peak
         rms = float(np.sqrt(np.dot(mag, mag) / len(mag)))
         conf = float(mag[peak]) / rms if rms > 0.0 else 0.0
         self._confidence = conf
@@ -680,7 +740,7 @@ class EchoCanceller:
         if here is None or abs(lag - here) <= self._move or self._placed_frames <= _STARTUP_FRAMES:
             self._away = 0  # (a young filter's largest tap is no reference yet)
             return
-        around = mag[max(0, (here - self._move) // 2): (here + self._move) // 2 + 1]
+        around = mag[max(0, (here - self._move) // step): (here + self._move) // step + 1]
         if len(around) and mag[peak] < 2.0 * float(around.max()):
             self._away = 0  # a rival peak, but the echo is still where it was
             return
@@ -737,6 +797,8 @@ class EchoCanceller:
         if taps < 8:
             return
         corr = np.fft.irfft(self._gcc, self._fft)[:, self._lag_index].ravel()[start: start + taps]
+        if self._taper is not None:   # the near frame was tapered: undo its mean gain on the correlation
+            corr /= self._taper.mean()
         auto = np.fft.irfft(self._acor, self._fft)[self._lag_index[:taps]]
         if not auto[0] > 0.0:
             return

@@ -7,6 +7,7 @@ the caller says and to the line's noise, G.711-coded again and comes back, where
 resamples it to 16 kHz. :func:`line_echo` builds that near-end signal from the far-end one,
 sample-exactly, with the sipcodecs resampler and G.711 tables the bridge itself uses, and
 :class:`EchoPath` reports where the echo truly lies (the resamplers' group delays included).
+With ``rate=8000`` the bridge's media runs at the line's own rate: no resampler on either leg.
 
 Everything is a pure function of its arguments (noise is seeded).
 """
@@ -64,31 +65,55 @@ class EchoPath:
     @property
     def resampler_delay_samples(self) -> int:
         """16 kHz samples the two resamplers (16k -> 8k out, 8k -> 16k back) add."""
-        return (StreamResampler(PORT_RATE, LINE_RATE).delay_samples * PORT_RATE // LINE_RATE
-                + StreamResampler(LINE_RATE, PORT_RATE).delay_samples)
+        return _resampler_delay(PORT_RATE)
 
     @property
     def true_delay_samples(self) -> int:
         """Where the echo's main tap lies after the far sample it reflects, at 16 kHz."""
-        return int(round(self.delay_ms * LINE_RATE / 1000)) * 2 + self.resampler_delay_samples
+        return self.true_delay_samples_at(PORT_RATE)
 
     @property
     def true_delay_ms(self) -> float:
         return self.true_delay_samples * 1000 / PORT_RATE
 
+    def true_delay_samples_at(self, rate: int) -> int:
+        """The same in samples of a bridge running at ``rate`` (8 kHz: the line's own, no resamplers)."""
+        return int(round(self.delay_ms * LINE_RATE / 1000)) * (_check_rate(rate) // LINE_RATE) + _resampler_delay(rate)
 
-def line_echo(far16: np.ndarray, path: EchoPath, *, caller8: np.ndarray | None = None,
+    def true_delay_ms_at(self, rate: int) -> float:
+        return self.true_delay_samples_at(rate) * 1000 / rate
+
+
+def _check_rate(rate: int) -> int:
+    if rate <= 0 or rate % LINE_RATE:
+        raise ValueError(f"the bridge's rate must be a multiple of {LINE_RATE}, got {rate}")
+    return rate
+
+
+def _resampler_delay(rate: int) -> int:
+    """Samples at ``rate`` the two resamplers (rate -> 8k out, 8k -> rate back) add; none at 8 kHz."""
+    if _check_rate(rate) == LINE_RATE:
+        return 0
+    return (StreamResampler(rate, LINE_RATE).delay_samples * rate // LINE_RATE
+            + StreamResampler(LINE_RATE, rate).delay_samples)
+
+
+def line_echo(far: np.ndarray, path: EchoPath, *, caller8: np.ndarray | None = None,
               noise_dbfs: float | None = None, seed: int = 0,
-              paths: list[tuple[int, EchoPath]] | None = None) -> np.ndarray:
-    """The 16 kHz near-end signal the bridge receives while sending ``far16`` (int16, 16 kHz).
+              paths: list[tuple[int, EchoPath]] | None = None, rate: int = PORT_RATE) -> np.ndarray:
+    """The near-end signal the bridge receives while sending ``far`` (int16 at ``rate``), at ``rate``.
+
+    ``rate``: the bridge's media rate, 16 kHz (resampled to and from the 8 kHz line) or 8 kHz
+    (the line's own: the same G.711 codings and echo, no resampler).
 
     ``caller8`` (int16 at 8 kHz, the caller's own voice as spoken, same time base) is added at
     the phone, with white noise of ``noise_dbfs`` RMS when given. ``paths`` switches the echo
     path at given 8 kHz sample indices: ``[(0, p0), (n1, p1), ...]`` (``path`` is then unused);
     each segment's echo is that path's response to the whole far signal, so the change is abrupt.
     """
-    far16 = np.asarray(far16, dtype=np.int16)
-    down = StreamResampler(PORT_RATE, LINE_RATE).process_array(far16)
+    far = np.asarray(far, dtype=np.int16)
+    native = _check_rate(rate) == LINE_RATE
+    down = far if native else StreamResampler(rate, LINE_RATE).process_array(far)
     segments = paths if paths else [(0, path)]
     out = np.zeros(len(down), dtype=np.float64)
     for i, (start, p) in enumerate(segments):
@@ -107,10 +132,10 @@ def line_echo(far16: np.ndarray, path: EchoPath, *, caller8: np.ndarray | None =
     if noise_dbfs is not None:
         out += np.random.default_rng(seed).standard_normal(len(out)) * 32768.0 * 10 ** (noise_dbfs / 20)
     received = _g711(out, segments[-1][1].law)
-    up = StreamResampler(LINE_RATE, PORT_RATE).process_array(received)
-    if len(up) < len(far16):
-        up = np.concatenate([up, np.zeros(len(far16) - len(up), np.int16)])
-    return up[: len(far16)]
+    up = received if native else StreamResampler(LINE_RATE, rate).process_array(received)
+    if len(up) < len(far):
+        up = np.concatenate([up, np.zeros(len(far) - len(up), np.int16)])
+    return up[: len(far)]
 
 
 def place_caller(x8k: np.ndarray, at_s: float, gain_db: float, seconds: float) -> np.ndarray:
@@ -124,4 +149,9 @@ def place_caller(x8k: np.ndarray, at_s: float, gain_db: float, seconds: float) -
 
 def onset16(at_s: float, delay_samples: int) -> int:
     """An onset at ``at_s`` in the bridge's 16 kHz samples, after an 8 -> 16 kHz resampler's delay."""
-    return int(at_s * 8000) * 2 + delay_samples
+    return onset_at(at_s, PORT_RATE, delay_samples)
+
+
+def onset_at(at_s: float, rate: int, delay_samples: int = 0) -> int:
+    """An onset at ``at_s`` (on the 8 kHz line) in the bridge's samples at ``rate``, after ``delay_samples``."""
+    return int(at_s * LINE_RATE) * (_check_rate(rate) // LINE_RATE) + delay_samples

@@ -65,11 +65,12 @@ def onset16(at_s: float) -> int:
 
 def cancel(far: np.ndarray, near: np.ndarray,
            canceller: EchoCanceller | None = None) -> tuple[np.ndarray, EchoCanceller]:
-    """Run a canceller tick by tick (far frame, then near frame); returns its output and itself."""
+    """Run a canceller tick by tick (far frame, then near frame, of its frame size); returns its output and itself."""
     aec = canceller or EchoCanceller()
+    n = aec.frame_samples
     out = np.empty_like(near)
-    for i in range(len(near) // FRAME):
-        at = slice(i * FRAME, (i + 1) * FRAME)
+    for i in range(len(near) // n):
+        at = slice(i * n, (i + 1) * n)
         aec.far(far[at])
         out[at] = aec.near(near[at])
     return out, aec
