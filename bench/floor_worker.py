@@ -42,7 +42,7 @@ import structlog  # noqa: E402
 
 from sipbridge import config as config_mod  # noqa: E402
 from sipbridge import logs  # noqa: E402
-from sipbridge.media.port import FRAME_BYTES, PortPool  # noqa: E402
+from sipbridge.media.port import PortPool, frame_bytes  # noqa: E402
 from sipbridge.media.priority import raise_media_threads  # noqa: E402
 from sipbridge.sip.call import BridgeCall  # noqa: E402
 from sipbridge.sip.stack import SipStack  # noqa: E402
@@ -58,9 +58,9 @@ class Loopback:
     """The caller's own frames back to the caller, silence when none is waiting: a session with
     no work per frame (what ``CallSession.on_caller_frame`` / ``next_frame`` cost at the least)."""
 
-    def __init__(self):
+    def __init__(self, rate: int):
         self.frames: collections.deque[bytes] = collections.deque(maxlen=LOOP_FRAMES)
-        self.silence = bytes(FRAME_BYTES)
+        self.silence = bytes(frame_bytes(rate))
 
     def on_caller_frame(self, pcm: bytes) -> None:
         self.frames.append(pcm)
@@ -89,7 +89,7 @@ class FloorWorker:
         self.media = media
         self.media_priority = cfg.sip.media_priority
         self.stack = SipStack(cfg.sip, cfg.log)
-        self.ports = PortPool(self.stack.track)
+        self.ports = PortPool(self.stack.track, cfg.sip.media_rate)   # sip.media_rate, as a worker
         self.calls: dict[int, BridgeCall] = {}
         self._lock = threading.Lock()
         self._commands: queue.SimpleQueue = queue.SimpleQueue()
@@ -126,7 +126,7 @@ class FloorWorker:
         if self._stopping:
             call.reject_op(503, "Service Unavailable")
             return
-        call.session = Loopback() if self.media == "python" else None
+        call.session = Loopback(self.ports.rate) if self.media == "python" else None
         with self._lock:
             self.calls[prm.callId] = call
         call.answer_op(200)

@@ -51,6 +51,7 @@ class SipConfig:
     drain_timeout_s: int = 30
     rtp_timeout_s: int = 30          # end a call whose caller sent no RTP this long; 0: never
     media_priority: str = "rr"       # pjmedia's clock/media threads: rr | nice | none
+    media_rate: int = 16000          # PCM rate inside the bridge (VAD, echo canceller): 16000 | 8000
     numbers: tuple[str, ...] = ()    # Request-URI users accepted (others 404); empty: any
     invite_rate_per_s: int | None = 10   # INVITEs per second per source IP (null: no limit)
     invite_burst: int = 20           # INVITEs a source may send at once before the rate applies
@@ -143,6 +144,7 @@ _CHOICES = {
     "realtime.audio_format": ("pcm16", "g711_ulaw", "g711_alaw"),
     "sip.srtp": ("off", "optional", "mandatory"),
     "sip.media_priority": ("rr", "nice", "none"),
+    "sip.media_rate": (16000, 8000),
     "log.level": ("debug", "info", "warning", "error"),
     "log.format": ("auto", "json", "console"),
     "cell.front": ("none", "kamailio"),
@@ -189,12 +191,14 @@ def _coerce(key: str, value: Any, annotation: str) -> Any:
         lo, hi = _RANGES.get(key, (None, None))
         if lo is not None and not lo <= value <= hi:
             raise ConfigError(key, f"must be between {lo} and {hi}, got {value}")
+        if key in _CHOICES and value not in _CHOICES[key]:
+            raise ConfigError(key, f"must be one of {', '.join(map(str, _CHOICES[key]))}, got {value}")
         return value
     if annotation.startswith("str"):
         if not isinstance(value, str) or not value.strip():
             raise ConfigError(key, f"must be a non-empty string, got {value!r}")
         if key in _CHOICES and value not in _CHOICES[key]:
-            raise ConfigError(key, f"must be one of {', '.join(_CHOICES[key])}, got {value!r}")
+            raise ConfigError(key, f"must be one of {', '.join(map(str, _CHOICES[key]))}, got {value!r}")
         return value
     raise AssertionError(annotation)  # pragma: no cover - every field type is handled above
 

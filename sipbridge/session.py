@@ -44,7 +44,6 @@ from .turn.settings import TurnSettings, resolve
 
 log = structlog.get_logger("sipbridge.session")
 
-PORT_RATE = 16000
 # Line echo is at least 6 dB down (G.168's assumption for hybrids); with the canceller's
 # conservative 3 dB and 4 s search, a caller interrupting in the first seconds of an answer on
 # an echo-free line was held back 150 ms (bench/barge_in.py). After 1 s of agent speech with no
@@ -70,29 +69,33 @@ class CallSession:
         self.loop = loop
         self.on_end = on_end
         self.settings = config.turn_detection
-        self.playout = PlayoutBuffer(PORT_RATE)
+        # the call's PCM rate on the media clock (sip.media_rate): caller frames, turn engine,
+        # echo canceller and playout all run at it; 20 ms frames are rate // 50 samples
+        self.rate = rate = config.sip.media_rate
+        self.playout = PlayoutBuffer(rate)
         rc = config.realtime
         # realtime.audio_format: pcm16 (24 kHz) or G.711 (8 kHz) both ways; caller audio is
         # converted per append batch, model audio per item (see realtime/transcode.py)
         self.audio_format = audio_format(rc.audio_format)
-        self._up = Uplink(self.audio_format, PORT_RATE)
+        self._up = Uplink(self.audio_format, rate)
         self._down: dict[str, Downlink] = {}
-        self.engine = TurnEngine(vad_model.new_stream(), self.settings) if vad_model else None
+        self.engine = TurnEngine(vad_model.new_stream(rate), self.settings) if vad_model else None
         self.vad_batch = vad_batch  # a worker's TickBatch: one Silero run per tick for its calls
         # without send_silence only speech goes upstream; that needs the on-box detector, so the
         # gate is used only while the type is silero (a call may switch, see update_turn_detection)
-        self.gate = SpeechGate(PORT_RATE) if not rc.send_silence and self.engine is not None else None
+        self.gate = SpeechGate(rate) if not rc.send_silence and self.engine is not None else None
         # caller audio goes upstream in realtime.append_ms batches; flushed before every event
         # that must follow it (commit, clear, cancel). The lock keeps batches in sample order
         # when a flush comes from another thread (DTMF, an API interrupt).
-        self._batch = AppendBatcher.for_ms(rc.append_ms, PORT_RATE)
+        self._batch = AppendBatcher.for_ms(rc.append_ms, rate)
         self._batch_lock = threading.Lock()
         self._samples_in = 0
         bc = config.barge_in
         self.barge = BargeInPolicy(enabled=bc.enabled, dtmf=bc.dtmf,
                                    resume_window_ms=bc.resume_window_ms,
-                                   floor_dbfs=self.settings.silence_floor_dbfs)
-        self.echo = EchoCanceller(LINE_ECHO) if bc.echo_guard else None
+                                   floor_dbfs=self.settings.silence_floor_dbfs, rate=rate)
+        self.echo = (EchoCanceller(LINE_ECHO, sample_rate=rate, frame_samples=rate // 50)
+                     if bc.echo_guard else None)
         self._barge_lock = threading.Lock()
         self._pause: Decision | None = None        # the pause in force, for the barge-in log
         self._cancel_reason: dict[str, str] = {}   # response -> interrupted | client_cancelled
@@ -110,7 +113,7 @@ class CallSession:
             backoff=backoff_ms(rc.reconnect_backoff_min_ms, rc.reconnect_backoff_max_ms, jitter=0.25),
             log=self.log, on_lost=self._upstream_lost, on_restored=self._upstream_restored,
             on_end=lambda reason: self.on_end(reason))
-        self._prompt = load_prompt(rc.reconnect_prompt) if rc.reconnect_prompt else None
+        self._prompt = load_prompt(rc.reconnect_prompt, rate) if rc.reconnect_prompt else None
         self._reader: asyncio.Task | None = None
         self.closed = False
         self.response_id: str | None = None       # response in progress upstream
@@ -176,7 +179,7 @@ class CallSession:
 
     # -- media clock thread -------------------------------------------------------------------
     def on_caller_frame(self, pcm: bytes) -> None:
-        """20 ms of caller audio (16 kHz PCM16): upstream, and into the turn engine."""
+        """20 ms of caller audio (PCM16 at ``self.rate``): upstream, and into the turn engine."""
         if self.closed:
             return
         if self.vad_batch is not None and self.engine is not None:
@@ -276,13 +279,12 @@ class CallSession:
             return
         onset = None
         if isinstance(event, SpeechStarted):  # the first speech chunk, without the padding
-            onset = event.audio_start_sample + min(self.settings.prefix_padding_ms * PORT_RATE // 1000,
+            onset = event.audio_start_sample + min(self.settings.prefix_padding_ms * self.rate // 1000,
                                                    event.at_sample)
         self.interrupt("interrupted", source=decision.source, onset_sample=onset)
 
-    @staticmethod
-    def _ms(samples: int) -> int:
-        return samples * 1000 // PORT_RATE
+    def _ms(self, samples: int) -> int:
+        return samples * 1000 // self.rate
 
     # -- any thread ---------------------------------------------------------------------------
     def update_turn_detection(self, changes: dict) -> TurnSettings:
@@ -441,7 +443,7 @@ class CallSession:
         gen = self._response_gen.setdefault(event.response_id, self.playout.generation)
         down = self._down.get(event.item_id)
         if down is None:
-            down = self._down[event.item_id] = Downlink(self.audio_format, PORT_RATE)
+            down = self._down[event.item_id] = Downlink(self.audio_format, self.rate)
         self.playout.push(down.process(event.pcm), event.item_id, gen)
 
     def _server_turn_detection(self) -> dict | None:

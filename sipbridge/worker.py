@@ -60,7 +60,8 @@ class Worker:
         self.gate = EarlyGate(self.acl, self.policy.limiter, AdmissionWindow(),
                               DRAIN_RETRY_AFTER_S)
         self.stack = SipStack(config.sip, config.log)
-        self.ports = PortPool(self.stack.track)   # reused, never destroyed: see media/port.py
+        # reused, never destroyed: see media/port.py; at sip.media_rate (16 kHz: pjmedia resamples)
+        self.ports = PortPool(self.stack.track, config.sip.media_rate)
         self.calls: dict[int, BridgeCall] = {}
         self._calls_lock = threading.Lock()
         self._commands: queue.SimpleQueue = queue.SimpleQueue()
@@ -101,7 +102,7 @@ class Worker:
             self.trunks.start()  # REGISTER with each trunk; retries are posted to this thread
             self.rtp_watch.start()
             log.info("ready", upstream=self.upstream_url, turn_detection=
-                     self.config.turn_detection.type)
+                     self.config.turn_detection.type, media_rate=self.config.sip.media_rate)
             while not self._stopping:
                 try:
                     command = self._commands.get(timeout=0.5)

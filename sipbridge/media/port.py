@@ -26,22 +26,30 @@ from .frames import read_frame, write_frame
 
 log = structlog.get_logger("sipbridge.media")
 
-PORT_RATE = 16000
+PORT_RATE = 16000   # the default, ``sip.media_rate``; 8000 is the call's own rate
 FRAME_MS = 20
-FRAME_BYTES = PORT_RATE * FRAME_MS // 1000 * 2
 
 
-def port_format() -> "pj.MediaFormatAudio":
-    """16 kHz, mono, 16-bit, 20 ms frames: what the caller's audio is turned into."""
+def frame_bytes(rate: int = PORT_RATE) -> int:
+    """Bytes of one 20 ms mono PCM16 frame at ``rate``."""
+    return rate * FRAME_MS // 1000 * 2
+
+
+FRAME_BYTES = frame_bytes()
+
+
+def port_format(rate: int = PORT_RATE) -> "pj.MediaFormatAudio":
+    """Mono, 16-bit, 20 ms frames at ``rate``: what the caller's audio is turned into. At 16 kHz
+    pjmedia's conference resamples the 8 kHz call both ways; at 8 kHz it passes frames as they are."""
     fmt = pj.MediaFormatAudio()
     fmt.type = pj.PJMEDIA_TYPE_AUDIO
     fmt.id = pj.PJMEDIA_FORMAT_PCM
-    fmt.clockRate = PORT_RATE
+    fmt.clockRate = rate
     fmt.channelCount = 1
     fmt.bitsPerSample = 16
     fmt.frameTimeUsec = FRAME_MS * 1000
-    fmt.avgBps = PORT_RATE * 16
-    fmt.maxBps = PORT_RATE * 16
+    fmt.avgBps = rate * 16
+    fmt.maxBps = rate * 16
     return fmt
 
 
@@ -53,9 +61,11 @@ class CallPort(pj.AudioMediaPort):
     """Hands caller frames to ``on_frame`` and asks ``next_frame`` for the agent's next frame."""
 
     def __init__(self, on_frame: Callable[[bytes], None] | None = None,
-                 next_frame: Callable[[], bytes] | None = None):
+                 next_frame: Callable[[], bytes] | None = None, rate: int = PORT_RATE):
         super().__init__()
-        self._silence = bytes(FRAME_BYTES)
+        self.rate = rate
+        self._frame_bytes = frame_bytes(rate)
+        self._silence = bytes(self._frame_bytes)
         self.bind(on_frame, next_frame)
 
     def bind(self, on_frame: Callable[[bytes], None] | None,
@@ -75,7 +85,7 @@ class CallPort(pj.AudioMediaPort):
     def onFrameReceived(self, frame):  # noqa: N802 - pjsua2 naming
         try:
             data = read_frame(frame) if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO else b""
-            if len(data) != FRAME_BYTES:
+            if len(data) != self._frame_bytes:
                 # no RTP this tick (caller muted, loss, a sender that stopped): the turn
                 # engine counts time in samples, so it must still see 20 ms pass
                 self.frames_empty += 1
@@ -113,8 +123,9 @@ class PortPool:
     and not yet reused.
     """
 
-    def __init__(self, track: Callable[[CallPort], None] = lambda _p: None):
+    def __init__(self, track: Callable[[CallPort], None] = lambda _p: None, rate: int = PORT_RATE):
         self._track = track
+        self.rate = rate
         self._free: list[CallPort] = []
         self._all: list[CallPort] = []
         self._lock = threading.Lock()
@@ -124,8 +135,8 @@ class PortPool:
         with self._lock:
             port = self._free.pop() if self._free else None
         if port is None:
-            port = CallPort()
-            port.createPort(f"bridge{len(self._all)}", port_format())
+            port = CallPort(rate=self.rate)
+            port.createPort(f"bridge{len(self._all)}", port_format(self.rate))
             with self._lock:
                 self._all.append(port)
             self._track(port)

@@ -1,9 +1,10 @@
 """The reconnect prompt: a short WAV the caller hears when the model's connection drops.
 
-:func:`load_prompt` reads ``realtime.reconnect_prompt`` once (cached per path) and returns it as
-16 kHz mono PCM16, the rate of the call's playout buffer. Accepted: RIFF/WAVE, PCM 16-bit, mono,
-8000 or 16000 Hz, 20 ms to 30 s long; 8 kHz is upsampled with the same streaming resampler as
-the call path (group delay removed, tail flushed). Anything else is a :class:`ConfigError` naming
+:func:`load_prompt` reads ``realtime.reconnect_prompt`` once (cached per path and rate) and
+returns it as mono PCM16 at the rate of the call's playout buffer (``sip.media_rate``, 16 kHz by
+default). Accepted: RIFF/WAVE, PCM 16-bit, mono, 8000 or 16000 Hz, 20 ms to 30 s long; another
+rate than the playout's is converted with the same streaming resampler as the call path (group
+delay removed, tail flushed). Anything else is a :class:`ConfigError` naming
 the key, raised at start-up by :mod:`sipbridge.config` so a bad file never waits for an outage.
 """
 
@@ -24,8 +25,8 @@ PROMPT_ITEM = "sipbridge.reconnect_prompt"  # playout item id: local audio, neve
 
 
 @functools.lru_cache(maxsize=8)
-def load_prompt(path: str) -> bytes:
-    """The prompt at ``path`` as 16 kHz PCM16 LE; raises ``ConfigError`` on a bad file."""
+def load_prompt(path: str, port_rate: int = PORT_RATE) -> bytes:
+    """The prompt at ``path`` as PCM16 LE at ``port_rate``; raises ``ConfigError`` on a bad file."""
     try:
         with wave.open(path, "rb") as wav:
             width, channels, rate = wav.getsampwidth(), wav.getnchannels(), wav.getframerate()
@@ -44,9 +45,9 @@ def load_prompt(path: str) -> bytes:
     ms = len(frames) // 2 * 1000 // rate
     if not MIN_MS <= ms <= MAX_MS:
         raise ConfigError(KEY, f"{path}: must last {MIN_MS} ms to {MAX_MS // 1000} s, got {ms} ms")
-    if rate == PORT_RATE:
+    if rate == port_rate:
         return frames
-    up = StreamResampler(rate, PORT_RATE)
-    delay = up.delay_samples
-    pcm = up.process(frames) + up.process(bytes(2 * (delay * rate // PORT_RATE + 1)))
-    return pcm[2 * delay: 2 * delay + 2 * (len(frames) // 2) * PORT_RATE // rate]
+    conv = StreamResampler(rate, port_rate)
+    delay = conv.delay_samples   # in output samples
+    pcm = conv.process(frames) + conv.process(bytes(2 * (delay * rate // port_rate + 1)))
+    return pcm[2 * delay: 2 * delay + 2 * (len(frames) // 2) * port_rate // rate]

@@ -1,14 +1,15 @@
-"""Between the call's media port (16 kHz PCM16) and the model's wire format, both ways.
+"""Between the call's media port (PCM16 at ``sip.media_rate``) and the model's wire format, both ways.
 
-:class:`Uplink` turns caller audio into ``input_audio_buffer.append`` bytes: 16 kHz -> the
-format's rate (24 kHz for pcm16, 8 kHz for G.711) -> encode. :class:`Downlink` turns one
-assistant item's deltas back into 16 kHz PCM16 for the playout buffer. Each holds one
-:class:`~sipcodecs.StreamResampler`, so a stream cut into batches or deltas of any size comes
-out sample-for-sample as if converted in one piece, and after ``N`` model samples exactly
-``N * 16000 / rate`` (floored) port samples have come out: the playout buffer's count of
-samples handed to RTP is the model's own audio time, which ``conversation.item.truncate``
-needs. For G.711 the 8 <-> 16 kHz steps are exact 2:1 ratios, so that count is exact to the
-sample. Pure computation, one instance per stream, not thread-safe (the session serialises).
+:class:`Uplink` turns caller audio into ``input_audio_buffer.append`` bytes: port rate (16 kHz
+by default, or 8 kHz) -> the format's rate (24 kHz for pcm16, 8 kHz for G.711) -> encode.
+:class:`Downlink` turns one assistant item's deltas back into port-rate PCM16 for the playout
+buffer. Each holds one :class:`~sipcodecs.StreamResampler`, so a stream cut into batches or
+deltas of any size comes out sample-for-sample as if converted in one piece, and after ``N``
+model samples exactly ``N * port_rate / rate`` (floored) port samples have come out: the
+playout buffer's count of samples handed to RTP is the model's own audio time, which
+``conversation.item.truncate`` needs. The rates are in whole ratios (2:3, 1:2, 1:3, or 1:1 for
+G.711 at an 8 kHz port), so that count is exact to the sample. Pure computation, one instance
+per stream, not thread-safe (the session serialises).
 """
 
 from __future__ import annotations

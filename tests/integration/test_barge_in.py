@@ -1,12 +1,23 @@
 """Barge-in on real calls, measured on the wire by the caller (tests/support/barge.py)."""
 
+import pytest
+
 from tests.support import audio
 from tests.support.barge import reply_pcm, run_call
 
+# the speech and echo cases run at both sip.media_rate values (8000: Silero's 8 kHz model and
+# the echo canceller on 8 kHz frames)
+RATES = pytest.mark.parametrize("rate", [16000, 8000])
 
-def test_speaking_over_the_agent_silences_it_cancels_and_truncates_at_what_was_heard(tmp_path):
+
+def at(rate: int) -> dict:
+    return {"sip": {"media_rate": rate}}
+
+
+@RATES
+def test_speaking_over_the_agent_silences_it_cancels_and_truncates_at_what_was_heard(tmp_path, rate):
     """Caller speech over a long answer stops the agent on the wire, cancels it, and truncates it at the audio sent."""
-    r = run_call(tmp_path)
+    r = run_call(tmp_path, bridge_extra=at(rate))
     assert len(r.barge_ins) == 1 and r.barge_ins[0]["source"] == "local_vad", r.barge_ins
     assert r.onset_to_silence_ms is not None, "the agent never went silent"
     # from the first loud 20 ms (-30 dBFS); from the first audible breath (-40 dBFS) it is up
@@ -29,18 +40,20 @@ def test_dtmf_digit_interrupts_the_agent(tmp_path):
     assert abs(r.truncate_error_ms) <= 20
 
 
-def test_line_echo_of_the_agent_alone_does_not_interrupt(tmp_path):
+@RATES
+def test_line_echo_of_the_agent_alone_does_not_interrupt(tmp_path, rate):
     """The agent's own voice echoed back 12 dB down, 40 ms late, never interrupts it: the answer plays out."""
-    r = run_call(tmp_path, speak_over=False, echo=(40.0, 12.0))
+    r = run_call(tmp_path, speak_over=False, echo=(40.0, 12.0), bridge_extra=at(rate))
     assert r.barge_ins == [] and r.cancels == 0
     assert [d["status"] for d in r.responses_done] == ["completed"]
     loud_ms = 20 * int((audio.frame_dbfs(reply_pcm(), 20, 8000) > -45).sum())
     assert r.agent_ms_heard >= loud_ms - 100, (r.agent_ms_heard, loud_ms)
 
 
-def test_speech_over_the_line_echo_still_interrupts(tmp_path):
+@RATES
+def test_speech_over_the_line_echo_still_interrupts(tmp_path, rate):
     """With the agent's echo on the line, the caller speaking over it still interrupts it."""
-    r = run_call(tmp_path, echo=(40.0, 12.0))
+    r = run_call(tmp_path, echo=(40.0, 12.0), bridge_extra=at(rate))
     assert len(r.barge_ins) == 1 and r.barge_ins[0]["source"] == "local_vad", r.barge_ins
     assert r.loud_onset_to_silence_ms is not None and r.loud_onset_to_silence_ms <= 150
     assert r.onset_to_silence_ms <= 300, r.onset_to_silence_ms

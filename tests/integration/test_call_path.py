@@ -212,12 +212,14 @@ def test_bad_config_exits_2_naming_the_key(tmp_path):
     assert "turn_detection.silence_threshold_ms" in r.stderr
 
 
-def test_baresip_hears_its_sentence_back_from_the_embedded_model(tmp_path):
+@pytest.mark.parametrize("media_rate", [16000, 8000])
+def test_baresip_hears_its_sentence_back_from_the_embedded_model(tmp_path, media_rate):
     """With no model configured, a baresip handset that says a sentence hears that sentence back,
-    as one turn, all of it, in order, after it finished speaking."""
+    as one turn, all of it, in order, after it finished speaking (at either ``sip.media_rate``)."""
     prompt = audio.trim_silence(audio.load_wav(audio.asterisk_prompt("tt-weasels")))
-    with Bridge(tmp_path, upstream_url=None) as b:
+    with Bridge(tmp_path, upstream_url=None, extra={"sip": {"media_rate": media_rate}}) as b:
         assert b.wait_log("embedded_model_started")
+        assert b.wait_log("ready")["media_rate"] == media_rate
         handset = Baresip(tmp_path / "handset")
         duration = 2 * len(prompt) / 8000 + 4
         res = handset.call(f"sip:bot@{b.target}", duration_s=duration, mic=prompt)

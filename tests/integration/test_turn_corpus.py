@@ -127,10 +127,11 @@ def ceil_to(value: float, step: float) -> float:
     return math.ceil(value / step - 1e-9) * step
 
 
-def test_turns_end_once_on_time_and_music_noise_clicks_never_start_one(tmp_path: Path):
+@pytest.mark.parametrize("media_rate", [16000, 8000])
+def test_turns_end_once_on_time_and_music_noise_clicks_never_start_one(tmp_path: Path, media_rate: int):
     """One SIPp call of speech: one end per utterance, none in 350 ms pauses, each <= 600 ms
     after the true end (wall clock, wire to decision); a parallel call of music, noise and
-    clicks: no speech_started."""
+    clicks: no speech_started. At both ``sip.media_rate`` values (8000: Silero's 8 kHz model)."""
     speech, spans, pauses = speech_call()
     noise = noise_call()
     pcap_a, pcap_b = tmp_path / "speech.pcap", tmp_path / "noise.pcap"
@@ -138,7 +139,9 @@ def test_turns_end_once_on_time_and_music_noise_clicks_never_start_one(tmp_path:
     make_audio_pcap(noise, pcap_b, ssrc=SSRC_SPEECH + 1, seq=100, ts=TS0)
     results: dict[str, object] = {}
 
-    with Upstream(tmp_path) as upstream, Bridge(tmp_path, upstream.url) as bridge:
+    with Upstream(tmp_path) as upstream, \
+            Bridge(tmp_path, upstream.url, extra={"sip": {"media_rate": media_rate}}) as bridge:
+        assert bridge.wait_log("ready")["media_rate"] == media_rate
         media_a, media_b = free_port_block(4, align=2), free_port_block(4, align=2)
 
         def call(key: str, pcap: Path, media: int) -> None:

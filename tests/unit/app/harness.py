@@ -20,12 +20,13 @@ from sipbridge.session import CallSession
 class SessionHarness:
     """``model`` (anything with async ``start() -> url`` and ``stop()``) serves one CallSession."""
 
-    def __init__(self, loop, model, *, call_id: str = "call-1", turn=None, realtime=None,
+    def __init__(self, loop, model, *, call_id: str = "call-1", turn=None, realtime=None, sip=None,
                  vad_model=None, vad_batch=None):
         self.loop = loop
         self.model = model
         url = self.run(model.start())
-        cfg = config.build({"turn_detection": turn or {}, "realtime": realtime or {}}, environ={})
+        cfg = config.build({"turn_detection": turn or {}, "realtime": realtime or {}, "sip": sip or {}},
+                           environ={})
         self.ended: list[str] = []
         self._capture = structlog.testing.capture_logs()
         self.logs = self._capture.__enter__()

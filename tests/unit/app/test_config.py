@@ -42,6 +42,8 @@ def test_environment_overrides_use_yaml_values():
     ({"sip": {"allow_from": ["10.0.0.0/33"]}}, "sip.allow_from[0]"),
     ({"realtime": {"api": "v2"}}, "realtime.api"),
     ({"realtime": {"audio_format": "opus"}}, "realtime.audio_format"),
+    ({"sip": {"media_rate": 11025}}, "sip.media_rate"),
+    ({"sip": {"media_rate": "8000"}}, "sip.media_rate"),
     ({"realtime": {"url": "http://x"}}, "realtime.url"),
     ({"log": {"level": "loud"}}, "log.level"),
     ({"turn_detection": {"type": "magic"}}, "turn_detection.type"),
@@ -80,3 +82,11 @@ def test_unreadable_or_invalid_yaml_is_a_config_error(tmp_path):
     broken.write_text("sip: [unclosed\n")
     with pytest.raises(ConfigError):
         config.load(broken, environ={})
+
+
+def test_media_rate_is_16000_unless_set_to_8000():
+    """``sip.media_rate`` defaults to 16 kHz; 8000 is the only other rate, and it names its choices."""
+    assert config.build({}, environ={}).sip.media_rate == 16000
+    assert config.build({"sip": {"media_rate": 8000}}, environ={}).sip.media_rate == 8000
+    with pytest.raises(ConfigError, match="one of 16000, 8000"):
+        config.build({"sip": {"media_rate": 44100}}, environ={})

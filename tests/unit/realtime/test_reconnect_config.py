@@ -89,3 +89,17 @@ def test_8k_prompt_is_upsampled_to_16k_in_time(tmp_path):
     mid = slice(800, len(out) - 800)  # away from the edges the filter cannot see past
     assert np.corrcoef(ref[mid], out[mid])[0, 1] > 0.99, "upsampled prompt is delayed or distorted"
     assert abs(audio.dbfs(out[mid]) - audio.dbfs(ref[mid])) < 0.5
+
+
+def test_prompts_come_at_an_8k_playout_rate(tmp_path):
+    """With ``sip.media_rate: 8000`` an 8 kHz prompt is used as is and a 16 kHz one is halved in
+    samples: the same waveform, no delay added."""
+    def tones(rate):
+        return audio.sine(400, 600, -15.0, rate=rate) + audio.sine(1130, 600, -15.0, rate=rate)
+    pcm8 = tones(8000)
+    assert load_prompt(_wav(tmp_path / "p8.wav", pcm8, 8000), 8000) == pcm8.astype("<i2").tobytes()
+    out = np.frombuffer(load_prompt(_wav(tmp_path / "p16.wav", tones(16000), 16000), 8000), dtype="<i2")
+    assert len(out) == len(pcm8)
+    mid = slice(400, len(out) - 400)
+    assert np.corrcoef(pcm8[mid].astype(float), out[mid].astype(float))[0, 1] > 0.99
+    assert abs(audio.dbfs(out[mid]) - audio.dbfs(pcm8[mid])) < 0.5
