@@ -1,6 +1,6 @@
 """Barge-in on real calls, measured on the wire (prints one JSON object).
 
-    python bench/barge_in.py [--calls 20] [--false-calls 3]
+    python bench/barge_in.py [--calls 20] [--false-calls 3] [--media-rate 16000|8000]
 
 Each call: ``sipbridge run`` with a recording model server that answers every turn with ~9 s
 of speech (streamed at 4x real time), SIPp signalling, and an RtpPeer caller
@@ -44,13 +44,17 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calls", type=int, default=20)
     ap.add_argument("--false-calls", type=int, default=2, help="calls per false-barge-in case")
+    ap.add_argument("--media-rate", type=int, choices=(16000, 8000), default=16000,
+                    help="the bridge's sip.media_rate")
     args = ap.parse_args()
+    extra = {"sip": {"media_rate": args.media_rate}}
     started = time.monotonic()
     tmp = Path(tempfile.mkdtemp(prefix="bench-barge-"))
     calls = []
     for i in range(args.calls):
         prompt = PROMPTS[i % len(PROMPTS)]
-        r = run_call(tmp / f"call{i}", barge_after_s=0.8 + (0.137 * i) % 2.0, interrupt_prompt=prompt)
+        r = run_call(tmp / f"call{i}", barge_after_s=0.8 + (0.137 * i) % 2.0, interrupt_prompt=prompt,
+                     bridge_extra=extra)
         calls.append(r)
         print(f"call {i}: onset->silence {r.onset_to_silence_ms} ms, truncate error "
               f"{r.truncate_error_ms} ms, leaked {r.leaked_packets}", file=sys.stderr)
@@ -62,13 +66,14 @@ def main() -> int:
         "clicks": dict(interrupt_sound="clicks"),
     }
     for name, kwargs in cases.items():
-        results = [run_call(tmp / f"{name}{i}", **kwargs) for i in range(args.false_calls)]
+        results = [run_call(tmp / f"{name}{i}", bridge_extra=extra, **kwargs) for i in range(args.false_calls)]
         false[name] = {"calls": len(results), "false_barge_ins": sum(r.cancels for r in results)}
         print(f"{name}: {false[name]}", file=sys.stderr)
     out = {
         "bench": "barge_in",
         "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
                     "loadavg_1m": round(os.getloadavg()[0], 2)},
+        "media_rate": args.media_rate,
         "calls": len(calls),
         "barged": sum(1 for r in calls if len(r.barge_ins) == 1),
         "onset_to_silence_ms": summary([r.onset_to_silence_ms for r in calls]),
