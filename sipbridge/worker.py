@@ -96,8 +96,9 @@ class Worker:
             self.vad_batch = TickBatch()  # one Silero run per media tick for all calls
             self.stack.start(self._on_incoming)
             from .media.priority import raise_media_threads
-            log.info("media_priority", mode=self.config.sip.media_priority,
-                     threads=raise_media_threads(self.config.sip.media_priority))
+            threads = raise_media_threads(self.config.sip.media_priority)
+            (log.warning if "not found" in threads.values() else log.info)(
+                "media_priority", mode=self.config.sip.media_priority, threads=threads)
             self._install_gate()
             self.trunks.start()  # REGISTER with each trunk; retries are posted to this thread
             self.rtp_watch.start()

@@ -10,26 +10,39 @@ kernel to run them first:
 * ``nice``: time-sharing at nice ``NICE`` (needs the same for a negative nice; else unchanged);
 * ``none``: leave them alone.
 
-The threads are found by the names pjlib gives them (``/proc/self/task/*/comm``). Pure parts
-(:func:`media_threads`) take the task listing as an argument.
+The threads are found by the names pjlib gives them (``/proc/self/task/*/comm``). A new thread
+carries its creator's name until it names itself, so on a busy machine the clock thread can be
+running yet unnamed just after the stack starts: :func:`raise_media_threads` waits up to
+``WAIT_S`` for every expected name and reports one it never saw as ``"<name>": "not found"``.
+Pure parts (:func:`media_threads`, :func:`missing_names`) take the task listing as an argument.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 MEDIA_THREAD_NAMES = ("clock", "media")
 RR_PRIORITY = 10
 NICE = -10
 CHOICES = ("rr", "nice", "none")
+WAIT_S = 2.0          # how long to wait for a media thread to name itself
+POLL_S = 0.01
 
 
 def media_threads(tasks: Mapping[int, str], names: Iterable[str] = MEDIA_THREAD_NAMES) -> list[int]:
     """Thread ids whose name is one of ``names``, from a ``{tid: comm}`` listing."""
     wanted = set(names)
     return sorted(tid for tid, comm in tasks.items() if comm.strip() in wanted)
+
+
+def missing_names(tasks: Mapping[int, str],
+                  names: Iterable[str] = MEDIA_THREAD_NAMES) -> list[str]:
+    """The names in ``names`` that no thread of the ``{tid: comm}`` listing has, in order."""
+    present = {comm.strip() for comm in tasks.values()}
+    return [name for name in names if name not in present]
 
 
 def task_names(pid: int | None = None) -> dict[int, str]:
@@ -59,11 +72,22 @@ def _raise_one(tid: int, mode: str) -> str:
         return "unchanged"
 
 
-def raise_media_threads(mode: str) -> dict[str, str]:
-    """Raise the priority of this process's media threads; ``{"clock:123": "rr", ...}``."""
+def raise_media_threads(mode: str, wait_s: float = WAIT_S,
+                        list_tasks: Callable[[], Mapping[int, str]] = task_names) -> dict[str, str]:
+    """Raise the priority of this process's media threads; ``{"clock:123": "rr", ...}``.
+
+    Waits up to ``wait_s`` for every name in ``MEDIA_THREAD_NAMES`` to appear; a name still
+    missing then is reported as ``{"clock": "not found"}`` rather than silently left out.
+    """
     if mode not in CHOICES:
         raise ValueError(f"mode must be one of {CHOICES}, got {mode!r}")
     if mode == "none":
         return {}
-    tasks = task_names()
-    return {f"{tasks[tid]}:{tid}": _raise_one(tid, mode) for tid in media_threads(tasks)}
+    deadline = time.monotonic() + wait_s
+    tasks = list_tasks()
+    while missing_names(tasks) and time.monotonic() < deadline:
+        time.sleep(POLL_S)
+        tasks = list_tasks()
+    report = {f"{tasks[tid]}:{tid}": _raise_one(tid, mode) for tid in media_threads(tasks)}
+    report.update({name: "not found" for name in missing_names(tasks)})
+    return report
