@@ -13,6 +13,8 @@ AudioDone               ``response.output_audio.done`` (GA), ``response.audio.do
 OutputItemAdded         ``response.output_item.added``
 ResponseCreated         ``response.created``
 ResponseDone            ``response.done``
+FunctionCall            ``response.output_item.done`` whose item is a ``function_call``
+OutputItemDone          ``response.output_item.done`` of any other item (a message)
 SpeechStarted           ``input_audio_buffer.speech_started``
 SpeechStopped           ``input_audio_buffer.speech_stopped``
 InputCommitted          ``input_audio_buffer.committed``
@@ -102,6 +104,29 @@ class ResponseDone:
 
 
 @dataclass(frozen=True)
+class FunctionCall:
+    """``response.output_item.done`` carrying a finished ``function_call`` item: the model
+    calls tool ``name`` with ``arguments`` (a JSON text, as the model wrote it). The answer
+    goes back as a ``function_call_output`` item with the same ``call_id``."""
+
+    response_id: str
+    item_id: str
+    call_id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class OutputItemDone:
+    """``response.output_item.done`` of an item that is not a function call; ``kind`` is the
+    item's ``type`` (``message``), or ``None`` when it has none."""
+
+    response_id: str
+    item_id: str
+    kind: str | None
+
+
+@dataclass(frozen=True)
 class SpeechStarted:
     """``input_audio_buffer.speech_started`` (server VAD only). ``audio_start_ms``
     counts from the start of all audio written this session."""
@@ -169,6 +194,8 @@ ServerEvent = Union[
     OutputItemAdded,
     ResponseCreated,
     ResponseDone,
+    FunctionCall,
+    OutputItemDone,
     SpeechStarted,
     SpeechStopped,
     InputCommitted,

@@ -22,10 +22,12 @@ from sipbridge.realtime.events import (
     AudioDelta,
     AudioDone,
     ErrorEvent,
+    FunctionCall,
     InputCommitted,
     ItemTruncated,
     Malformed,
     OutputItemAdded,
+    OutputItemDone,
     ResponseCreated,
     ResponseDone,
     ServerEvent,
@@ -90,6 +92,21 @@ def _item_added(ev: dict[str, Any]) -> ServerEvent:
     )
 
 
+def _item_done(ev: dict[str, Any]) -> ServerEvent:
+    """A finished function call, or :class:`OutputItemDone` for any other finished item."""
+    item = _field(ev, "item", dict)
+    if item.get("type") != "function_call":
+        return OutputItemDone(response_id=_field(ev, "response_id", str), item_id=_field(item, "id", str),
+                              kind=_field(item, "type", str, optional=True))
+    return FunctionCall(
+        response_id=_field(ev, "response_id", str),
+        item_id=_field(item, "id", str),
+        call_id=_field(item, "call_id", str),
+        name=_field(item, "name", str),
+        arguments=_field(item, "arguments", str, optional=True) or "",
+    )
+
+
 def _response_created(ev: dict[str, Any]) -> ServerEvent:
     return ResponseCreated(response_id=_field(_field(ev, "response", dict), "id", str))
 
@@ -121,6 +138,7 @@ _PARSERS: dict[str, Callable[[dict[str, Any]], ServerEvent]] = {
     "response.output_audio.done": _audio_done,
     "response.audio.done": _audio_done,
     "response.output_item.added": _item_added,
+    "response.output_item.done": _item_done,
     "response.created": _response_created,
     "response.done": _response_done,
     "input_audio_buffer.speech_started": lambda ev: SpeechStarted(

@@ -36,10 +36,12 @@ from sipbridge.realtime.events import (  # noqa: F401 - re-exported
     AudioDelta,
     AudioDone,
     ErrorEvent,
+    FunctionCall,
     InputCommitted,
     ItemTruncated,
     Malformed,
     OutputItemAdded,
+    OutputItemDone,
     ResponseCreated,
     ResponseDone,
     ServerEvent,
@@ -54,12 +56,27 @@ from sipbridge.realtime.parser import KNOWN_TYPES, parse_server_event  # noqa: F
 __all__ = [
     "Api", "AUDIO_FORMATS", "SessionConfig", "new_event_id", "session_update", "input_audio_append",
     "input_audio_commit", "input_audio_clear", "response_create", "response_cancel", "item_truncate", "item_delete",
+    "function_output", "Tool", "FunctionCall", "OutputItemDone",
     "parse_server_event", "KNOWN_TYPES", "ServerEvent", "SessionCreated", "SessionUpdated", "AudioDelta",
     "AudioDone", "OutputItemAdded", "ResponseCreated", "ResponseDone", "SpeechStarted", "SpeechStopped",
     "InputCommitted", "ItemTruncated", "ErrorEvent", "Unknown", "Malformed",
 ]
 
 Api = Literal["ga", "beta"]
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A function the model may call (``{"type": "function", ...}`` in ``session.tools``,
+    the same in both dialects). ``parameters`` is a JSON Schema object."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+
+    def wire(self) -> dict[str, Any]:
+        return {"type": "function", "name": self.name, "description": self.description,
+                "parameters": dict(self.parameters)}
 
 
 @dataclass(frozen=True)
@@ -77,6 +94,7 @@ class SessionConfig:
     on its own. Otherwise pass a server VAD dict, e.g. ``{"type": "server_vad",
     "threshold": 0.5, "prefix_padding_ms": 300, "silence_duration_ms": 500}``.
     ``model`` is informative here: the model is chosen by the URL's ``?model=``.
+    ``tools`` are offered with ``tool_choice: "auto"``; none sends neither key.
     """
 
     model: str
@@ -87,6 +105,7 @@ class SessionConfig:
     api: Api = "ga"
     turn_detection: dict[str, Any] | None = field(default=None)
     audio_format: str = "pcm16"
+    tools: tuple[Tool, ...] = ()
 
     def __post_init__(self) -> None:
         if self.api not in ("ga", "beta"):
@@ -143,7 +162,14 @@ def _ga_session(cfg: SessionConfig) -> dict[str, Any]:
     }
     if cfg.instructions is not None:
         session["instructions"] = cfg.instructions
+    _add_tools(session, cfg)
     return session
+
+
+def _add_tools(session: dict[str, Any], cfg: SessionConfig) -> None:
+    if cfg.tools:
+        session["tools"] = [tool.wire() for tool in cfg.tools]
+        session["tool_choice"] = "auto"
 
 
 def _beta_session(cfg: SessionConfig) -> dict[str, Any]:
@@ -157,6 +183,7 @@ def _beta_session(cfg: SessionConfig) -> dict[str, Any]:
         session["voice"] = cfg.voice
     if cfg.instructions is not None:
         session["instructions"] = cfg.instructions
+    _add_tools(session, cfg)
     return session
 
 
@@ -193,10 +220,13 @@ def input_audio_clear() -> dict[str, Any]:
     return _event("input_audio_buffer.clear")
 
 
-def response_create() -> dict[str, Any]:
+def response_create(instructions: str | None = None) -> dict[str, Any]:
     """``response.create``: ask the model to answer now (needed when turn
-    detection is off)."""
-    return _event("response.create")
+    detection is off). ``instructions`` apply to this response only (the
+    greeting: the model speaks first, before the caller has said anything)."""
+    if instructions is None:
+        return _event("response.create")
+    return _event("response.create", response={"instructions": instructions})
 
 
 def response_cancel(response_id: str | None = None) -> dict[str, Any]:
@@ -226,3 +256,10 @@ def item_truncate(item_id: str, audio_end_ms: int, content_index: int = 0) -> di
 def item_delete(item_id: str) -> dict[str, Any]:
     """``conversation.item.delete``: remove an item from the conversation history."""
     return _event("conversation.item.delete", item_id=item_id)
+
+
+def function_output(call_id: str, output: str) -> dict[str, Any]:
+    """``conversation.item.create`` of a ``function_call_output``: the answer to the model's
+    call ``call_id`` (free text, JSON by convention). It does not start a response."""
+    return _event("conversation.item.create",
+                  item={"type": "function_call_output", "call_id": call_id, "output": output})

@@ -1,0 +1,87 @@
+"""Functions the bridge offers the model, and the pure logic of the one that ends the call.
+
+``end_call`` (``realtime.end_call_tool``) lets the agent hang up, the way a person does: it says
+goodbye, then puts the phone down once the caller has heard it. The model calls the function in
+the response that carries the goodbye; the bridge hangs up (BYE) when that response is done, its
+audio has been handed to RTP and :data:`TAIL_MS` of silence has followed (the caller's jitter
+buffer still holds the last words when the packet leaves). If the caller speaks over the goodbye
+(a confirmed barge-in), the hang-up is called off and the model is told so in the function's
+output: the call goes on. :class:`Hangup` is that decision, one 20 ms frame at a time.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from .protocol import Tool
+
+END_CALL = Tool(
+    name="end_call",
+    description=("End the phone call. Say goodbye in the same response first: the line is hung "
+                 "up once the caller has heard it. If the caller speaks over the goodbye, the "
+                 "call goes on."),
+    parameters={"type": "object",
+                "properties": {"reason": {"type": "string",
+                                          "description": "why the call ends, in a few words"}}},
+)
+
+TAIL_MS = 300            # silence after the goodbye's last sample before the BYE
+MAX_WAIT_MS = 30_000     # hang up this long after the call at the latest, talking or not
+FRAME_MS = 20
+
+
+def call_reason(arguments: str) -> str | None:
+    """The ``reason`` argument of a call, if the model gave a readable one."""
+    try:
+        args = json.loads(arguments) if arguments else {}
+    except ValueError:
+        return None
+    reason = args.get("reason") if isinstance(args, dict) else None
+    return reason[:200] if isinstance(reason, str) else None
+
+
+@dataclass
+class Hangup:
+    """The agent asked to end the call in ``response_id``; :meth:`tick` says when to hang up.
+
+    Written by the event loop (:meth:`response_done`), read by the media clock (:meth:`tick`):
+    each field has one writer.
+    """
+
+    response_id: str
+    call_id: str
+    reason: str | None = None
+    tail_ms: int = TAIL_MS
+    max_wait_ms: int = MAX_WAIT_MS
+    done: bool = False        # the response that asked is over (its audio all received)
+    _quiet_ms: int = 0
+    _waited_ms: int = 0
+    fired: bool = False
+
+    def response_done(self, response_id: str) -> None:
+        if response_id == self.response_id:
+            self.done = True
+
+    def tick(self, playing: bool) -> bool:
+        """One 20 ms frame went out; ``playing``: agent audio is still queued or arriving.
+
+        True exactly once: hang up now.
+        """
+        if self.fired:
+            return False
+        self._waited_ms += FRAME_MS
+        self._quiet_ms = self._quiet_ms + FRAME_MS if self.done and not playing else 0
+        if self._quiet_ms >= self.tail_ms or self._waited_ms >= self.max_wait_ms:
+            self.fired = True
+        return self.fired
+
+
+def called_off_output() -> str:
+    """The function output telling the model its hang-up did not happen."""
+    return json.dumps({"ended": False,
+                       "why": "the caller spoke over the goodbye; the call goes on"})
+
+
+def unknown_output(name: str) -> str:
+    return json.dumps({"error": f"no function named {name!r} is available"})
