@@ -4,7 +4,15 @@ One :class:`EchoCore` per connection. It keeps the input audio buffer, the
 conversation items and at most one active response, and answers like the GA
 Realtime API. The answer to ``response.create`` is the last committed user
 utterance (or a fixed ``reply_pcm``), streamed by repeated calls to
-:meth:`EchoCore.next_chunk`; the caller decides when (pacing is I/O).
+:meth:`EchoCore.next_chunk`; the caller decides when (pacing is I/O). Before the
+caller has said anything (a greeting) there is nothing to echo: the answer is a
+short two-note :func:`chime`.
+
+Functions: with ``call_tool`` set and a function of that name in the session's
+``tools``, every completed response ends with a ``function_call`` item calling it
+(arguments ``{}``), as a model does when it decides to; tests use it to drive
+the bridge's tools. ``conversation.item.create`` takes a ``function_call_output``
+for a call made (or a ``message``) and answers ``conversation.item.created``.
 
 Errors mirror the real server: "If there is no response to cancel, the server
 will respond with an error"; "If the audio_end_ms is greater than the actual
@@ -162,6 +170,17 @@ class _Response:
     pos: int = 0
 
 
+def chime(rate: int = RATE) -> np.ndarray:
+    """Two soft notes (E5 then A5, 150 + 250 ms, peaks at -14 dBFS, faded): the embedded model's voice
+    when it has nothing to echo yet, so a greeting is heard on an offline call."""
+    notes = []
+    for freq, ms in ((659.25, 150), (880.0, 250)):
+        t = np.arange(rate * ms // 1000) / rate
+        fade = np.minimum(1.0, np.minimum(t, t[::-1]) / 0.02)
+        notes.append(0.2 * np.sin(2 * np.pi * freq * t) * fade)
+    return (np.concatenate(notes) * 32767).astype(np.int16)
+
+
 def _convert(samples: np.ndarray, rate: int, fmt: AudioFormat) -> bytes:
     """Linear int16 ``samples`` at ``rate`` as wire bytes of ``fmt`` (resampled if need be)."""
     if rate != fmt.rate and samples.size:
@@ -172,8 +191,10 @@ def _convert(samples: np.ndarray, rate: int, fmt: AudioFormat) -> bytes:
 class EchoCore:
     """The echo model's state machine for one connection (see module docstring)."""
 
-    def __init__(self, model: str = "embedded-echo", reply_pcm: bytes | None = None, chunk_ms: int = 100):
+    def __init__(self, model: str = "embedded-echo", reply_pcm: bytes | None = None, chunk_ms: int = 100,
+                 call_tool: str | None = None):
         self._ids = itertools.count(1)
+        self._call_tool = call_tool
         self.session: dict[str, Any] = default_session(self._id("sess"), model)
         self._reply_pcm = reply_pcm
         self._chunk_ms = chunk_ms
@@ -184,6 +205,7 @@ class EchoCore:
         self._last_utterance = np.zeros(0, dtype=np.int16)
         self._last_rate = self._in_fmt.rate
         self._items: dict[str, _Item] = {}
+        self._calls: set[str] = set()      # call ids of the function calls made
         self._last_item_id: str | None = None
         self.active: _Response | None = None
         self.vad: EnergyVad | None = None
@@ -329,8 +351,10 @@ class EchoCore:
         fmt = output_format_of(self.session)
         if self._reply_pcm is not None:
             audio = _convert(np.frombuffer(self._reply_pcm, dtype="<i2").astype(np.int16), RATE, fmt)
-        else:
+        elif self._last_utterance.size:
             audio = _convert(self._last_utterance, self._last_rate, fmt)
+        else:  # nothing heard yet: the greeting
+            audio = _convert(chime(), RATE, fmt)
         resp = _Response(self._id("resp"), self._id("item"), audio,
                          max(fmt.sample_bytes, self._chunk_ms * fmt.bytes_per_ms))
         self._items[resp.item_id] = _Item("assistant", 0, fmt)
@@ -372,13 +396,52 @@ class EchoCore:
         item = {"id": resp.item_id, "object": "realtime.item", "type": "message", "status": item_status,
                 "role": "assistant", "content": [{"type": "output_audio", "transcript": ""}]}
         details = None if reason is None else {"type": status, "reason": reason}
+        events = [self._ev("response.output_audio.done", **where, content_index=0),
+                  self._ev("response.content_part.done", **where, content_index=0,
+                           part={"type": "audio", "transcript": ""}),
+                  self._ev("response.output_item.done", response_id=resp.response_id, output_index=0,
+                           item=item)]
+        output = [item]
+        if status == "completed" and self._offers(self._call_tool):
+            call = self._function_call(resp.response_id)
+            events += call
+            output.append(call[-1]["item"])
         body = {"id": resp.response_id, "object": "realtime.response", "status": status,
-                "status_details": details, "output": [item], "output_modalities": ["audio"]}
-        return [self._ev("response.output_audio.done", **where, content_index=0),
-                self._ev("response.content_part.done", **where, content_index=0,
-                         part={"type": "audio", "transcript": ""}),
-                self._ev("response.output_item.done", response_id=resp.response_id, output_index=0, item=item),
-                self._ev("response.done", response=body)]
+                "status_details": details, "output": output, "output_modalities": ["audio"]}
+        return events + [self._ev("response.done", response=body)]
+
+    def _offers(self, name: str | None) -> bool:
+        tools = self.session.get("tools") or []
+        return name is not None and any(isinstance(t, dict) and t.get("name") == name for t in tools)
+
+    def _function_call(self, response_id: str) -> list[Event]:
+        """The events of a ``function_call`` item (output index 1) calling ``call_tool``."""
+        item_id, call_id = self._id("item"), self._id("call")
+        self._items[item_id] = _Item("function_call")
+        self._calls.add(call_id)
+        item = {"id": item_id, "object": "realtime.item", "type": "function_call", "status": "completed",
+                "name": self._call_tool, "call_id": call_id, "arguments": "{}"}
+        return [self._ev("response.output_item.added", response_id=response_id, output_index=1,
+                         item={**item, "status": "in_progress", "arguments": ""}),
+                self._ev("response.function_call_arguments.done", response_id=response_id,
+                         item_id=item_id, output_index=1, call_id=call_id, name=self._call_tool,
+                         arguments="{}"),
+                self._ev("response.output_item.done", response_id=response_id, output_index=1, item=item)]
+
+    def _item_create(self, event: Event, eid: Any) -> list[Event]:
+        item = event.get("item")
+        kind = item.get("type") if isinstance(item, dict) else None
+        if kind == "function_call_output":
+            if item.get("call_id") not in self._calls or not isinstance(item.get("output"), str):
+                return self._error("invalid_value", f"No function call {item.get('call_id')!r} to answer "
+                                   "(or output is not a string).", eid, "item.call_id")
+        elif kind != "message":
+            return self._error("invalid_value", f"Item type {kind!r} is not supported by the embedded "
+                               "model (message, function_call_output).", eid, "item.type")
+        item_id = item.get("id") if isinstance(item.get("id"), str) else self._id("item")
+        self._items[item_id] = _Item(item.get("role") or kind)
+        stored = {**item, "id": item_id, "object": "realtime.item", "status": "completed"}
+        return [self._ev("conversation.item.created", previous_item_id=None, item=stored)]
 
     def _response_cancel(self, event: Event, eid: Any) -> list[Event]:
         want = event.get("response_id")
@@ -419,4 +482,5 @@ _HANDLERS = {
     "response.cancel": EchoCore._response_cancel,
     "conversation.item.truncate": EchoCore._truncate,
     "conversation.item.delete": EchoCore._delete,
+    "conversation.item.create": EchoCore._item_create,
 }

@@ -18,12 +18,13 @@ else HTTP 401), ``record`` (anything with ``append``; gets every received client
 event as its dict plus ``"_recv_t"``: ``time.monotonic()`` at receipt; a frame
 that is not a JSON object is recorded as ``{"_recv_t", "_malformed": text}``),
 ``reply_pcm`` (fixed 24 kHz pcm16 reply instead of the echo, sent in the session's
-output format), ``pace``.
+output format), ``pace``, ``call_tool`` (every completed response also calls the session's
+function of that name, e.g. ``end_call``).
 
 CLI (for tests running it as a separate "upstream" process)::
 
     python -m sipbridge.realtime.embedded --host 127.0.0.1 --port N [--api-key K]
-        [--record FILE.jsonl] [--reply-wav F] [--pace X]
+        [--record FILE.jsonl] [--reply-wav F] [--pace X] [--call-tool NAME]
 
 prints its ``ws://`` URL as the first stdout line, logs to stderr, appends records
 as JSON lines (flushed per line), and exits 0 on SIGTERM/SIGINT.
@@ -74,7 +75,8 @@ class EmbeddedModel:
     ``refused`` upgrades rejected with 401."""
 
     def __init__(self, api_key: str | None = None, record: Recorder | None = None,
-                 reply_pcm: bytes | None = None, pace: float = 4.0, chunk_ms: int = 100):
+                 reply_pcm: bytes | None = None, pace: float = 4.0, chunk_ms: int = 100,
+                 call_tool: str | None = None):
         if not pace > 0:
             raise ValueError(f"pace must be > 0, got {pace!r}")
         self._api_key = api_key
@@ -82,6 +84,7 @@ class EmbeddedModel:
         self._reply_pcm = reply_pcm
         self._pace = pace
         self._chunk_ms = chunk_ms
+        self._call_tool = call_tool
         self._server: Server | None = None
         self.url: str | None = None
         self.connections = 0
@@ -120,7 +123,8 @@ class EmbeddedModel:
         self.active_connections += 1
         model = parse_qs(urlsplit(ws.request.path).query).get("model", ["embedded-echo"])[0]
         log = self._log.bind(conn=self.connections, model=model)
-        core = EchoCore(model=model, reply_pcm=self._reply_pcm, chunk_ms=self._chunk_ms)
+        core = EchoCore(model=model, reply_pcm=self._reply_pcm, chunk_ms=self._chunk_ms,
+                        call_tool=self._call_tool)
         out: asyncio.Queue[str] = asyncio.Queue()
 
         def emit(events: list[dict[str, Any]]) -> None:
@@ -199,7 +203,8 @@ class _JsonlRecorder:
 async def _serve_until_signal(args: argparse.Namespace) -> None:
     reply = load_wav_24k(args.reply_wav) if args.reply_wav else None
     record = _JsonlRecorder(args.record) if args.record else None
-    model = EmbeddedModel(api_key=args.api_key, record=record, reply_pcm=reply, pace=args.pace)
+    model = EmbeddedModel(api_key=args.api_key, record=record, reply_pcm=reply, pace=args.pace,
+                          call_tool=args.call_tool)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -221,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--record", default=None, metavar="FILE.jsonl")
     parser.add_argument("--reply-wav", default=None, metavar="F")
     parser.add_argument("--pace", type=float, default=4.0)
+    parser.add_argument("--call-tool", default=None, metavar="NAME")
     args = parser.parse_args(argv)
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
     asyncio.run(_serve_until_signal(args))

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import base64
+import json
+
+import numpy as np
 
 from sipbridge.realtime import protocol as p
-from sipbridge.realtime.echo_core import BYTES_PER_MS, EchoCore
+from sipbridge.realtime.echo_core import BYTES_PER_MS, EchoCore, chime
+from sipbridge.realtime.tools import END_CALL
 
 from .helpers import pcm_ramp
 
@@ -89,12 +93,52 @@ def test_reply_pcm_overrides_echo():
     assert audio_of(drain(core, start_response(core))) == reply
 
 
-def test_response_without_utterance_completes_empty():
-    """With nothing committed the response completes at once with no audio delta."""
+def test_response_before_anything_was_said_is_the_chime():
+    """With nothing committed yet (a greeting) the answer is the 400 ms chime, then completed."""
     core = EchoCore()
     events = drain(core, start_response(core))
-    assert "response.output_audio.delta" not in types(events)
+    pcm = np.frombuffer(audio_of(events), dtype="<i2")
+    assert np.array_equal(pcm, chime())
+    assert len(pcm) == 400 * BYTES_PER_MS // 2
+    assert -20 < 20 * np.log10(np.sqrt(np.mean((pcm / 32768.0) ** 2))) < -15  # audible, not loud
     assert events[-1]["response"]["status"] == "completed"
+
+
+def test_chime_comes_in_the_sessions_output_format():
+    """In a G.711 session the chime is 8 kHz mu-law: 400 ms is 3200 bytes."""
+    core = EchoCore()
+    core.handle(p.session_update(p.SessionConfig(model="m", audio_format="g711_ulaw")))
+    assert len(audio_of(drain(core, start_response(core)))) == 3200
+
+
+def test_call_tool_ends_a_completed_response_with_a_function_call():
+    """With call_tool offered in the session, a completed response carries a function_call item
+    (parsed by the bridge as FunctionCall); its output is accepted, an unknown call id is not."""
+    core = EchoCore(call_tool="end_call")
+    core.handle(p.session_update(p.SessionConfig(model="m", tools=(END_CALL,))))
+    commit(core, pcm_ramp(200))
+    events = drain(core, start_response(core))
+    assert types(events)[-5:] == ["response.output_item.done", "response.output_item.added",
+                                  "response.function_call_arguments.done", "response.output_item.done",
+                                  "response.done"]
+    call = p.parse_server_event(json.dumps(events[-2]))
+    assert isinstance(call, p.FunctionCall) and call.name == "end_call" and call.arguments == "{}"
+    assert [o["type"] for o in events[-1]["response"]["output"]] == ["message", "function_call"]
+    (created,) = core.handle(p.function_output(call.call_id, '{"ended": false}'))
+    assert created["type"] == "conversation.item.created"
+    (err,) = core.handle(p.function_output("call_nope", "{}"))
+    assert err["type"] == "error"
+
+
+def test_call_tool_not_offered_or_cancelled_makes_no_call():
+    """No function call when the session does not offer the tool, nor on a cancelled response."""
+    core = EchoCore(call_tool="end_call")
+    commit(core, pcm_ramp(200))
+    assert "response.function_call_arguments.done" not in types(drain(core, start_response(core)))
+    core.handle(p.session_update(p.SessionConfig(model="m", tools=(END_CALL,))))
+    rid = start_response(core)
+    cancelled = core.handle(p.response_cancel(rid))
+    assert "response.function_call_arguments.done" not in types(cancelled)
 
 
 def test_second_response_create_while_active_is_error():
