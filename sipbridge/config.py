@@ -77,6 +77,8 @@ class RealtimeConfig:
     reconnect_backoff_max_ms: int = 4000
     reconnect_prompt: str | None = None
     audio_format: str = "pcm16"      # pcm16 (24 kHz) | g711_ulaw | g711_alaw (8 kHz), both ways
+    greeting: str | None = None      # instructions for the agent's first words, said on answer
+    end_call_tool: bool = False      # offer the model an end_call function (it hangs up)
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from .realtime.client import RealtimeClient
 from .realtime.link import UpstreamLink
 from .realtime.prompt import PROMPT_ITEM, load_prompt
 from .realtime.retry import backoff_ms
+from .realtime.tools import END_CALL, Hangup, call_reason, called_off_output, unknown_output
 from .realtime.transcode import Downlink, Uplink
 from .turn.events import SpeechOnset, SpeechRejected, SpeechStarted, SpeechStopped
 from .turn.engine import TurnEngine
@@ -102,7 +103,11 @@ class CallSession:
         self.session_config = rt.SessionConfig(
             model=rc.model, instructions=rc.instructions, voice=rc.voice,
             audio_format=rc.audio_format, api=rc.api,
-            turn_detection=self._server_turn_detection())
+            turn_detection=self._server_turn_detection(),
+            tools=(END_CALL,) if rc.end_call_tool else ())
+        self.greeting = rc.greeting
+        self._greeted = False
+        self.hangup: Hangup | None = None          # the agent asked to end the call
         self._new_client = lambda: RealtimeClient(url, rc.model, api_key, self.session_config,
                                                   self._on_event,
                                                   connect_timeout=rc.connect_timeout_ms / 1000)
@@ -132,6 +137,18 @@ class CallSession:
         self._reader = asyncio.ensure_future(self._read())
         self.log.info("upstream_connected", url=self.client.url, turn_detection=self.settings.type,
                       audio_format=self.audio_format.name)
+
+    def greet(self) -> None:
+        """The call is answered (any thread): with ``realtime.greeting`` the agent speaks first."""
+        if self.greeting is not None:
+            self._to_loop(self._greet)
+
+    def _greet(self) -> None:
+        if self.closed or self._greeted:
+            return
+        self._greeted = True
+        self.client.send(rt.response_create(instructions=self.greeting))
+        self.log.info("greeting_requested")
 
     async def _read(self) -> None:
         await self.link.supervise(self.client)
@@ -225,6 +242,9 @@ class CallSession:
         frame = self.playout.pull()
         if self.echo is not None:
             self.echo.far(np.frombuffer(frame, dtype=np.int16))
+        hangup = self.hangup
+        if hangup is not None and hangup.tick(self.playout.playing):
+            self._to_loop(self._hang_up, hangup)
         return frame
 
     @property
@@ -330,6 +350,9 @@ class CallSession:
             pause, self._pause = self._pause, None
             self.barge.reset()
             cleared = self.playout.clear()
+            hangup, self.hangup = self.hangup, None  # speech over the goodbye: the call goes on
+        if hangup is not None and not hangup.fired:
+            self._to_loop(self._call_off_hangup, hangup, source)
         timing = {}
         if pause is not None:
             timing["paused_by"] = pause.source
@@ -405,6 +428,30 @@ class CallSession:
                           item_id=cleared.item_id, audio_end_ms=audio_end_ms,
                           dropped_ms=cleared.dropped_ms, **timing)
 
+    def _hang_up(self, hangup: Hangup) -> None:
+        if self.closed:
+            return
+        self.log.info("agent_ended_call", reason=hangup.reason, response_id=hangup.response_id,
+                      timed_out=not hangup.done or None)
+        self.on_end("agent_ended_call")
+
+    def _call_off_hangup(self, hangup: Hangup, source: str) -> None:
+        if self.closed:
+            return
+        self.client.send(rt.function_output(hangup.call_id, called_off_output()))
+        self.log.info("end_call_called_off", source=source, response_id=hangup.response_id)
+
+    def _on_function_call(self, event) -> None:
+        self.log.info("function_call", function=event.name, call_id=event.call_id,
+                      response_id=event.response_id)
+        if event.name == END_CALL.name and END_CALL in self.session_config.tools:
+            self.hangup = Hangup(event.response_id, event.call_id, call_reason(event.arguments))
+            return
+        # not a function we offered: say so, and let the model go on talking to the caller
+        self.log.warning("unknown_function_call", function=event.name)
+        self.client.send(rt.function_output(event.call_id, unknown_output(event.name)))
+        self.client.send(rt.response_create())
+
     def _on_event(self, event) -> None:
         if isinstance(event, rt.AudioDelta):
             self._on_audio(event)
@@ -415,7 +462,11 @@ class CallSession:
         elif isinstance(event, rt.AudioDone):
             self.playout.end_item(event.item_id)
             self._down.pop(event.item_id, None)
+        elif isinstance(event, rt.FunctionCall):
+            self._on_function_call(event)
         elif isinstance(event, rt.ResponseDone):
+            if self.hangup is not None:
+                self.hangup.response_done(event.response_id)
             if self.response_id == event.response_id:
                 self.response_id = None
             self._response_gen.pop(event.response_id, None)

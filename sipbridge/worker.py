@@ -265,6 +265,8 @@ class Worker:
     # -- CallEvents (pjsua worker thread) -----------------------------------------------------
     def call_confirmed(self, call: BridgeCall) -> None:
         log.info("call_answered", call_id=call.sip_call_id)
+        if call.session is not None:
+            call.session.greet()  # realtime.greeting: the agent speaks first
 
     def call_disconnected(self, call: BridgeCall, code: int, reason: str) -> None:
         self.counters["ended"] += 1
