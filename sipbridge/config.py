@@ -79,6 +79,7 @@ class RealtimeConfig:
     audio_format: str = "pcm16"      # pcm16 (24 kHz) | g711_ulaw | g711_alaw (8 kHz), both ways
     greeting: str | None = None      # instructions for the agent's first words, said on answer
     end_call_tool: bool = False      # offer the model an end_call function (it hangs up)
+    transfer_to: str | None = None   # sip: URI the model may transfer the caller to (REFER)
 
 
 @dataclass(frozen=True)
@@ -228,6 +229,9 @@ def _check(cfg: Config) -> None:
     if rc.reconnect_backoff_max_ms < rc.reconnect_backoff_min_ms:
         raise ConfigError("realtime.reconnect_backoff_max_ms", f"must be >= reconnect_backoff_min_ms "
                           f"({rc.reconnect_backoff_min_ms}), got {rc.reconnect_backoff_max_ms}")
+    if rc.transfer_to is not None and not (rc.transfer_to.startswith(("sip:", "sips:"))
+                                           and len(rc.transfer_to) > 5 and " " not in rc.transfer_to):
+        raise ConfigError("realtime.transfer_to", f"must be a sip: or sips: URI, got {rc.transfer_to!r}")
     if rc.reconnect_prompt is not None:
         from .realtime.prompt import load_prompt
         load_prompt(rc.reconnect_prompt)  # a bad file fails at start-up, not during an outage

@@ -37,7 +37,8 @@ from .realtime.client import RealtimeClient
 from .realtime.link import UpstreamLink
 from .realtime.prompt import PROMPT_ITEM, load_prompt
 from .realtime.retry import backoff_ms
-from .realtime.tools import END_CALL, Hangup, call_reason, called_off_output, unknown_output
+from .realtime.tools import (END_CALL, TRANSFER_CALL, Hangup, call_reason, called_off_output,
+                             transfer_failed_output, unknown_output, busy_output)
 from .realtime.transcode import Downlink, Uplink
 from .turn.events import SpeechOnset, SpeechRejected, SpeechStarted, SpeechStopped
 from .turn.engine import TurnEngine
@@ -64,11 +65,12 @@ class CallSession:
 
     def __init__(self, *, call_id: str, config, url: str, api_key: str | None,
                  loop: asyncio.AbstractEventLoop, vad_model, on_end: Callable[[str], None],
-                 vad_batch=None):
+                 vad_batch=None, on_transfer: Callable[[str], None] | None = None):
         self.call_id = call_id
         self.log = log.bind(call_id=call_id)
         self.loop = loop
         self.on_end = on_end
+        self.on_transfer = on_transfer   # the worker's REFER; the result comes to transfer_result
         self.settings = config.turn_detection
         # the call's PCM rate on the media clock (sip.media_rate): caller frames, turn engine,
         # echo canceller and playout all run at it; 20 ms frames are rate // 50 samples
@@ -104,7 +106,10 @@ class CallSession:
             model=rc.model, instructions=rc.instructions, voice=rc.voice,
             audio_format=rc.audio_format, api=rc.api,
             turn_detection=self._server_turn_detection(),
-            tools=(END_CALL,) if rc.end_call_tool else ())
+            tools=(((END_CALL,) if rc.end_call_tool else ())
+                   + ((TRANSFER_CALL,) if rc.transfer_to and on_transfer else ())))
+        self.transfer_to = rc.transfer_to
+        self._transfer: Hangup | None = None       # the transfer under way (REFER sent)
         self.greeting = rc.greeting
         self._greeted = False
         self.hangup: Hangup | None = None          # the agent asked to end the call
@@ -429,28 +434,54 @@ class CallSession:
                           dropped_ms=cleared.dropped_ms, **timing)
 
     def _hang_up(self, hangup: Hangup) -> None:
+        """The goodbye (or the transfer announcement) has been heard: act on it."""
         if self.closed:
             return
-        self.log.info("agent_ended_call", reason=hangup.reason, response_id=hangup.response_id,
+        if self.hangup is hangup:
+            self.hangup = None
+        fields = dict(reason=hangup.reason, response_id=hangup.response_id,
                       timed_out=not hangup.done or None)
-        self.on_end("agent_ended_call")
+        if hangup.action == END_CALL.name:
+            self.log.info("agent_ended_call", **fields)
+            self.on_end("agent_ended_call")
+            return
+        self.log.info("agent_transfers_call", target=self.transfer_to, **fields)
+        self._transfer = hangup
+        self.on_transfer(self.transfer_to)
+
+    def transfer_result(self, status: int, reason: str) -> None:
+        """The transfer failed (any thread; a success ends the call instead): tell the model,
+        which answers the caller, who stays on the line with the agent."""
+        self._to_loop(self._transfer_failed, status, reason)
+
+    def _transfer_failed(self, status: int, reason: str) -> None:
+        transfer, self._transfer = self._transfer, None
+        if self.closed or transfer is None:
+            return
+        self.log.warning("transfer_failed", status=status, why=reason, target=self.transfer_to)
+        self.client.send(rt.function_output(transfer.call_id, transfer_failed_output(status, reason)))
+        self.client.send(rt.response_create())
 
     def _call_off_hangup(self, hangup: Hangup, source: str) -> None:
         if self.closed:
             return
-        self.client.send(rt.function_output(hangup.call_id, called_off_output()))
-        self.log.info("end_call_called_off", source=source, response_id=hangup.response_id)
+        self.client.send(rt.function_output(hangup.call_id, called_off_output(hangup.action)))
+        self.log.info("end_call_called_off", source=source, response_id=hangup.response_id,
+                      action=hangup.action)
 
     def _on_function_call(self, event) -> None:
         self.log.info("function_call", function=event.name, call_id=event.call_id,
                       response_id=event.response_id)
-        if event.name == END_CALL.name and END_CALL in self.session_config.tools:
-            self.hangup = Hangup(event.response_id, event.call_id, call_reason(event.arguments))
-            return
-        # not a function we offered: say so, and let the model go on talking to the caller
-        self.log.warning("unknown_function_call", function=event.name)
-        self.client.send(rt.function_output(event.call_id, unknown_output(event.name)))
-        self.client.send(rt.response_create())
+        offered = {tool.name for tool in self.session_config.tools}
+        if event.name not in offered:  # say so, and let the model go on talking to the caller
+            self.log.warning("unknown_function_call", function=event.name)
+            self.client.send(rt.function_output(event.call_id, unknown_output(event.name)))
+            self.client.send(rt.response_create())
+        elif self.hangup is not None or self._transfer is not None:
+            self.client.send(rt.function_output(event.call_id, busy_output()))
+        else:
+            self.hangup = Hangup(event.response_id, event.call_id, call_reason(event.arguments),
+                                 action=event.name)
 
     def _on_event(self, event) -> None:
         if isinstance(event, rt.AudioDelta):

@@ -192,7 +192,8 @@ class Worker:
         session = CallSession(call_id=call.sip_call_id, config=self.config,
                               url=self.upstream_url, api_key=self.api_key, loop=self.loop,
                               vad_model=self.vad_model, vad_batch=self.vad_batch,
-                              on_end=lambda reason: self.post(lambda: self._end(call, reason)))
+                              on_end=lambda reason: self.post(lambda: self._end(call, reason)),
+                              on_transfer=lambda target: self.post(lambda: self._transfer(call, target)))
         call.session = session
         future = asyncio.run_coroutine_threadsafe(session.start(), self.loop)
         future.add_done_callback(lambda f: self.post(lambda: self._answer(call, f)))
@@ -226,6 +227,19 @@ class Worker:
         if not call.disconnected:
             log.info("call_hangup", call_id=call.sip_call_id, reason=reason, **fields)
             call.hangup_op(200 if call.is_confirmed() else 503)
+
+    def _transfer(self, call: BridgeCall, target: str) -> None:
+        """Blind transfer: REFER the caller's side to ``target``; the outcome arrives in
+        :meth:`call_transfer_status`."""
+        if call.disconnected:
+            return
+        log.info("call_transfer", call_id=call.sip_call_id, target=target)
+        try:
+            call.transfer_op(target)
+        except Exception as exc:  # noqa: BLE001 - pj.Error: e.g. a call not in a state to REFER
+            log.warning("call_transfer_not_sent", call_id=call.sip_call_id, error=str(exc))
+            if call.session is not None:
+                call.session.transfer_result(0, f"REFER not sent: {exc}")
 
     def _answered_calls(self) -> list[BridgeCall]:
         """The RTP watchdog's view: answered (confirmed) calls with a session."""
@@ -273,6 +287,18 @@ class Worker:
         log.info("call_ended", call_id=call.sip_call_id, status=code, reason=reason,
                  **rtp_log_fields(call.rtp_stats))
         self.post(lambda: self._forget(call))
+
+    def call_transfer_status(self, call: BridgeCall, code: int, reason: str, final: bool) -> None:
+        """Progress of a REFER (pjsua worker thread): the far end's NOTIFYs, or the REFER's own
+        failure. A final 2xx means the caller is now talking to the target: our leg ends."""
+        log.info("call_transfer_status", call_id=call.sip_call_id, status=code, reason=reason,
+                 final=final)
+        if not final:
+            return
+        if 200 <= code < 300:
+            self.post(lambda: self._end(call, "transferred"))
+        elif call.session is not None:
+            call.session.transfer_result(code, reason)
 
     def acquire_port(self, on_frame, next_frame):
         return self.ports.acquire(on_frame, next_frame)

@@ -9,9 +9,9 @@ caller has said anything (a greeting) there is nothing to echo: the answer is a
 short two-note :func:`chime`.
 
 Functions: with ``call_tool`` set and a function of that name in the session's
-``tools``, every completed response ends with a ``function_call`` item calling it
-(arguments ``{}``), as a model does when it decides to; tests use it to drive
-the bridge's tools. ``conversation.item.create`` takes a ``function_call_output``
+``tools``, the first completed response ends with a ``function_call`` item calling
+it (arguments ``{}``), as a model does when it decides to; tests use it to drive
+the bridge's tools (once, so a refused transfer is not asked for again and again). ``conversation.item.create`` takes a ``function_call_output``
 for a call made (or a ``message``) and answers ``conversation.item.created``.
 
 Errors mirror the real server: "If there is no response to cancel, the server
@@ -402,7 +402,7 @@ class EchoCore:
                   self._ev("response.output_item.done", response_id=resp.response_id, output_index=0,
                            item=item)]
         output = [item]
-        if status == "completed" and self._offers(self._call_tool):
+        if status == "completed" and not self._calls and self._offers(self._call_tool):
             call = self._function_call(resp.response_id)
             events += call
             output.append(call[-1]["item"])

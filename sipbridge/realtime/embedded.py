@@ -18,7 +18,7 @@ else HTTP 401), ``record`` (anything with ``append``; gets every received client
 event as its dict plus ``"_recv_t"``: ``time.monotonic()`` at receipt; a frame
 that is not a JSON object is recorded as ``{"_recv_t", "_malformed": text}``),
 ``reply_pcm`` (fixed 24 kHz pcm16 reply instead of the echo, sent in the session's
-output format), ``pace``, ``call_tool`` (every completed response also calls the session's
+output format), ``pace``, ``call_tool`` (the first completed response also calls the session's
 function of that name, e.g. ``end_call``).
 
 CLI (for tests running it as a separate "upstream" process)::

@@ -1,4 +1,4 @@
-"""Functions the bridge offers the model, and the pure logic of the one that ends the call.
+"""Functions the bridge offers the model, and the pure logic of the ones that end its part in the call.
 
 ``end_call`` (``realtime.end_call_tool``) lets the agent hang up, the way a person does: it says
 goodbye, then puts the phone down once the caller has heard it. The model calls the function in
@@ -7,6 +7,11 @@ audio has been handed to RTP and :data:`TAIL_MS` of silence has followed (the ca
 buffer still holds the last words when the packet leaves). If the caller speaks over the goodbye
 (a confirmed barge-in), the hang-up is called off and the model is told so in the function's
 output: the call goes on. :class:`Hangup` is that decision, one 20 ms frame at a time.
+
+``transfer_call`` (``realtime.transfer_to``) waits the same way, then asks the caller's side to
+call the transfer target (a blind transfer, SIP REFER). The BYE follows the far end's report
+that the new call was answered; a refusal or failure goes back to the model as the function's
+output, and the agent carries on.
 """
 
 from __future__ import annotations
@@ -24,6 +29,16 @@ END_CALL = Tool(
     parameters={"type": "object",
                 "properties": {"reason": {"type": "string",
                                           "description": "why the call ends, in a few words"}}},
+)
+
+TRANSFER_CALL = Tool(
+    name="transfer_call",
+    description=("Transfer the caller to a human colleague. Tell the caller first, in the same "
+                 "response; the transfer starts once they have heard it. If it fails you get the "
+                 "reason and stay on the call."),
+    parameters={"type": "object",
+                "properties": {"reason": {"type": "string",
+                                          "description": "why the caller is transferred, in a few words"}}},
 )
 
 TAIL_MS = 300            # silence after the goodbye's last sample before the BYE
@@ -52,6 +67,7 @@ class Hangup:
     response_id: str
     call_id: str
     reason: str | None = None
+    action: str = END_CALL.name   # or TRANSFER_CALL.name
     tail_ms: int = TAIL_MS
     max_wait_ms: int = MAX_WAIT_MS
     done: bool = False        # the response that asked is over (its audio all received)
@@ -77,11 +93,21 @@ class Hangup:
         return self.fired
 
 
-def called_off_output() -> str:
-    """The function output telling the model its hang-up did not happen."""
-    return json.dumps({"ended": False,
-                       "why": "the caller spoke over the goodbye; the call goes on"})
+def called_off_output(action: str = END_CALL.name) -> str:
+    """The function output telling the model its hang-up (or transfer) did not happen."""
+    key = "ended" if action == END_CALL.name else "transferred"
+    return json.dumps({key: False, "why": "the caller spoke over you; the call goes on"})
+
+
+def transfer_failed_output(status: int, reason: str) -> str:
+    """The function output telling the model the transfer was refused or failed."""
+    return json.dumps({"transferred": False, "status": status, "why": reason or "failed",
+                       "next": "tell the caller, and go on helping them"})
 
 
 def unknown_output(name: str) -> str:
     return json.dumps({"error": f"no function named {name!r} is available"})
+
+
+def busy_output() -> str:
+    return json.dumps({"error": "the call is already being ended or transferred"})

@@ -36,6 +36,7 @@ class CallEvents(Protocol):
     def call_disconnected(self, call: "BridgeCall", code: int, reason: str) -> None: ...
     def call_confirmed(self, call: "BridgeCall") -> None: ...
     def call_dtmf(self, call: "BridgeCall", digit: str) -> None: ...
+    def call_transfer_status(self, call: "BridgeCall", code: int, reason: str, final: bool) -> None: ...
     def acquire_port(self, on_frame, next_frame) -> CallPort: ...
     def release_port(self, port: CallPort) -> None: ...
 
@@ -111,11 +112,21 @@ class BridgeCall(pj.Call):
         except Exception:  # noqa: BLE001
             return "unknown"
 
+    def onCallTransferStatus(self, prm):  # noqa: N802
+        try:
+            self.events.call_transfer_status(self, prm.statusCode, prm.reason, prm.finalNotify)
+        except Exception:  # noqa: BLE001
+            log.exception("transfer_status_handler_failed", call_id=self.sip_call_id)
+
     def onDtmfDigit(self, prm):  # noqa: N802
         try:
             self.events.call_dtmf(self, prm.digit)
         except Exception:  # noqa: BLE001
             log.exception("dtmf_handler_failed", call_id=self.sip_call_id)
+
+    def transfer_op(self, target: str) -> None:
+        """Send REFER asking the caller's side to call ``target`` (a blind transfer)."""
+        self.xfer(target, pj.CallOpParam(True))
 
     def answer_op(self, code: int) -> None:
         """Send a provisional or final 2xx answer (180 Ringing, 200 OK)."""

@@ -28,10 +28,12 @@ class SessionHarness:
         cfg = config.build({"turn_detection": turn or {}, "realtime": realtime or {}, "sip": sip or {}},
                            environ={})
         self.ended: list[str] = []
+        self.transfers: list[str] = []      # targets the session asked the worker to REFER to
         self._capture = structlog.testing.capture_logs()
         self.logs = self._capture.__enter__()
         self.session = CallSession(call_id=call_id, config=cfg, url=url, api_key=None, loop=loop,
-                                   vad_model=vad_model, on_end=self.ended.append, vad_batch=vad_batch)
+                                   vad_model=vad_model, on_end=self.ended.append, vad_batch=vad_batch,
+                                   on_transfer=self.transfers.append)
         self.run(self.session.start())
 
     def run(self, coro, timeout: float = 10.0):

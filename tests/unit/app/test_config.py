@@ -45,6 +45,12 @@ def test_environment_overrides_use_yaml_values():
     ({"sip": {"media_rate": 11025}}, "sip.media_rate"),
     ({"sip": {"media_rate": "8000"}}, "sip.media_rate"),
     ({"realtime": {"url": "http://x"}}, "realtime.url"),
+    ({"realtime": {"greeting": ""}}, "realtime.greeting"),
+    ({"realtime": {"end_call_tool": "yes"}}, "realtime.end_call_tool"),
+    ({"realtime": {"transfer_to": "desk@pbx"}}, "realtime.transfer_to"),
+    ({"realtime": {"transfer_to": "tel:+15551234567"}}, "realtime.transfer_to"),
+    ({"realtime": {"transfer_to": "sip:"}}, "realtime.transfer_to"),
+    ({"realtime": {"transfer_to": "sip:a b@pbx"}}, "realtime.transfer_to"),
     ({"log": {"level": "loud"}}, "log.level"),
     ({"turn_detection": {"type": "magic"}}, "turn_detection.type"),
     ({"turn_detection": {"threshold": 1.5}}, "turn_detection.threshold"),
@@ -56,6 +62,13 @@ def test_bad_values_name_their_key(raw, key):
     with pytest.raises(ConfigError) as err:
         config.build(raw, environ={})
     assert err.value.key == key
+
+
+def test_agent_keys_load():
+    """greeting, end_call_tool and a sip:/sips: transfer_to are taken as given."""
+    rc = config.build({"realtime": {"greeting": "Hi", "end_call_tool": True,
+                                    "transfer_to": "sips:desk@pbx.example:5061"}}, environ={}).realtime
+    assert (rc.greeting, rc.end_call_tool, rc.transfer_to) == ("Hi", True, "sips:desk@pbx.example:5061")
 
 
 def test_check_config_cli_exits_2_naming_the_key(tmp_path):

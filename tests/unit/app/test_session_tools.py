@@ -108,3 +108,32 @@ def test_a_call_of_a_function_not_offered_is_answered_and_the_agent_goes_on(make
     assert item["item"]["call_id"] == "call_x" and "error" in json.loads(item["item"]["output"])
     call.wait_for("response.create")
     assert call.session.hangup is None and call.ended == []
+
+
+TARGET = "sip:desk@pbx.example"
+
+
+def test_transfer_call_refers_once_the_announcement_was_heard_and_a_refusal_goes_back(make_call):
+    """transfer_call (offered with transfer_to): the worker is asked to REFER to the target only
+    after the announcement played and TAIL_MS passed; a 603 goes back to the model as the
+    function's output with a new response, and the call stays up."""
+    call = make_call(realtime={"transfer_to": TARGET}, reply=REPLY, call_tool="transfer_call")
+    (update,) = call.sent("session.update")
+    assert [t["name"] for t in update["session"]["tools"]] == ["transfer_call"]
+    call.take_turn(HELLO)
+    call.wait_playing()
+    call.play_out()
+    call.wait_log("function_call", function="transfer_call")
+    assert call.transfers == [], "transferred before the announcement was over"
+    for _ in range(TAIL_MS // 20 + 1):
+        call.session.next_frame()
+    call.barrier()
+    assert call.transfers == [TARGET] and call.ended == []
+    assert call.wait_log("agent_transfers_call")["target"] == TARGET
+
+    call.session.transfer_result(603, "Decline")
+    (item,) = call.wait_for("conversation.item.create")
+    out = json.loads(item["item"]["output"])
+    assert out["transferred"] is False and out["status"] == 603 and out["why"] == "Decline"
+    call.wait_for("response.create", 2)
+    assert call.ended == [] and call.transfers == [TARGET]

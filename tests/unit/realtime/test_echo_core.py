@@ -111,9 +111,9 @@ def test_chime_comes_in_the_sessions_output_format():
     assert len(audio_of(drain(core, start_response(core)))) == 3200
 
 
-def test_call_tool_ends_a_completed_response_with_a_function_call():
-    """With call_tool offered in the session, a completed response carries a function_call item
-    (parsed by the bridge as FunctionCall); its output is accepted, an unknown call id is not."""
+def test_call_tool_ends_the_first_completed_response_with_a_function_call():
+    """With call_tool offered in the session, the first completed response carries a function_call
+    item (parsed by the bridge as FunctionCall); its output is accepted, an unknown call id is not."""
     core = EchoCore(call_tool="end_call")
     core.handle(p.session_update(p.SessionConfig(model="m", tools=(END_CALL,))))
     commit(core, pcm_ramp(200))
@@ -128,6 +128,8 @@ def test_call_tool_ends_a_completed_response_with_a_function_call():
     assert created["type"] == "conversation.item.created"
     (err,) = core.handle(p.function_output("call_nope", "{}"))
     assert err["type"] == "error"
+    again = drain(core, start_response(core))          # the tool is called once per connection
+    assert "response.function_call_arguments.done" not in types(again)
 
 
 def test_call_tool_not_offered_or_cancelled_makes_no_call():
