@@ -112,7 +112,7 @@ class CallSession:
         self._transfer: Hangup | None = None       # the transfer under way (REFER sent)
         self.greeting = rc.greeting
         self._greeted = False
-        self.hangup: Hangup | None = None          # the agent asked to end the call
+        self.hangup: Hangup | None = None          # the agent asked to end or transfer the call
         self._new_client = lambda: RealtimeClient(url, rc.model, api_key, self.session_config,
                                                   self._on_event,
                                                   connect_timeout=rc.connect_timeout_ms / 1000)

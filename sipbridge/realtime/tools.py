@@ -21,14 +21,19 @@ from dataclasses import dataclass
 
 from .protocol import Tool
 
+
+def _reason(why: str) -> dict:
+    """Parameters of a function whose only (optional) argument is a short ``reason``."""
+    return {"type": "object",
+            "properties": {"reason": {"type": "string", "description": f"{why}, in a few words"}}}
+
+
 END_CALL = Tool(
     name="end_call",
     description=("End the phone call. Say goodbye in the same response first: the line is hung "
                  "up once the caller has heard it. If the caller speaks over the goodbye, the "
                  "call goes on."),
-    parameters={"type": "object",
-                "properties": {"reason": {"type": "string",
-                                          "description": "why the call ends, in a few words"}}},
+    parameters=_reason("why the call ends"),
 )
 
 TRANSFER_CALL = Tool(
@@ -36,9 +41,7 @@ TRANSFER_CALL = Tool(
     description=("Transfer the caller to a human colleague. Tell the caller first, in the same "
                  "response; the transfer starts once they have heard it. If it fails you get the "
                  "reason and stay on the call."),
-    parameters={"type": "object",
-                "properties": {"reason": {"type": "string",
-                                          "description": "why the caller is transferred, in a few words"}}},
+    parameters=_reason("why the caller is transferred"),
 )
 
 TAIL_MS = 300            # silence after the goodbye's last sample before the BYE
