@@ -7,9 +7,10 @@ directory without executing ``__init__``), falling back to the distribution's
 file list, and is checked against a pinned sha256 before ONNX Runtime sees it.
 The bytes that were hashed are the bytes that are loaded.
 
-Model contract (Silero v5, 16 kHz): ``input`` float32 ``[B, 64 + 512]`` (the 64
-leading samples are the tail of the stream's previous chunk, zeros for the first),
-``state`` float32 ``[2, B, 128]``, ``sr`` int64 scalar 16000; outputs the speech
+Model contract (``silero_vad.onnx`` of the silero-vad 6.2.3 wheel, pinned by hash; at
+16 kHz): ``input`` float32 ``[B, 64 + 512]`` (the 64 leading samples are the tail of the
+stream's previous chunk, zeros for the first), ``state`` float32 ``[2, B, 128]``, ``sr``
+int64 scalar 16000; outputs the speech
 probability ``[B, 1]`` and the next state. A :class:`SileroStream` carries one
 call's state and context; :meth:`SileroModel.probs` scores one chunk of each of
 many streams in a single run (about half the per-stream cost from B >= 8).
