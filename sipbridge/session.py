@@ -40,6 +40,7 @@ from .realtime.retry import backoff_ms
 from .realtime.tools import (END_CALL, TRANSFER_CALL, Hangup, call_reason, called_off_output,
                              transfer_failed_output, unknown_output, busy_output)
 from .realtime.transcode import Downlink, Uplink
+from .sip.callerid import Parties, fill
 from .turn.events import SpeechOnset, SpeechRejected, SpeechStarted, SpeechStopped
 from .turn.engine import TurnEngine
 from .turn.settings import TurnSettings, resolve
@@ -65,7 +66,8 @@ class CallSession:
 
     def __init__(self, *, call_id: str, config, url: str, api_key: str | None,
                  loop: asyncio.AbstractEventLoop, vad_model, on_end: Callable[[str], None],
-                 vad_batch=None, on_transfer: Callable[[str], None] | None = None):
+                 vad_batch=None, on_transfer: Callable[[str], None] | None = None,
+                 parties: Parties | None = None):
         self.call_id = call_id
         self.log = log.bind(call_id=call_id)
         self.loop = loop
@@ -102,15 +104,17 @@ class CallSession:
         self._barge_lock = threading.Lock()
         self._pause: Decision | None = None        # the pause in force, for the barge-in log
         self._cancel_reason: dict[str, str] = {}   # response -> interrupted | client_cancelled
+        # {caller} and {called} in the instructions and the greeting name this call's parties
+        self.parties = parties or Parties()
         self.session_config = rt.SessionConfig(
-            model=rc.model, instructions=rc.instructions, voice=rc.voice,
+            model=rc.model, instructions=fill(rc.instructions, self.parties), voice=rc.voice,
             audio_format=rc.audio_format, api=rc.api,
             turn_detection=self._server_turn_detection(),
             tools=(((END_CALL,) if rc.end_call_tool else ())
                    + ((TRANSFER_CALL,) if rc.transfer_to and on_transfer else ())))
         self.transfer_to = rc.transfer_to
         self._transfer: Hangup | None = None       # the transfer under way (REFER sent)
-        self.greeting = rc.greeting
+        self.greeting = fill(rc.greeting, self.parties)
         self._greeted = False
         self.hangup: Hangup | None = None          # the agent asked to end or transfer the call
         self._new_client = lambda: RealtimeClient(url, rc.model, api_key, self.session_config,

@@ -33,6 +33,7 @@ from .media.port import PortPool
 from .session import CallSession
 from .sip.acl import AddressFilter
 from .sip.call import BridgeCall
+from .sip.callerid import Parties, parties
 from .sip.gate import AdmissionWindow, EarlyGate
 from .sip.inbound import InboundPolicy
 from .sip.pjgate import PjGate
@@ -186,14 +187,19 @@ class Worker:
                                 refusal.headers)
         if active >= self.stack.capacity:
             return self._reject(call, 486, "Busy Here", clog, "at call capacity")
+        try:
+            who = parties(prm.rdata.wholeMsg)
+        except Exception:  # noqa: BLE001 - text SWIG cannot decode: the policy took it already
+            who = Parties()
         clog.info("call_incoming", remote=info.remoteUri, local=info.localUri,
-                  trunk=getattr(account, "trunk_name", None))
+                  trunk=getattr(account, "trunk_name", None), caller=who.caller, called=who.called)
         call.answer_op(180)
         session = CallSession(call_id=call.sip_call_id, config=self.config,
                               url=self.upstream_url, api_key=self.api_key, loop=self.loop,
                               vad_model=self.vad_model, vad_batch=self.vad_batch,
                               on_end=lambda reason: self.post(lambda: self._end(call, reason)),
-                              on_transfer=lambda target: self.post(lambda: self._transfer(call, target)))
+                              on_transfer=lambda target: self.post(lambda: self._transfer(call, target)),
+                              parties=who)
         call.session = session
         future = asyncio.run_coroutine_threadsafe(session.start(), self.loop)
         future.add_done_callback(lambda f: self.post(lambda: self._answer(call, f)))

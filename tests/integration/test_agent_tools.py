@@ -12,18 +12,20 @@ from tests.support.capture import RtpCapture
 from tests.support.ports import free_port_block
 from tests.support.sipp import make_audio_pcap, run_sipp
 
-GREETING = "Greet the caller, then end the call."
+GREETING = "Greet {caller}, then end the call."
 
 
 def test_the_agent_greets_a_silent_caller_then_hangs_up_after_the_greeting_was_heard(tmp_path):
-    """The caller says nothing: the bridge asks for the greeting as soon as the call is answered,
-    the whole chime reaches the caller's RTP, then the bridge sends BYE (SIPp waits for it)."""
+    """The caller says nothing: the bridge asks for the greeting (naming the caller from the
+    INVITE) as soon as the call is answered, the whole chime reaches the caller's RTP, then the
+    bridge sends BYE (SIPp waits for it)."""
     pcap = tmp_path / "quiet.pcap"
     make_audio_pcap(audio.noise(8000, -65.0, seed=1), pcap)      # line noise, never speech
     media = free_port_block(4)
     with Upstream(tmp_path, call_tool="end_call") as upstream, Bridge(
             tmp_path, upstream.url,
-            extra={"realtime": {"greeting": GREETING, "end_call_tool": True}}) as bridge:
+            extra={"realtime": {"greeting": GREETING, "end_call_tool": True,
+                                "instructions": "Caller {caller} dialled {called}."}}) as bridge:
         with RtpCapture(ports=[media], port_range=bridge.rtp_range) as cap:
             res = run_sipp("uac_wait_bye", bridge.target, media_port=media, pcap=pcap, timeout=20)
         assert res.returncode == 0, res.stderr          # the BYE came, from the bridge
@@ -35,11 +37,12 @@ def test_the_agent_greets_a_silent_caller_then_hangs_up_after_the_greeting_was_h
         assert not bridge.logs("barge_in") and not bridge.logs("upstream_error")
         assert bridge.stop() == 0
 
-    creates = upstream.events("response.create")
-    assert creates and creates[0]["response"] == {"instructions": GREETING}
+    creates = upstream.events("response.create")      # the parties come from SIPp's INVITE
+    assert creates and creates[0]["response"] == {"instructions": "Greet sipp, then end the call."}
     assert not upstream.events("input_audio_buffer.commit"), "the caller said nothing to commit"
     session = upstream.events("session.update")[0]["session"]
     assert [t["name"] for t in session["tools"]] == ["end_call"]
+    assert session["instructions"] == "Caller sipp dialled sipbridge."
 
     lo, hi = bridge.rtp_range
     (down,) = [s for s in cap.streams().values() if lo <= s.src[1] <= hi]

@@ -21,7 +21,7 @@ class SessionHarness:
     """``model`` (anything with async ``start() -> url`` and ``stop()``) serves one CallSession."""
 
     def __init__(self, loop, model, *, call_id: str = "call-1", turn=None, realtime=None, sip=None,
-                 vad_model=None, vad_batch=None):
+                 vad_model=None, vad_batch=None, parties=None):
         self.loop = loop
         self.model = model
         url = self.run(model.start())
@@ -33,7 +33,7 @@ class SessionHarness:
         self.logs = self._capture.__enter__()
         self.session = CallSession(call_id=call_id, config=cfg, url=url, api_key=None, loop=loop,
                                    vad_model=vad_model, on_end=self.ended.append, vad_batch=vad_batch,
-                                   on_transfer=self.transfers.append)
+                                   on_transfer=self.transfers.append, parties=parties)
         self.run(self.session.start())
 
     def run(self, coro, timeout: float = 10.0):

@@ -54,11 +54,12 @@ class Call(SessionHarness):
     """One CallSession against its own EmbeddedModel; the test thread is the media clock."""
 
     def __init__(self, loop, vad_model, *, turn=None, realtime=None, reply: bytes | None = None,
-                 pace: float = 50.0, vad_batch=None, call_tool: str | None = None):
+                 pace: float = 50.0, vad_batch=None, call_tool: str | None = None, parties=None):
         self.record: list[dict] = []
         super().__init__(loop, EmbeddedModel(record=self.record, reply_pcm=reply, pace=pace,
                                              call_tool=call_tool),
-                         turn=turn, realtime=realtime, vad_model=vad_model, vad_batch=vad_batch)
+                         turn=turn, realtime=realtime, vad_model=vad_model, vad_batch=vad_batch,
+                         parties=parties)
         self.ticks = 0
 
     # -- what the model server received --------------------------------------------------------

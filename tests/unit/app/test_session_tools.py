@@ -15,6 +15,7 @@ from sipcodecs import StreamResampler
 from sipbridge.realtime import protocol as rt
 from sipbridge.realtime.echo_core import chime
 from sipbridge.realtime.tools import TAIL_MS
+from sipbridge.sip.callerid import Parties
 from tests.support import audio
 from tests.unit.app.test_session import GOODBYE, HELLO, RATE, REPLY, REPLY_16K, SILENT, frames_of, quiet
 
@@ -137,3 +138,16 @@ def test_transfer_call_refers_once_the_announcement_was_heard_and_a_refusal_goes
     assert out["transferred"] is False and out["status"] == 603 and out["why"] == "Decline"
     call.wait_for("response.create", 2)
     assert call.ended == [] and call.transfers == [TARGET]
+
+
+def test_instructions_and_greeting_name_the_calls_parties(make_call):
+    """{caller} and {called} are filled per call in session.update's instructions and the
+    greeting; a call whose INVITE named nobody readable says unknown."""
+    realtime = {"instructions": "The caller is {caller}; they dialled {called}.", "greeting": "Greet {caller}."}
+    assert make_call(realtime=realtime).session.greeting == "Greet unknown."
+    call = make_call(realtime=realtime, parties=Parties("+4930123456", "100"))
+    (update,) = call.sent("session.update")
+    assert update["session"]["instructions"] == "The caller is +4930123456; they dialled 100."
+    call.session.greet()
+    (create,) = call.wait_for("response.create")
+    assert create["response"]["instructions"] == "Greet +4930123456."
