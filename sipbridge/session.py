@@ -165,10 +165,17 @@ class CallSession:
     def _upstream_lost(self) -> None:
         """The model's socket dropped (loop thread): silence the agent through the one cancel
         path, then play the reconnect prompt if one is configured. Caller audio sent until the
-        new session is up goes to the dead client and is dropped (counted there), never replayed."""
+        new session is up goes to the dead client and is dropped (counted there), never replayed.
+        A goodbye or transfer announcement in progress is acted on at once: the hang-up or the
+        REFER needs no model, and a new session would not know the call was ending."""
         if self.closed:
             return
+        with self._barge_lock:
+            hangup, self.hangup = self.hangup, None
         self.interrupt("client_cancelled", source="upstream_lost")
+        if hangup is not None and hangup.claim():  # the agent had decided: no model needed for it
+            self.log.info("upstream_lost_before_goodbye", action=hangup.action)
+            self._hang_up(hangup)
         if self._prompt is not None:
             self.playout.push(self._prompt, PROMPT_ITEM, self.playout.generation)
             self.playout.end_item(PROMPT_ITEM)
@@ -360,7 +367,7 @@ class CallSession:
             self.barge.reset()
             cleared = self.playout.clear()
             hangup, self.hangup = self.hangup, None  # speech over the goodbye: the call goes on
-        if hangup is not None and not hangup.fired:
+        if hangup is not None and hangup.claim():  # not if the clock just acted on it
             self._to_loop(self._call_off_hangup, hangup, source)
         timing = {}
         if pause is not None:

@@ -17,7 +17,8 @@ output, and the agent carries on.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 from .protocol import Tool
 
@@ -64,7 +65,8 @@ class Hangup:
     """The agent asked to end the call in ``response_id``; :meth:`tick` says when to hang up.
 
     Written by the event loop (:meth:`response_done`), read by the media clock (:meth:`tick`):
-    each field has one writer.
+    each field has one writer, except ``fired``: whoever acts first (the clock's :meth:`tick`,
+    or :meth:`claim` when the model's socket drops) takes it, under a lock, exactly once.
     """
 
     response_id: str
@@ -77,6 +79,7 @@ class Hangup:
     _quiet_ms: int = 0
     _waited_ms: int = 0
     fired: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def response_done(self, response_id: str) -> None:
         if response_id == self.response_id:
@@ -92,8 +95,16 @@ class Hangup:
         self._waited_ms += FRAME_MS
         self._quiet_ms = self._quiet_ms + FRAME_MS if self.done and not playing else 0
         if self._quiet_ms >= self.tail_ms or self._waited_ms >= self.max_wait_ms:
+            return self.claim()
+        return False
+
+    def claim(self) -> bool:
+        """Take the action now (True), unless it was taken already (False)."""
+        with self._lock:
+            if self.fired:
+                return False
             self.fired = True
-        return self.fired
+            return True
 
 
 def called_off_output(action: str = END_CALL.name) -> str:

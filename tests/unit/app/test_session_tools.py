@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from sipcodecs import StreamResampler
 
 from sipbridge.realtime import protocol as rt
@@ -151,3 +152,26 @@ def test_instructions_and_greeting_name_the_calls_parties(make_call):
     call.session.greet()
     (create,) = call.wait_for("response.create")
     assert create["response"]["instructions"] == "Greet +4930123456."
+
+
+@pytest.mark.parametrize("realtime, tool", [({"end_call_tool": True}, "end_call"),
+                                            ({"transfer_to": TARGET}, "transfer_call")])
+def test_a_socket_lost_during_the_goodbye_ends_or_transfers_at_once(make_call, realtime, tool):
+    """The model asked to end (or transfer) and its socket drops before the tail: the bridge acts
+    now (no model is needed for a BYE or a REFER) instead of calling it off, and once only."""
+    call = make_call(realtime=realtime, reply=REPLY, call_tool=tool)
+    call.take_turn(HELLO)
+    call.wait_playing()
+    call.wait_log("function_call", function=tool)
+    call.on_loop(call.session._upstream_lost)
+    call.barrier()
+    assert call.wait_log("upstream_lost_before_goodbye")["action"] == tool
+    if tool == "end_call":
+        assert call.ended == ["agent_ended_call"] and call.transfers == []
+    else:
+        assert call.transfers == [TARGET] and call.ended == []
+    assert not call.sent("conversation.item.create"), "called off instead of acted on"
+    for _ in range(TAIL_MS // 20 + 5):                  # the clock never acts on it again
+        call.session.next_frame()
+    call.barrier()
+    assert len(call.ended) + len(call.transfers) == 1

@@ -41,6 +41,14 @@ def test_a_goodbye_that_never_ends_is_hung_up_at_max_wait():
     assert not h.done
 
 
+def test_claim_takes_the_action_once_and_then_the_clock_never_fires():
+    """The socket-lost path claims it first: tick then never fires; a second claim is refused."""
+    h = Hangup("r", "c", tail_ms=20)
+    h.response_done("r")
+    assert h.claim() and not h.claim()
+    assert run(h, [False] * 5) is None
+
+
 @pytest.mark.parametrize("arguments, reason", [
     ('{"reason": "caller said goodbye"}', "caller said goodbye"), ("{}", None), ("", None),
     ("not json", None), ('{"reason": 5}', None), ('["x"]', None), ('{"reason": "' + "x" * 500 + '"}', "x" * 200),
