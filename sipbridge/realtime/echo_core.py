@@ -11,8 +11,9 @@ short two-note :func:`chime`.
 Functions: with ``call_tool`` set and a function of that name in the session's
 ``tools``, the first completed response ends with a ``function_call`` item calling
 it (arguments ``{}``), as a model does when it decides to; tests use it to drive
-the bridge's tools (once, so a refused transfer is not asked for again and again). ``conversation.item.create`` takes a ``function_call_output``
-for a call made (or a ``message``) and answers ``conversation.item.created``.
+the bridge's tools (once, so a refused transfer is not asked for again and again).
+``conversation.item.create`` takes a ``function_call_output`` for a call made (or
+a ``message``) and answers ``conversation.item.created``.
 
 Errors mirror the real server: "If there is no response to cancel, the server
 will respond with an error"; "If the audio_end_ms is greater than the actual
@@ -171,8 +172,8 @@ class _Response:
 
 
 def chime(rate: int = RATE) -> np.ndarray:
-    """Two soft notes (E5 then A5, 150 + 250 ms, peaks at -14 dBFS, faded): the embedded model's voice
-    when it has nothing to echo yet, so a greeting is heard on an offline call."""
+    """Two soft notes (E5 then A5, 150 + 250 ms, peaks at -14 dBFS, faded): the embedded
+    model's voice when it has nothing to echo yet, so a greeting is heard on an offline call."""
     notes = []
     for freq, ms in ((659.25, 150), (880.0, 250)):
         t = np.arange(rate * ms // 1000) / rate
@@ -432,7 +433,9 @@ class EchoCore:
         item = event.get("item")
         kind = item.get("type") if isinstance(item, dict) else None
         if kind == "function_call_output":
-            if item.get("call_id") not in self._calls or not isinstance(item.get("output"), str):
+            call_id = item.get("call_id")
+            known = isinstance(call_id, str) and call_id in self._calls
+            if not known or not isinstance(item.get("output"), str):
                 return self._error("invalid_value", f"No function call {item.get('call_id')!r} to answer "
                                    "(or output is not a string).", eid, "item.call_id")
         elif kind != "message":

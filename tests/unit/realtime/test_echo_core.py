@@ -128,6 +128,9 @@ def test_call_tool_ends_the_first_completed_response_with_a_function_call():
     assert created["type"] == "conversation.item.created"
     (err,) = core.handle(p.function_output("call_nope", "{}"))
     assert err["type"] == "error"
+    for bad in ({"type": "function_call_output", "call_id": [], "output": "{}"}, {"type": "tool"}, "x"):
+        (err,) = core.handle({"type": "conversation.item.create", "item": bad})
+        assert err["type"] == "error", bad                  # malformed items answer an error, no crash
     again = drain(core, start_response(core))          # the tool is called once per connection
     assert "response.function_call_arguments.done" not in types(again)
 
