@@ -1,4 +1,4 @@
-"""Functions the bridge offers the model, and the pure logic of the ones that end its part in the call.
+"""Functions the bridge offers the model, and when to act on those that end its part in a call.
 
 ``end_call`` (``realtime.end_call_tool``) lets the agent hang up, the way a person does: it says
 goodbye, then puts the phone down once the caller has heard it. The model calls the function in
@@ -62,7 +62,7 @@ def call_reason(arguments: str) -> str | None:
 
 @dataclass
 class Hangup:
-    """The agent asked to end the call in ``response_id``; :meth:`tick` says when to hang up.
+    """The agent asked (in ``response_id``) to end or transfer the call; :meth:`tick` says when.
 
     Written by the event loop (:meth:`response_done`), read by the media clock (:meth:`tick`):
     each field has one writer, except ``fired``: whoever acts first (the clock's :meth:`tick`,
