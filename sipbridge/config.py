@@ -111,6 +111,34 @@ class CellConfig:
 
 
 @dataclass(frozen=True)
+class AppConfig:
+    """The application's webhooks (see :mod:`sipbridge.app`)."""
+    webhook_url: str | None = None         # incoming-call webhook (http:// or https://); null: off
+    webhook_secret_env: str = "SIPBRIDGE_WEBHOOK_SECRET"   # variable holding the signing secret
+    webhook_timeout_ms: int = 1500         # the INVITE waits at most this for the reply
+    on_webhook_failure: str = "default_agent"   # default_agent | reject (503)
+    tool_timeout_ms: int = 5000            # an app tool (realtime.tools_url) answering later fails
+    events_url: str | None = None          # signed call events are POSTed here; null: off
+    events_queue: int = 1000               # events held for a slow receiver before dropping
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """The HTTP interface: call control, records, metrics, health."""
+    listen: str | None = "127.0.0.1:8080"   # host:port; null: no HTTP interface
+    token_env: str = "SIPBRIDGE_API_TOKEN"  # bearer token variable (required off loopback)
+    rate_per_s: int = 50                    # requests per second per client before 429
+    max_body_kb: int = 64                   # larger request bodies get 413
+
+
+@dataclass(frozen=True)
+class RecordsConfig:
+    """Call records in SQLite."""
+    path: str | None = "sipbridge-records.db"   # SQLite file (WAL); null: no records
+    keep_days: int = 30                     # records older than this are deleted; 0: keep all
+
+
+@dataclass(frozen=True)
 class Config:
     sip: SipConfig = field(default_factory=SipConfig)
     realtime: RealtimeConfig = field(default_factory=RealtimeConfig)
@@ -118,6 +146,9 @@ class Config:
     barge_in: BargeInConfig = field(default_factory=BargeInConfig)
     log: LogConfig = field(default_factory=LogConfig)
     cell: CellConfig = field(default_factory=CellConfig)
+    app: AppConfig = field(default_factory=AppConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
+    records: RecordsConfig = field(default_factory=RecordsConfig)
     trunks: tuple[TrunkConfig, ...] = ()   # SIP trunks to register with (sipbridge.trunk_config)
 
     def upstream(self, environ: Mapping[str, str] | None = None) -> tuple[str, str | None]:
@@ -141,7 +172,8 @@ class Config:
 
 
 _SECTIONS = {"sip": SipConfig, "realtime": RealtimeConfig, "barge_in": BargeInConfig,
-             "log": LogConfig, "cell": CellConfig}
+             "log": LogConfig, "cell": CellConfig, "app": AppConfig, "api": ApiConfig,
+             "records": RecordsConfig}
 _CHOICES = {
     "realtime.api": ("ga", "beta"),
     "realtime.audio_format": ("pcm16", "g711_ulaw", "g711_alaw"),
@@ -151,6 +183,7 @@ _CHOICES = {
     "log.level": ("debug", "info", "warning", "error"),
     "log.format": ("auto", "json", "console"),
     "cell.front": ("none", "kamailio"),
+    "app.on_webhook_failure": ("default_agent", "reject"),
 }
 _RANGES = {
     "sip.port": (1, 65535), "sip.rtp_port": (1024, 65534), "sip.rtp_port_range": (2, 60000),
@@ -167,6 +200,9 @@ _RANGES = {
     "cell.workers": (1, 64), "cell.worker_port_base": (1, 65535), "cell.probe_interval_s": (1, 300),
     "cell.failover_timeout_ms": (200, 60000), "cell.restart_backoff_ms": (0, 60000),
     "cell.restart_limit": (1, 1000), "cell.restart_window_s": (1, 86400),
+    "app.webhook_timeout_ms": (50, 30000), "app.tool_timeout_ms": (100, 120000),
+    "app.events_queue": (1, 1000000), "api.rate_per_s": (1, 100000),
+    "api.max_body_kb": (1, 65536), "records.keep_days": (0, 36500),
 }
 
 
@@ -279,6 +315,9 @@ def build(raw: Mapping | None, environ: Mapping[str, str] | None = None) -> Conf
         barge_in=_section("barge_in", BargeInConfig, raw.get("barge_in")),
         log=_section("log", LogConfig, raw.get("log")),
         cell=_section("cell", CellConfig, raw.get("cell")),
+        app=_section("app", AppConfig, raw.get("app")),
+        api=_section("api", ApiConfig, raw.get("api")),
+        records=_section("records", RecordsConfig, raw.get("records")),
         trunks=parse_trunks(raw.get("trunks"), os.environ if environ is None else environ),
     )
     _check(cfg)
