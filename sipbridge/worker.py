@@ -191,7 +191,7 @@ class Worker:
             who = parties(prm.rdata.wholeMsg)
         except Exception:  # noqa: BLE001 - text SWIG cannot decode: the policy took it already
             who = Parties()
-        clog.info("call_incoming", remote=info.remoteUri, local=info.localUri,
+        clog.info("call_incoming", uid=call.uid, remote=info.remoteUri, local=info.localUri,
                   trunk=getattr(account, "trunk_name", None), caller=who.caller, called=who.called)
         call.answer_op(180)
         session = CallSession(call_id=call.sip_call_id, config=self.config,

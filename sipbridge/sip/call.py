@@ -6,6 +6,7 @@ The callbacks run on pjsua's worker thread. They never raise into SWIG; each for
 
 from __future__ import annotations
 
+import secrets
 from typing import Protocol
 
 import pjsua2 as pj
@@ -48,6 +49,9 @@ class BridgeCall(pj.Call):
         super().__init__(account, call_id)
         self.events = events
         self.sip_call_id = sip_call_id
+        # the bridge's own id of the call: API paths, webhooks, events and records use it (a SIP
+        # Call-ID is the far end's choice, may hold any characters and repeats across forks)
+        self.uid = "c_" + secrets.token_hex(8)
         self.session = None           # the CallSession, set by the worker
         self.port: CallPort | None = None
         self._media = None
