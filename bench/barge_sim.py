@@ -130,7 +130,7 @@ def onset_to_silence(res: dict, interrupt: np.ndarray, at_ms: int, span: int = 3
 
 def prompts(limit: int, names: list[str] | None = None) -> list[tuple[str, np.ndarray]]:
     """Every ``len/limit``-th Asterisk prompt of 0.6-3 s (or exactly ``names``), trimmed, 8 kHz."""
-    root = Path("/usr/share/asterisk/sounds/en")
+    root = audio.ASTERISK_SOUNDS
     chosen = names or sorted(p.stem for p in root.glob("*.wav"))[:: max(1, 358 // limit)]
     out = []
     for name in chosen:

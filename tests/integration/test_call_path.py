@@ -6,14 +6,14 @@ import time
 import numpy as np
 import pytest
 
-from tests.support import audio
+from tests.support import audio, system
 from tests.support.baresip import Baresip
 from tests.support.bridge import Bridge, Upstream
 from tests.support.capture import RtpCapture
 from tests.support.ports import free_port_block, free_tcp_port
 from tests.support.sipp import PCMU_SPEECH_PCAP, pcap_duration_ms, run_sipp
 
-G711A_PCAP = "/usr/share/sip-tester/g711a.pcap"
+G711A_PCAP = str(system.SIPP_SHARE / "g711a.pcap")
 
 
 def appended_pcm(upstream: Upstream) -> np.ndarray:

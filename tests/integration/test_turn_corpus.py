@@ -57,13 +57,11 @@ import pytest
 
 from sipbridge.turn.settings import TurnSettings
 from tests.support.bridge import Bridge, Upstream
-from tests.support.capture import RtpCapture, capture_available
+from tests.support.capture import RtpCapture
 from tests.support.ports import free_port_block
-from tests.support.sipp import make_audio_pcap, pcap_duration_ms, run_sipp, sipp_available
-from tests.unit.turn.corpus import MUSIC, PROMPTS, prompt, read_wav, scaled_to, white_noise
+from tests.support.sipp import make_audio_pcap, pcap_duration_ms, run_sipp
+from tests.unit.turn.corpus import MUSIC, prompt, read_wav, scaled_to, white_noise
 
-pytestmark = pytest.mark.skipif(not (sipp_available() and capture_available() and PROMPTS.is_dir()),
-                                reason="needs sipp, tcpdump (root) and the Asterisk prompts")
 
 SETTINGS = TurnSettings()               # the bridge runs on the defaults
 SILENCE_MS = SETTINGS.silence_threshold_ms

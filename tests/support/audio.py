@@ -43,6 +43,8 @@ from typing import Sequence, Union
 
 import numpy as np
 
+from . import system
+
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import audioop  # noqa: E402  (stdlib until 3.12, audioop-lts afterwards)
@@ -89,8 +91,8 @@ FRAME_MS = 20
 SILENCE_DBFS = -120.0
 _FULL_SCALE = 32768.0
 
-ASTERISK_SOUNDS = Path("/usr/share/asterisk/sounds/en")
-MOH_DIR = Path("/usr/share/asterisk/moh")
+ASTERISK_SOUNDS = system.prompts_dir()   # resolved from the package: see tests/support/system.py
+MOH_DIR = system.MOH_DIR
 
 PcmLike = Union[np.ndarray, Sequence[int]]
 

@@ -62,12 +62,12 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from . import audio
+from . import audio, system
 from .ports import LOOPBACK, free_port, free_port_block
 
 __all__ = ["baresip_available", "BaresipResult", "Baresip", "BaresipSession"]
 
-MODULE_PATH = "/usr/lib/baresip/modules"
+MODULE_PATH = str(system.BARESIP_MODULES)
 
 
 def baresip_available() -> bool:

@@ -198,7 +198,7 @@ def run_call(tmp_path: Path, *, speak_over: bool = True, dtmf: str | None = None
 
 def _sound(kind: str) -> np.ndarray:
     if kind == "music":
-        track = audio.load_wav("/usr/share/asterisk/moh/macroform-cold_day.wav")
+        track = audio.load_wav(audio.MOH_DIR / "macroform-cold_day.wav")
         piece = track[60 * 8000: 63 * 8000].astype(float)
         return (piece * (10 ** (-30 / 20) * 32768 / max(audio.rms(piece), 1.0))).astype(np.int16)
     if kind == "clicks":

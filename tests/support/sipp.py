@@ -65,7 +65,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from . import audio, pcap, rtp
+from . import audio, pcap, rtp, system
 from .ports import LOOPBACK, free_port, free_port_block, is_udp_port_free
 
 __all__ = [
@@ -89,7 +89,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SCENARIO_DIR = REPO_ROOT / "sipp-scenarios"
 PCMU_SPEECH_PCAP = SCENARIO_DIR / "pcmu_speech.pcap"
 PCMA_SPEECH_PCAP = SCENARIO_DIR / "pcma_speech.pcap"
-DTMF_POUND_PCAP = Path("/usr/share/sip-tester/dtmf_2833_pound.pcap")
+DTMF_POUND_PCAP = system.SIPP_SHARE / "dtmf_2833_pound.pcap"
 
 _SIPP = os.environ.get("SIPP_BINARY", "sipp")  # override for a custom build
 

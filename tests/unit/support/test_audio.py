@@ -7,8 +7,6 @@ import pytest
 
 from tests.support import audio
 
-HAVE_PROMPTS = (audio.ASTERISK_SOUNDS / "hello-world.wav").exists()
-
 
 def test_wav_round_trip(tmp_path):
     """write_wav() then load_wav() returns the same 8 kHz samples."""

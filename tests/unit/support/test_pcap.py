@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.support import pcap, rtp
+from tests.support import pcap, rtp, system
 from tests.support.pcap import UdpDatagram
 
-SIPP_PCAP_DIR = Path("/usr/share/sip-tester")
+SIPP_PCAP_DIR = system.SIPP_SHARE
 
 
 def _dgram(i=0, payload=b"hello"):

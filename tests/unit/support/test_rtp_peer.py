@@ -7,13 +7,11 @@ import numpy as np
 import pytest
 
 from tests.support import audio
-from tests.support.capture import RtpCapture, capture_available
+from tests.support.capture import RtpCapture
 from tests.support.rtp import DTMF_EVENTS
 from tests.support.rtp_peer import SAMPLES_PER_PACKET, ExternalMediaCall, RtpPeer
-from tests.support.sipp import SippUas, sipp_available
+from tests.support.sipp import SippUas
 
-needs_sipp = pytest.mark.skipif(not sipp_available(), reason="sipp not installed")
-needs_capture = pytest.mark.skipif(not capture_available(), reason="tcpdump capture needs root / CAP_NET_RAW")
 
 RATE = audio.RATE
 
@@ -102,7 +100,6 @@ def test_echo_impulse_response_is_applied():
     assert a.echo_late_samples == 0
 
 
-@needs_capture
 def test_scheduled_speech_is_on_the_wire_at_its_time(tmp_path):
     """Audio play()ed at at_s shows up on the wire (tcpdump timestamps) at t0 + at_s, sample-accurately placed in its packet."""
     at_s = 0.4567  # deliberately not on a 20 ms tick: sample 3654 = packet 22, offset 134
@@ -179,7 +176,6 @@ def test_peer_sends_nothing_until_it_has_a_destination():
     assert all(p.seq is None and p.dest is None for p in a.tx[: sent[0].tick])
 
 
-@needs_sipp
 def test_external_media_call_against_sipp_echo_uas(tmp_path):
     """uac_external_media.xml + RtpPeer against SIPp's -rtp_echo UAS: SDP address logged during the call, RTP flows both ways, BYE after hold_ms."""
     speech = audio.make_utterance(["hello-world"]).pcm
@@ -215,7 +211,6 @@ def test_external_media_call_against_sipp_echo_uas(tmp_path):
     assert abs(onset_tx - expected) <= 0.005 and abs(onset_rx - onset_tx) <= 0.002, (onset_tx - expected, onset_rx - onset_tx)
 
 
-@needs_sipp
 @pytest.mark.parametrize("hold_ms", [0, 6000])
 def test_external_media_call_remote_hangup(tmp_path, hold_ms):
     """With hold_ms=0 the scenario waits for the far end's BYE; with a long hold_ms a far-end BYE during the pause also ends it cleanly."""

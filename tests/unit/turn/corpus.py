@@ -16,8 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-PROMPTS = Path("/usr/share/asterisk/sounds/en")
-MUSIC = Path("/usr/share/asterisk/moh")
+from tests.support import system
+
+PROMPTS = system.prompts_dir()
+MUSIC = system.MOH_DIR
 RATE = 16000
 TRIM_DBFS = -50.0
 _FRAME_8K = 80  # 10 ms

@@ -1,0 +1,122 @@
+"""Guard: every system path the tests and benches read belongs to a package bootstrap installs.
+
+CI once passed only because its machines had a link (``/usr/share/asterisk/sounds/en``) that
+no package ``./bootstrap --test`` installs makes; a brand-new machine failed at collection.
+These tests make that class of bug fail on any machine: each path in
+:func:`tests.support.system.read_paths` must exist and be owned (``dpkg -S``) by a package of
+bootstrap's ``test_pkgs`` list or one of their dependencies, and no test or bench may name a
+system path anywhere but tests/support/system.py.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support import system
+
+ROOT = Path(__file__).resolve().parents[2]
+# strings that name the system but are not files the suite reads
+ALLOWED_LITERALS = ("/usr/bin/env", "/usr/bin:/bin",
+                    "/etc/kamailio/sipbridge")  # written into generated configs, not read
+SYSTEM_LITERAL = re.compile(r"""["'](/(?:usr|etc|opt|var/lib)/[^"']*)["']""")
+
+
+def bootstrap_packages() -> list[str]:
+    """The ``test_pkgs=(...)`` list of ./bootstrap."""
+    text = (ROOT / "bootstrap").read_text()
+    found = re.search(r"^test_pkgs=\(([^)]*)\)", text, re.M)
+    assert found, "bootstrap has no test_pkgs=(...) line"
+    return found.group(1).split()
+
+
+def _depends(package: str) -> set[str]:
+    out = subprocess.run(["dpkg-query", "-W", "-f=${Depends}, ${Pre-Depends}", package],
+                         capture_output=True, text=True, timeout=30).stdout
+    names = set()
+    for clause in out.split(","):
+        for alt in clause.split("|"):
+            name = alt.strip().split(" ")[0].split(":")[0]
+            if name:
+                names.add(name)
+    return names
+
+
+def closure(packages: list[str]) -> set[str]:
+    """The packages and everything they depend on (installed alternatives included)."""
+    seen: set[str] = set()
+    todo = list(packages)
+    while todo:
+        pkg = todo.pop()
+        if pkg not in seen:
+            seen.add(pkg)
+            todo.extend(_depends(pkg) - seen)
+    return seen
+
+
+def owner(path: Path) -> str | None:
+    """The package ``dpkg -S`` names for ``path``, or None when no package owns it."""
+    res = subprocess.run(["dpkg", "-S", str(path)], capture_output=True, text=True, timeout=30)
+    if res.returncode != 0:
+        return None
+    return res.stdout.split(":", 1)[0].split(",")[0].strip()
+
+
+def check_paths(paths: dict[str, Path | None], allowed: set[str]) -> list[str]:
+    """One line per path that is missing or owned by no allowed package."""
+    problems = []
+    for what, path in paths.items():
+        if path is None or not path.exists():
+            problems.append(f"{what}: {path} does not exist")
+            continue
+        pkg = owner(path)
+        if pkg is None:
+            problems.append(f"{what}: {path} is owned by no package (a link made by hand?)")
+        elif pkg not in allowed:
+            problems.append(f"{what}: {path} belongs to {pkg}, which ./bootstrap --test does not install")
+    return problems
+
+
+def test_every_system_path_is_installed_by_bootstrap():
+    """Each prompt directory, pcap, module and binary the suite reads is owned by a package in
+    bootstrap's test list (or a dependency of one)."""
+    problems = check_paths(system.read_paths(), closure(bootstrap_packages()))
+    assert not problems, "\n".join(problems)
+
+
+def test_a_package_missing_from_bootstrap_is_named():
+    """Dropping a package from the list makes the paths it owns fail, each named."""
+    packages = [p for p in bootstrap_packages() if p != "sox"]
+    problems = check_paths(system.read_paths(), closure(packages))
+    assert any("binary sox" in p and "belongs to sox" in p for p in problems), problems
+
+
+def test_a_hand_made_link_is_refused(tmp_path):
+    """A path no package owns (like the ``en`` link that failed CI) is named as such."""
+    link = tmp_path / "en"
+    link.symlink_to(system.prompts_dir())
+    problems = check_paths({"prompts via a link": link / system.PROMPT_PROBE},
+                           closure(bootstrap_packages()))
+    assert problems and "owned by no package" in problems[0]
+
+
+def test_prompts_resolve_from_the_package_not_a_link():
+    """The prompt directory is where asterisk-core-sounds-en-wav put hello-world.wav."""
+    assert owner(system.prompts_dir() / system.PROMPT_PROBE) == system.PROMPT_PACKAGE
+
+
+@pytest.mark.parametrize("folder", ["tests", "bench", "sipp-scenarios"])
+def test_no_system_path_outside_the_registry(folder):
+    """Tests and benches name system files only through tests/support/system.py."""
+    offenders = []
+    for path in sorted((ROOT / folder).rglob("*.py")):
+        if path.name == "system.py" and path.parent.name == "support" or path == Path(__file__):
+            continue
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            for literal in SYSTEM_LITERAL.findall(line):
+                if not literal.startswith(ALLOWED_LITERALS):
+                    offenders.append(f"{path.relative_to(ROOT)}:{n}: {literal}")
+    assert not offenders, "name these in tests/support/system.py:\n" + "\n".join(offenders)
