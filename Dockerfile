@@ -1,4 +1,4 @@
-# sipbridge worker image: Debian 12 + Python 3.11 (pjsua2-python has wheels for 3.10-3.12).
+# sipbridge worker image: Debian 12 + Python 3.11 (within pyproject.toml's requires-python).
 FROM python:3.11-slim-bookworm
 WORKDIR /opt/sipbridge
 COPY . .
