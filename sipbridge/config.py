@@ -150,6 +150,7 @@ class Config:
     api: ApiConfig = field(default_factory=ApiConfig)
     records: RecordsConfig = field(default_factory=RecordsConfig)
     trunks: tuple[TrunkConfig, ...] = ()   # SIP trunks to register with (sipbridge.trunk_config)
+    routes: tuple = ()   # sipbridge.app.routes.Route: per-number agents, matched in order
 
     def upstream(self, environ: Mapping[str, str] | None = None) -> tuple[str, str | None]:
         """Resolve ``(url, api_key)``: ``url`` is ``"embedded"`` for the on-box model.
@@ -242,6 +243,12 @@ def _coerce(key: str, value: Any, annotation: str) -> Any:
     raise AssertionError(annotation)  # pragma: no cover - every field type is handled above
 
 
+def coerce_key(section: str, key: str, value: Any) -> Any:
+    """``value`` validated as ``<section>.<key>`` of the YAML (routes and webhook replies reuse it)."""
+    fields = {f.name: f for f in dataclasses.fields(_SECTIONS[section])}
+    return _coerce(f"{section}.{key}", value, str(fields[key].type))
+
+
 def _section(name: str, cls: type, raw: Any) -> Any:
     if raw is None:
         raw = {}
@@ -265,14 +272,19 @@ def _check(cfg: Config) -> None:
     if rc.reconnect_backoff_max_ms < rc.reconnect_backoff_min_ms:
         raise ConfigError("realtime.reconnect_backoff_max_ms", f"must be >= reconnect_backoff_min_ms "
                           f"({rc.reconnect_backoff_min_ms}), got {rc.reconnect_backoff_max_ms}")
-    if rc.transfer_to is not None and not (rc.transfer_to.startswith(("sip:", "sips:"))
-                                           and len(rc.transfer_to) > 5 and " " not in rc.transfer_to):
-        raise ConfigError("realtime.transfer_to", f"must be a sip: or sips: URI, got {rc.transfer_to!r}")
+    check_agent(rc)
     if rc.reconnect_prompt is not None:
         from .realtime.prompt import load_prompt
         load_prompt(rc.reconnect_prompt)  # a bad file fails at start-up, not during an outage
     from .cell.plan import check_cell
     check_cell(cfg)
+
+
+def check_agent(rc: RealtimeConfig) -> None:
+    """The realtime keys a route or a webhook reply may also set, checked beyond their type."""
+    if rc.transfer_to is not None and not (rc.transfer_to.startswith(("sip:", "sips:"))
+                                           and len(rc.transfer_to) > 5 and " " not in rc.transfer_to):
+        raise ConfigError("realtime.transfer_to", f"must be a sip: or sips: URI, got {rc.transfer_to!r}")
 
 
 def env_overrides(environ: Mapping[str, str]) -> dict:
@@ -299,9 +311,12 @@ def build(raw: Mapping | None, environ: Mapping[str, str] | None = None) -> Conf
         if section == "trunks":
             raise ConfigError("trunks", f"cannot be set from the environment (${ENV_PREFIX}TRUNKS__*): "
                               "list trunks in the file, passwords via password_env")
+        if section == "routes":
+            raise ConfigError("routes", f"cannot be set from the environment (${ENV_PREFIX}ROUTES__*): "
+                              "list routes in the file")
         base = raw.get(section)
         raw[section] = {**(base if isinstance(base, Mapping) else {}), **values}
-    known = set(_SECTIONS) | {"turn_detection", "trunks"}
+    known = set(_SECTIONS) | {"turn_detection", "trunks", "routes"}
     for key in raw:
         if key not in known:
             raise ConfigError(str(key), f"unknown section (known: {', '.join(sorted(known))})")
@@ -322,7 +337,10 @@ def build(raw: Mapping | None, environ: Mapping[str, str] | None = None) -> Conf
     )
     _check(cfg)
     _check_inbound(cfg, os.environ if environ is None else environ)
-    return cfg
+    from .app.routes import parse_routes
+    from .app.webhook import check_webhook
+    check_webhook(cfg, os.environ if environ is None else environ)
+    return dataclasses.replace(cfg, routes=parse_routes(raw.get("routes"), cfg))
 
 
 def _check_inbound(cfg: Config, environ: Mapping[str, str]) -> None:
