@@ -67,8 +67,11 @@ class CallSession:
     def __init__(self, *, call_id: str, config, url: str, api_key: str | None,
                  loop: asyncio.AbstractEventLoop, vad_model, on_end: Callable[[str], None],
                  vad_batch=None, on_transfer: Callable[[str], None] | None = None,
-                 parties: Parties | None = None):
+                 parties: Parties | None = None, metadata: dict | None = None,
+                 route: str | None = None):
         self.call_id = call_id
+        self.metadata = dict(metadata or {})  # the route's and the webhook's, for the app's tools
+        self.route = route                    # the routes: entry that matched (None: defaults)
         self.log = log.bind(call_id=call_id)
         self.loop = loop
         self.on_end = on_end

@@ -27,8 +27,11 @@ import time
 
 import structlog
 
+from .app.routes import for_call, match as match_route
+from .app.webhook import carrier_headers, on_failure, payload as webhook_payload
 from .config import EMBEDDED, Config
 from .drain import DRAIN_RETRY_AFTER_S, Drain, Step
+from .errors import ConfigError
 from .media.port import PortPool
 from .session import CallSession
 from .sip.acl import AddressFilter
@@ -81,6 +84,13 @@ class Worker:
         self.rtp_watch = RtpWatchdog(config.sip.rtp_timeout_s, self.post, self._answered_calls,
                                      self._on_rtp_silent)
         self.trunks = Registrations(config.trunks, self.stack, self.post, self._on_incoming)
+        self.webhook = None   # app.webhook_url: the incoming-call webhook (app/webhook_client.py)
+        if config.app.webhook_url:
+            from .app.webhook import signing_key
+            from .app.webhook_client import WebhookClient
+            self.webhook = WebhookClient(config.app.webhook_url, signing_key(config.app),
+                                         config.app.webhook_timeout_ms,
+                                         config.app.on_webhook_failure)
 
     # -- control thread -----------------------------------------------------------------------
     def run(self) -> int:
@@ -166,6 +176,7 @@ class Worker:
         self.stack.track(call)
         info = call.getInfo()
         call.sip_call_id = info.callIdString
+        call.route, call.metadata = None, {}   # set by routes: / the webhook below
         source = prm.rdata.srcAddress
         with self._calls_lock:
             self.calls[prm.callId] = call
@@ -191,15 +202,79 @@ class Worker:
             who = parties(prm.rdata.wholeMsg)
         except Exception:  # noqa: BLE001 - text SWIG cannot decode: the policy took it already
             who = Parties()
+        trunk = getattr(account, "trunk_name", None)
+        route = match_route(self.config.routes, who.called, trunk)
+        call.route = route.name if route is not None else None
         clog.info("call_incoming", uid=call.uid, remote=info.remoteUri, local=info.localUri,
-                  trunk=getattr(account, "trunk_name", None), caller=who.caller, called=who.called)
+                  trunk=trunk, caller=who.caller, called=who.called, route=call.route)
+        if route is not None and route.reject is not None:
+            return self._reject(call, route.reject, route.reason or "", clog, f"route {route.name}")
         call.answer_op(180)
-        session = CallSession(call_id=call.sip_call_id, config=self.config,
+        if self.webhook is not None:  # the app decides, on the loop; the caller hears ringing
+            body = webhook_payload(
+                call_id=call.uid, sip_call_id=call.sip_call_id, from_uri=info.remoteUri,
+                to_uri=info.localUri, caller=who.caller, called=who.called, trunk=trunk,
+                source=source, route=call.route, headers=carrier_headers(prm.rdata.wholeMsg),
+                timestamp=int(time.time()))
+            future = asyncio.run_coroutine_threadsafe(self._consult(body, route), self.loop)
+            future.add_done_callback(lambda f: self.post(lambda: self._after_webhook(call, who, f)))
+            call.opening = future  # cancelled if the caller gives up first (see _forget)
+            return
+        self._open(call, *for_call(self.config, route), who)
+
+    async def _consult(self, body: dict, route):
+        """The webhook's decision for one call (loop thread), its overrides already resolved:
+        ``(decision, failure detail, latency ms, (call config, metadata) or None)``."""
+        started = time.monotonic()
+        decision, detail = await self.webhook.ask(body)
+        resolved = None
+        if decision.action == "accept":
+            try:  # the reply's keys over the route's: a combination the YAML would refuse
+                resolved = for_call(self.config, route, decision.agent)
+            except ConfigError as exc:
+                decision, detail = on_failure(self.config.app.on_webhook_failure, "malformed"), str(exc)
+                resolved = for_call(self.config, route) if decision.action == "accept" else None
+        return decision, detail, (time.monotonic() - started) * 1000, resolved
+
+    def _after_webhook(self, call: BridgeCall, who: Parties, future) -> None:
+        """Control thread: act on the webhook's decision, unless the caller has hung up."""
+        if call.disconnected or future.cancelled():
+            return
+        call.opening = None
+        try:
+            decision, detail, latency_ms, resolved = future.result()
+        except Exception as exc:  # noqa: BLE001 - a bug must not leave the caller ringing
+            log.exception("webhook_consult_failed", call_id=call.sip_call_id)
+            decision, detail, latency_ms, resolved = (on_failure("reject", "connection"), repr(exc),
+                                                      0.0, None)
+        call.webhook_ms = latency_ms
+        clog = log.bind(call_id=call.sip_call_id)
+        if decision.failure is not None:
+            key = f"webhook_failed_{decision.failure}"
+            self.counters[key] = self.counters.get(key, 0) + 1
+            clog.warning("webhook_failed", reason=decision.failure, detail=detail,
+                         then=decision.action, latency_ms=round(latency_ms, 1))
+        else:
+            self.counters["webhook_ok"] = self.counters.get("webhook_ok", 0) + 1
+            clog.info("webhook_answered", action=decision.action, latency_ms=round(latency_ms, 1))
+        if decision.action == "reject":
+            key = f"rejected_{decision.status}"
+            self.counters[key] = self.counters.get(key, 0) + 1
+            clog.warning("call_rejected", status=decision.status,
+                         why="webhook" if decision.failure is None else f"webhook {decision.failure}")
+            call.hangup_op(decision.status, decision.reason or "")
+            return
+        self._open(call, *resolved, who)
+
+    def _open(self, call: BridgeCall, config: Config, metadata: dict, who: Parties) -> None:
+        """Start the call's session with its own config; answer once the model is connected."""
+        call.metadata = metadata
+        session = CallSession(call_id=call.sip_call_id, config=config,
                               url=self.upstream_url, api_key=self.api_key, loop=self.loop,
                               vad_model=self.vad_model, vad_batch=self.vad_batch,
                               on_end=lambda reason: self.post(lambda: self._end(call, reason)),
                               on_transfer=lambda target: self.post(lambda: self._transfer(call, target)),
-                              parties=who)
+                              parties=who, metadata=metadata, route=call.route)
         call.session = session
         future = asyncio.run_coroutine_threadsafe(session.start(), self.loop)
         future.add_done_callback(lambda f: self.post(lambda: self._answer(call, f)))
@@ -366,6 +441,11 @@ class Worker:
                 self.calls.clear()
             for s in sessions:
                 self._close_session(s)
+        try:
+            if self.webhook is not None:
+                self._await(self.webhook.close(), timeout=5)
+        except Exception:  # noqa: BLE001
+            log.exception("webhook_client_close_failed")
         try:
             if self.embedded is not None:
                 self._await(self.embedded.stop(), timeout=5)
