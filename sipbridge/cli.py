@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             from .cell.supervisor import Supervisor
             return Supervisor(cfg, args.config).run()
         from .worker import Worker
-        return Worker(cfg).run()
+        return Worker(cfg, worker_index=args.worker_index).run()
     except ConfigError as exc:
         print(f"sipbridge: config error: {exc.key}: {exc.reason}", file=sys.stderr)
         return EXIT_CONFIG

@@ -11,6 +11,8 @@ import sys
 
 import structlog
 
+from .app.tap import TAP
+
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
            "error": logging.ERROR}
 
@@ -34,16 +36,26 @@ def configure(level: str = "info", fmt: str = "auto", stream=None,
         fmt = "console" if stream.isatty() else "json"
     renderer = (structlog.dev.ConsoleRenderer(colors=False) if fmt == "console"
                 else structlog.processors.JSONRenderer())
+    # records and events are folded from info lines (sipbridge/app/tap.py): the tap sees them
+    # even when log.level hides them from the output
+    shown = _LEVELS[level]
+
+    def below_level(_logger, name, event_dict):
+        if _LEVELS.get(name, logging.ERROR if name in ("exception", "critical") else logging.INFO) < shown:
+            raise structlog.DropEvent
+        return event_dict
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             add_fields,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            TAP,
+            below_level,
             structlog.processors.format_exc_info,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
+        wrapper_class=structlog.make_filtering_bound_logger(min(shown, logging.INFO)),
         logger_factory=structlog.WriteLoggerFactory(file=stream),
         cache_logger_on_first_use=True,
     )

@@ -484,7 +484,7 @@ class CallSession:
                       action=hangup.action)
 
     def _on_function_call(self, event) -> None:
-        self.log.info("function_call", function=event.name, call_id=event.call_id,
+        self.log.info("function_call", function=event.name, fn_call_id=event.call_id,
                       response_id=event.response_id)
         offered = {tool.name for tool in self.session_config.tools}
         if event.name not in offered:  # say so, and let the model go on talking to the caller
@@ -532,6 +532,8 @@ class CallSession:
             self.link.fatal(event.code, event.message)  # a fatal kind drops the socket: reconnect
         elif isinstance(event, rt.Malformed):
             self.log.warning("upstream_malformed_event", reason=event.reason)
+        elif isinstance(event, rt.Transcript):  # into the call's record (sipbridge/app/records.py)
+            self.log.info("transcript", role=event.role, item_id=event.item_id, text=event.text)
 
     def _on_audio(self, event) -> None:
         if event.response_id in self._cancelled:

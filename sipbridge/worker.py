@@ -56,8 +56,9 @@ def _ignore(*_args) -> None:
 
 
 class Worker:
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, worker_index: int | None = None):
         self.config = config
+        self.worker_index = worker_index   # a cell's worker: its records name it
         self.acl = AddressFilter(config.sip.allow_from)
         self.policy = InboundPolicy(config.sip, config.auth_password(), os.urandom(32))
         # refusals pjsua must not open sockets for (an INVITE flood aborts it otherwise)
@@ -84,6 +85,8 @@ class Worker:
         self.rtp_watch = RtpWatchdog(config.sip.rtp_timeout_s, self.post, self._answered_calls,
                                      self._on_rtp_silent)
         self.trunks = Registrations(config.trunks, self.stack, self.post, self._on_incoming)
+        from .app.callfeed import Recording
+        self.recording = Recording(config, self.loop, worker_index)  # records and call events
         self.webhook = None   # app.webhook_url: the incoming-call webhook (app/webhook_client.py)
         if config.app.webhook_url:
             from .app.webhook import signing_key
@@ -100,6 +103,7 @@ class Worker:
         self._install_signals()
         try:
             self._start_upstream()
+            self.recording.start()   # before the first INVITE: every call gets its record
             # loaded in every mode: a call's turn settings may switch to silero mid-call
             from .turn.silero import load_model
             self.vad_model = load_model()
@@ -455,6 +459,7 @@ class Worker:
             self.trunks.close()  # waits (<= 2 s) for the unregistrations, deletes the accounts
         gc.collect()
         self.stack.destroy()
+        self.recording.stop()   # the drained calls' records and events: written, sent (<= 2 s)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._loop_thread.join(timeout=5)
         log.info("stopped", audio_ports=self.ports.size, **self.counters)

@@ -19,6 +19,9 @@ SpeechStarted           ``input_audio_buffer.speech_started``
 SpeechStopped           ``input_audio_buffer.speech_stopped``
 InputCommitted          ``input_audio_buffer.committed``
 ItemTruncated           ``conversation.item.truncated``
+Transcript              ``conversation.item.input_audio_transcription.completed`` (caller),
+                        ``response.output_audio_transcript.done`` (GA) /
+                        ``response.audio_transcript.done`` (beta) (agent)
 ErrorEvent              ``error``
 Unknown                 any other well-formed event
 Malformed               anything the parser could not read
@@ -160,6 +163,17 @@ class ItemTruncated:
 
 
 @dataclass(frozen=True)
+class Transcript:
+    """The text of one finished item: ``role`` is ``caller`` (the input transcription the
+    session asked for, ``conversation.item.input_audio_transcription.completed``) or ``agent``
+    (the transcript of an audio response, ``response.output_audio_transcript.done``)."""
+
+    role: str
+    item_id: str
+    text: str
+
+
+@dataclass(frozen=True)
 class ErrorEvent:
     """``error``: "Most errors are recoverable and the session will stay open."
     ``event_id`` is ``error.event_id``, the id of the *client* event that caused
@@ -200,6 +214,7 @@ ServerEvent = Union[
     SpeechStopped,
     InputCommitted,
     ItemTruncated,
+    Transcript,
     ErrorEvent,
     Unknown,
     Malformed,

@@ -35,6 +35,7 @@ from sipbridge.realtime.events import (
     SessionUpdated,
     SpeechStarted,
     SpeechStopped,
+    Transcript,
     Unknown,
 )
 
@@ -130,6 +131,13 @@ def _error(ev: dict[str, Any]) -> ServerEvent:
     )
 
 
+def _transcript(role: str) -> Callable[[dict[str, Any]], ServerEvent]:
+    def parse(ev: dict[str, Any]) -> ServerEvent:
+        return Transcript(role=role, item_id=_field(ev, "item_id", str),
+                          text=_field(ev, "transcript", str))
+    return parse
+
+
 _PARSERS: dict[str, Callable[[dict[str, Any]], ServerEvent]] = {
     "session.created": lambda ev: SessionCreated(session=_session(ev)),
     "session.updated": lambda ev: SessionUpdated(session=_session(ev)),
@@ -151,6 +159,9 @@ _PARSERS: dict[str, Callable[[dict[str, Any]], ServerEvent]] = {
     "conversation.item.truncated": lambda ev: ItemTruncated(
         item_id=_field(ev, "item_id", str), audio_end_ms=_field(ev, "audio_end_ms", int)
     ),
+    "conversation.item.input_audio_transcription.completed": _transcript("caller"),
+    "response.output_audio_transcript.done": _transcript("agent"),
+    "response.audio_transcript.done": _transcript("agent"),
     "error": _error,
 }
 

@@ -49,6 +49,7 @@ from sipbridge.realtime.events import (  # noqa: F401 - re-exported
     SessionUpdated,
     SpeechStarted,
     SpeechStopped,
+    Transcript,
     Unknown,
 )
 from sipbridge.realtime.parser import KNOWN_TYPES, parse_server_event  # noqa: F401 - re-exported
@@ -59,7 +60,7 @@ __all__ = [
     "function_output", "Tool", "FunctionCall", "OutputItemDone",
     "parse_server_event", "KNOWN_TYPES", "ServerEvent", "SessionCreated", "SessionUpdated", "AudioDelta",
     "AudioDone", "OutputItemAdded", "ResponseCreated", "ResponseDone", "SpeechStarted", "SpeechStopped",
-    "InputCommitted", "ItemTruncated", "ErrorEvent", "Unknown", "Malformed",
+    "InputCommitted", "ItemTruncated", "Transcript", "ErrorEvent", "Unknown", "Malformed",
 ]
 
 Api = Literal["ga", "beta"]

@@ -150,6 +150,8 @@ class Bridge:
                     "drain_timeout_s": 0},
             "realtime": {"api_key_env": "SIPBRIDGE_TEST_API_KEY"},
             "log": {"format": "json", "level": "info"},
+            # never the repo's working directory; .records_path is the file (tests read it)
+            "records": {"path": str(Path(tmp_path) / f"records-{self.sip_port}.db")},
         }
         if upstream_url:
             cfg["realtime"]["url"] = upstream_url
@@ -158,6 +160,7 @@ class Bridge:
                 cfg.setdefault(section, {}).update(values)
             else:  # a list section (trunks) is taken as given
                 cfg[section] = values
+        self.records_path = cfg["records"]["path"]
         self.config_path = Path(tmp_path) / f"bridge-{self.sip_port}.yaml"
         self.config_path.write_text(yaml.safe_dump(cfg))
         env = {k: v for k, v in os.environ.items()

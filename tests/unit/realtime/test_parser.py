@@ -14,7 +14,7 @@ from sipbridge.realtime.parser import KNOWN_TYPES, parse_server_event
 
 ALL_EVENT_CLASSES = (E.SessionCreated, E.SessionUpdated, E.AudioDelta, E.AudioDone, E.OutputItemAdded,
                      E.ResponseCreated, E.ResponseDone, E.SpeechStarted, E.SpeechStopped, E.InputCommitted,
-                     E.ItemTruncated, E.ErrorEvent, E.Unknown, E.Malformed)
+                     E.ItemTruncated, E.Transcript, E.ErrorEvent, E.Unknown, E.Malformed)
 
 
 def j(**fields) -> str:
@@ -184,3 +184,15 @@ def test_audio_delta_roundtrip(pcm):
                                         "item_id": "i", "content_index": 0,
                                         "delta": base64.b64encode(pcm).decode()}))
     assert isinstance(ev, E.AudioDelta) and ev.pcm == pcm
+
+
+def test_transcripts_of_the_caller_and_of_the_agent_in_both_dialects():
+    """Input transcription is the caller's text; the GA and beta audio transcripts are the agent's."""
+    caller = parse_server_event(j(type="conversation.item.input_audio_transcription.completed",
+                                  item_id="u1", content_index=0, transcript="my order"))
+    assert caller == E.Transcript(role="caller", item_id="u1", text="my order")
+    for etype in ("response.output_audio_transcript.done", "response.audio_transcript.done"):
+        agent = parse_server_event(j(type=etype, response_id="r", item_id="a1", transcript="It shipped."))
+        assert agent == E.Transcript(role="agent", item_id="a1", text="It shipped.")
+    bad = parse_server_event(j(type="response.audio_transcript.done", item_id="a1", transcript=3))
+    assert isinstance(bad, E.Malformed) and "transcript" in bad.reason

@@ -44,6 +44,10 @@ VALID: dict[str, dict] = {
     "input_audio_buffer.speech_stopped": {"item_id": "i", "audio_end_ms": 900},
     "input_audio_buffer.committed": {"item_id": "i"},
     "conversation.item.truncated": {"item_id": "i", "audio_end_ms": 5},
+    "conversation.item.input_audio_transcription.completed": {"item_id": "i", "content_index": 0,
+                                                              "transcript": "hello"},
+    "response.output_audio_transcript.done": {"response_id": "r", "item_id": "i", "transcript": "hi"},
+    "response.audio_transcript.done": {"response_id": "r", "item_id": "i", "transcript": "hi"},
     "error": {"error": {"code": "c", "message": "m", "event_id": "e"}},
 }
 assert set(VALID) == set(KNOWN_TYPES), "a new event type needs a valid sample here"
