@@ -37,6 +37,7 @@ from .session import CallSession
 from .sip.acl import AddressFilter
 from .sip.call import BridgeCall
 from .sip.callerid import Parties, parties
+from .sip.dialer import Dialer
 from .sip.gate import AdmissionWindow, EarlyGate
 from .sip.inbound import InboundPolicy
 from .sip.pjgate import PjGate
@@ -87,6 +88,7 @@ class Worker:
         self.trunks = Registrations(config.trunks, self.stack, self.post, self._on_incoming)
         from .app.callfeed import Recording
         self.recording = Recording(config, self.loop, worker_index)  # records and call events
+        self.dialer = Dialer(self)   # outbound calls (POST /v1/calls), see sip/dialer.py
         self.webhook = None   # app.webhook_url: the incoming-call webhook (app/webhook_client.py)
         if config.app.webhook_url:
             from .app.webhook import signing_key
@@ -162,6 +164,11 @@ class Worker:
     def post(self, command) -> None:
         """Run ``command()`` on the control thread (from any thread)."""
         self._commands.put(command)
+
+    def place_call(self, request) -> str:
+        """Control thread: dial an outbound call (app/outbound.py request); its uid. Raises
+        :class:`~sipbridge.sip.dialer.Refused` (no free slot, draining) at once."""
+        return self.dialer.place(request)
 
     @staticmethod
     def _run_command(command) -> None:
@@ -309,6 +316,8 @@ class Worker:
         self.counters["accepted"] += 1
 
     def _end(self, call: BridgeCall, reason: str, **fields) -> None:
+        if call.direction == "outbound":
+            self.dialer.on_end(call, reason)  # before the answer: cancelled, not failed
         if not call.disconnected:
             log.info("call_hangup", call_id=call.sip_call_id, reason=reason, **fields)
             call.hangup_op(200 if call.is_confirmed() else 503)
@@ -364,10 +373,18 @@ class Worker:
     # -- CallEvents (pjsua worker thread) -----------------------------------------------------
     def call_confirmed(self, call: BridgeCall) -> None:
         log.info("call_answered", call_id=call.sip_call_id)
+        if call.direction == "outbound":
+            self.dialer.on_confirmed(call)
+            call.attach_media()  # held back while it rang (no early media to the model)
         if call.session is not None:
             call.session.greet()  # realtime.greeting: the agent speaks first
 
+    def call_early(self, call: BridgeCall, code: int) -> None:
+        self.dialer.on_early(call, code)
+
     def call_disconnected(self, call: BridgeCall, code: int, reason: str) -> None:
+        if call.direction == "outbound":
+            self.dialer.on_disconnected(call, code, reason)
         self.counters["ended"] += 1
         log.info("call_ended", call_id=call.sip_call_id, status=code, reason=reason,
                  **rtp_log_fields(call.rtp_stats))

@@ -36,6 +36,7 @@ def _op(code: int, reason: str, headers: tuple[tuple[str, str], ...]) -> "pj.Cal
 class CallEvents(Protocol):
     def call_disconnected(self, call: "BridgeCall", code: int, reason: str) -> None: ...
     def call_confirmed(self, call: "BridgeCall") -> None: ...
+    def call_early(self, call: "BridgeCall", code: int) -> None: ...
     def call_dtmf(self, call: "BridgeCall", digit: str) -> None: ...
     def call_transfer_status(self, call: "BridgeCall", code: int, reason: str, final: bool) -> None: ...
     def acquire_port(self, on_frame, next_frame) -> CallPort: ...
@@ -56,13 +57,19 @@ class BridgeCall(pj.Call):
         self.port: CallPort | None = None
         self._media = None
         self.disconnected = False
+        self.confirmed = False        # answered (ACKed): readable from any thread, unlike getInfo()
         self.rtp_stats = None         # last RtpStats snapshot (watchdog, then at the BYE)
+        self.direction = "inbound"    # "outbound": placed by the API (sip/dialer.py)
+        self.progress = None          # an outbound call's app.progress.Progress
 
     def onCallState(self, prm):  # noqa: N802
         try:
             info = self.getInfo()
             if info.state == pj.PJSIP_INV_STATE_CONFIRMED:
+                self.confirmed = True
                 self.events.call_confirmed(self)
+            elif info.state == pj.PJSIP_INV_STATE_EARLY and self.direction == "outbound":
+                self.events.call_early(self, info.lastStatusCode)  # 18x: the far end rings
             elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED and not self.disconnected:
                 self.disconnected = True
                 self.events.call_disconnected(self, info.lastStatusCode, info.lastReason)
@@ -84,7 +91,13 @@ class BridgeCall(pj.Call):
         except Exception:  # noqa: BLE001
             log.exception("call_media_handler_failed", call_id=self.sip_call_id)
 
+    def attach_media(self) -> None:
+        """Connect the call's audio to its session (an outbound call's, at the answer)."""
+        self._attach_media()
+
     def _attach_media(self) -> None:
+        if self.direction == "outbound" and not self.confirmed:
+            return  # early media (ringback, announcements) is not the callee: not for the model
         info = self.getInfo()
         for i, media in enumerate(info.media):
             if media.type != pj.PJMEDIA_TYPE_AUDIO or media.status != pj.PJSUA_CALL_MEDIA_ACTIVE:

@@ -1,0 +1,117 @@
+"""A Kamailio configuration text for a test "carrier": registrar plus an authenticating proxy.
+
+What a SIP trunk provider does to a customer's calls, on 127.0.0.1:
+
+* REGISTER: digest-checked (``pv_www_authenticate``, 401) against one fixed password and saved
+  in memory, as in :mod:`tests.support.kamailio_registrar`;
+* a new INVITE: digest-checked as a proxy (``pv_proxy_authenticate``: 407 Proxy Authentication
+  Required without or with wrong credentials), then record-routed and relayed to the test UAS
+  that ``numbers`` maps the Request-URI user to (``{"100": 5071}``); unknown numbers get 404;
+* in-dialog requests (ACK, BYE) follow the Route set; CANCEL follows its INVITE.
+
+Log lines the tests look for (see :func:`carrier_lines`)::
+
+    carrier_challenged method=INVITE user=100 reason=none     (no or bad credentials: 407 sent)
+    carrier_authorized method=INVITE user=100 auth=acme from=<sip:+4930@127.0.0.1:5099>
+"""
+
+from __future__ import annotations
+
+import re
+
+from sipbridge.kamailio import module_dir
+
+MODULES = ("tm", "sl", "rr", "pv", "usrloc", "registrar", "auth", "maxfwd", "xlog", "textops",
+           "siputils")
+LINE = re.compile(r"(?P<event>carrier_(?:challenged|authorized)) (?P<fields>.*)$")
+REALM = "carrier.test"
+
+
+def carrier_config(host: str, port: int, password: str, numbers: dict[str, int]) -> str:
+    """Kamailio 5.x configuration text (see the module docstring)."""
+    if '"' in password or "\\" in password:
+        raise ValueError("the password must not contain quotes or backslashes")
+    loads = "\n".join(f'loadmodule "{m}.so"' for m in MODULES)
+    routes = "\n".join(
+        f'    if ($rU == "{user}") {{ $du = "sip:127.0.0.1:{int(uas)}"; route(RELAY); exit; }}'
+        for user, uas in numbers.items())
+    return f"""#!KAMAILIO
+debug=2
+log_stderror=yes
+children=1
+auto_aliases=no
+listen=udp:{host}:{port}
+alias=udp:{host}:{port}
+mpath="{module_dir()}"
+
+{loads}
+
+modparam("usrloc", "db_mode", 0)
+modparam("registrar", "min_expires", 1)
+modparam("rr", "enable_full_lr", 1)
+
+request_route {{
+    if (!mf_process_maxfwd_header("10")) {{
+        sl_send_reply("483", "Too Many Hops");
+        exit;
+    }}
+    if (has_totag()) {{
+        if (loose_route()) {{
+            t_relay();
+            exit;
+        }}
+        if (is_method("ACK")) {{
+            if (t_check_trans()) {{
+                t_relay();
+            }}
+            exit;
+        }}
+        sl_send_reply("404", "Not here");
+        exit;
+    }}
+    if (is_method("CANCEL")) {{
+        if (t_check_trans()) {{
+            t_relay();
+        }}
+        exit;
+    }}
+    if (is_method("REGISTER")) {{
+        if (pv_www_authenticate("{REALM}", "{password}", "0") < 0) {{
+            www_challenge("{REALM}", "0");
+            exit;
+        }}
+        save("location");
+        exit;
+    }}
+    if (!is_method("INVITE")) {{
+        sl_send_reply("405", "Method Not Allowed");
+        exit;
+    }}
+    $var(auth) = pv_proxy_authenticate("{REALM}", "{password}", "0");
+    if ($var(auth) < 0) {{
+        xlog("L_NOTICE", "carrier_challenged method=$rm user=$rU reason=$var(auth)\\n");
+        proxy_challenge("{REALM}", "0");
+        exit;
+    }}
+    xlog("L_NOTICE", "carrier_authorized method=$rm user=$rU auth=$au from=$fu\\n");
+    consume_credentials();
+{routes}
+    sl_send_reply("404", "Not Found");
+}}
+
+route[RELAY] {{
+    record_route();
+    t_relay();
+}}
+"""
+
+
+def carrier_lines(output: str) -> list[dict]:
+    """The ``carrier_*`` lines of Kamailio's output, oldest first: {"event", "method", ...}."""
+    out = []
+    for line in output.splitlines():
+        m = LINE.search(line)
+        if m:
+            fields = dict(kv.split("=", 1) for kv in m.group("fields").split() if "=" in kv)
+            out.append({"event": m.group("event"), **fields})
+    return out
