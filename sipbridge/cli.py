@@ -1,4 +1,4 @@
-"""``sipbridge run``, ``sipbridge check-config`` and ``sipbridge kamailio-config``.
+"""``sipbridge run``, ``check-config``, ``kamailio-config`` and ``call`` (see sipbridge/caller).
 
 Exit codes: 0 clean stop, 2 configuration error (the message names the key), 1 anything else.
 """
@@ -34,11 +34,17 @@ def _parser() -> argparse.ArgumentParser:
                                    "instead of printing kamailio.cfg")
     check = sub.add_parser("check-config", help="validate a config file and print the result")
     check.add_argument("config", help="YAML config file")
+    from .caller.cli import add_arguments as call_arguments
+    call_arguments(sub.add_parser("call", help="place a test call: speak a WAV, record and time "
+                                               "the agent's answer"))
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "call":  # a client: no bridge configuration involved
+        from .caller.cli import run as call
+        return call(args)
     from . import config as config_mod
     overrides = {}
     if getattr(args, "workers", None) is not None:
@@ -75,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker_index is not None:  # one worker of a cell: the cell's front registers trunks
         import dataclasses
         fields = {"worker": args.worker_index}
-        cfg = dataclasses.replace(cfg, trunks=())
+        # nor do a cell's workers serve the HTTP API yet: they would all want api.listen's port
+        cfg = dataclasses.replace(cfg, trunks=(), api=dataclasses.replace(cfg.api, listen=None))
     logs.configure(cfg.log.level, cfg.log.format, fields=fields)
     try:
         if is_cell(cfg):
