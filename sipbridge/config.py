@@ -337,6 +337,8 @@ def build(raw: Mapping | None, environ: Mapping[str, str] | None = None) -> Conf
     )
     _check(cfg)
     _check_inbound(cfg, os.environ if environ is None else environ)
+    from .app.guard import api_token  # api.listen's form; its token when not on loopback
+    api_token(cfg.api.listen, cfg.api.token_env, os.environ if environ is None else environ)
     from .app.routes import parse_routes
     from .app.webhook import check_webhook
     check_webhook(cfg, os.environ if environ is None else environ)

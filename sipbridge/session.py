@@ -145,9 +145,11 @@ class CallSession:
         """Connect upstream (raises ``UpstreamError`` so the INVITE can be refused with 503)."""
         # this task and the client's reader/writer tasks it spawns log with the call's id
         structlog.contextvars.bind_contextvars(call_id=self.call_id)
+        started = self.loop.time()
         await self.client.connect()
         self._reader = asyncio.ensure_future(self._read())
         self.log.info("upstream_connected", url=self.client.url, turn_detection=self.settings.type,
+                      connect_ms=round((self.loop.time() - started) * 1000, 1),
                       audio_format=self.audio_format.name)
 
     def greet(self) -> None:
@@ -277,7 +279,9 @@ class CallSession:
             self.log.info("speech_started", audio_start_ms=event.audio_start_ms)
         self._barge(self.barge.on_turn, event, self.playout.playing, event=event)
         if isinstance(event, SpeechStopped):
-            self.log.info("speech_stopped", audio_end_ms=event.audio_end_ms)
+            # eou_ms: the caller's last speech sample -> this decision (silence_threshold_ms + a chunk)
+            self.log.info("speech_stopped", audio_end_ms=event.audio_end_ms,
+                          eou_ms=self._ms(event.at_sample - event.audio_end_sample))
             if self.settings.type == "silero":
                 self.flush_audio()
                 self._to_loop(self._commit_turn)
@@ -397,6 +401,52 @@ class CallSession:
         elif digit == self.settings.clear_digit:
             self.flush_audio()
             self._to_loop(self.client.send, rt.input_audio_clear())
+
+    # -- the call control API (any thread; see sipbridge/app/control.py) ----------------------
+    def say(self, instructions: str) -> None:
+        """A response now, with per-response ``instructions`` ("tell the caller their order
+        shipped"); the session's own instructions stay as they are."""
+        self._to_loop(self._say, fill(instructions, self.parties))
+
+    def _say(self, instructions: str) -> None:
+        if self.closed:
+            return
+        self.client.send(rt.response_create(instructions=instructions))
+        self.log.info("say_requested", chars=len(instructions))
+
+    def commit_turn(self) -> None:
+        """End the caller's turn by hand (as DTMF ``commit_digit`` does): commit + response."""
+        self.flush_audio()
+        self._to_loop(self._commit_turn)
+
+    def clear_turn(self) -> None:
+        """Discard the caller's audio not yet committed (as DTMF ``clear_digit`` does)."""
+        self.flush_audio()
+        self._to_loop(lambda: None if self.closed else self.client.send(rt.input_audio_clear()))
+
+    def update_model(self, instructions: str | None = None, voice: str | None = None,
+                     tools: tuple | None = None) -> None:
+        """Change the model's instructions, voice or app tools mid-call (``session.update``).
+
+        ``tools`` replace the app's functions; the built-in ``end_call`` / ``transfer_call``
+        stay when they were offered. ``None`` leaves that part unchanged.
+        """
+        changes: dict = {}
+        if instructions is not None:
+            changes["instructions"] = fill(instructions, self.parties)
+        if voice is not None:
+            changes["voice"] = voice
+        if tools is not None:
+            builtin = tuple(t for t in self.session_config.tools
+                            if t.name in (END_CALL.name, TRANSFER_CALL.name))
+            changes["tools"] = builtin + tuple(t for t in tools if t.name not in
+                                               {b.name for b in builtin})
+        if not changes:
+            return
+        self.session_config = replace(self.session_config, **changes)
+        self._to_loop(lambda: None if self.closed else
+                      self.client.send(rt.session_update(self.session_config)))
+        self.log.info("session_updated", fields=sorted(changes))
 
     def _send_up(self, pcm: bytes) -> None:
         """Caller audio (16 kHz) towards ``input_audio_buffer.append``, batched; each batch is

@@ -49,6 +49,9 @@ from .sip.stack import SipStack, library_path
 log = structlog.get_logger("sipbridge.worker")
 
 SHUTDOWN_GRACE_S = 3.0
+# the HTTP interface's feature modules (sipbridge/app/<name>.py), each with a
+# ``routes(ctx) -> list[web.RouteDef]`` (see app/server.py); add yours here
+API_ROUTES = ("health", "control", "api_outbound", "api_records")
 GIL_SWITCH_S = 0.001
 
 
@@ -77,6 +80,8 @@ class Worker:
         self._loop_thread = threading.Thread(target=self.loop.run_forever, name="sipbridge-loop",
                                              daemon=True)
         self.embedded = None
+        self.api = None       # the HTTP interface (api.listen), started in run()
+        self.ready = False    # SIP bound and serving (readiness)
         self.vad_model = None
         self.vad_batch = None
         self.upstream_url = ""
@@ -119,6 +124,8 @@ class Worker:
             self._install_gate()
             self.trunks.start()  # REGISTER with each trunk; retries are posted to this thread
             self.rtp_watch.start()
+            self._start_api()    # api.listen: after SIP is bound (a taken port: exit 1)
+            self.ready = True
             log.info("ready", upstream=self.upstream_url, turn_detection=
                      self.config.turn_detection.type, media_rate=self.config.sip.media_rate)
             while not self._stopping:
@@ -130,6 +137,38 @@ class Worker:
         finally:
             self._shutdown()
         return 0
+
+    def _start_api(self) -> None:
+        """The HTTP interface (app/server.py) on this worker's loop, with its metrics fed by the
+        log tap; ``api.listen: null`` turns it off. Raises ListenError for a taken port."""
+        if self.config.api.listen is None:
+            return
+        import importlib
+        from .app.guard import api_token
+        from .app.health import worker_state
+        from .app.metrics import Metrics
+        from .app.server import ApiContext, ApiServer
+        from .app.tap import TAP
+        api = self.config.api
+        metrics = Metrics(lambda: {**worker_state(self), "tap_dropped": TAP.dropped})
+        self._metrics_off = TAP.subscribe(metrics.observe)
+        ctx = ApiContext(self, self.config, api_token(api.listen, api.token_env, os.environ),
+                         metrics=metrics, tap=TAP)
+        ctx.extra.update(records=self.recording.store, event_hub=self.recording.hub)  # api_records
+        routes = [importlib.import_module(f".app.{name}", __package__).routes
+                  for name in API_ROUTES]
+        server = ApiServer(ctx, api.listen, routes)
+        self._await(server.start())
+        self.api = server
+
+    def _stop_api(self) -> None:
+        server, self.api = self.api, None
+        if server is not None:
+            try:
+                self._await(server.stop(), timeout=5)
+            except Exception:  # noqa: BLE001
+                log.exception("api_stop_failed")
+            self._metrics_off()
 
     def _install_gate(self) -> None:
         """Register the early INVITE module (sip/pjgate.py) in front of pjsua's."""
@@ -476,6 +515,7 @@ class Worker:
             self.trunks.close()  # waits (<= 2 s) for the unregistrations, deletes the accounts
         gc.collect()
         self.stack.destroy()
+        self._stop_api()
         self.recording.stop()   # the drained calls' records and events: written, sent (<= 2 s)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._loop_thread.join(timeout=5)

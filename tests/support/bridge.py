@@ -9,6 +9,7 @@ API::
         .url, .events(type=None) -> list[dict], .wait_for(type, timeout) -> dict
     Bridge(tmp_path, upstream_url, api_key=None, extra=None, command=None)  # context manager
         .sip_port, .target, .rtp_range, .logs(event=None) -> list[dict]
+        .api_url (http://127.0.0.1:<free port>; None with api.listen null)
         .wait_log(event, timeout, **match) -> dict, .stop(timeout) -> int (exit code)
 """
 
@@ -137,9 +138,11 @@ class Bridge:
 
     def __init__(self, tmp_path: Path, upstream_url: str | None, api_key: str | None = None,
                  extra: dict | None = None, ready_timeout: float = 30.0,
-                 command: list[str] | None = None):
-        """``command``: the program run with ``-c CONFIG`` instead of ``python -m sipbridge run``
+                 command: list[str] | None = None, env: dict | None = None):
+        """``env``: variables added to the bridge's environment (e.g. SIPBRIDGE_API_TOKEN).
+        ``command``: the program run with ``-c CONFIG`` instead of ``python -m sipbridge run``
         (bench/floor_worker.py reads the same config and logs the same lines)."""
+        extra_env = env
         self.sip_port = free_udp_port()
         rtp = free_port_block(40)
         self.rtp_range = (rtp, rtp + 40)
@@ -150,6 +153,8 @@ class Bridge:
                     "drain_timeout_s": 0},
             "realtime": {"api_key_env": "SIPBRIDGE_TEST_API_KEY"},
             "log": {"format": "json", "level": "info"},
+            # the HTTP API on a free port (the default 8080 would collide between bridges)
+            "api": {"listen": f"127.0.0.1:{free_tcp_port()}"},
             # never the repo's working directory; .records_path is the file (tests read it)
             "records": {"path": str(Path(tmp_path) / f"records-{self.sip_port}.db")},
         }
@@ -161,6 +166,8 @@ class Bridge:
             else:  # a list section (trunks) is taken as given
                 cfg[section] = values
         self.records_path = cfg["records"]["path"]
+        listen = cfg.get("api", {}).get("listen")
+        self.api_url = f"http://{listen}" if listen else None   # None: api.listen null
         self.config_path = Path(tmp_path) / f"bridge-{self.sip_port}.yaml"
         self.config_path.write_text(yaml.safe_dump(cfg))
         env = {k: v for k, v in os.environ.items()
@@ -168,6 +175,7 @@ class Bridge:
         if api_key:
             env["SIPBRIDGE_TEST_API_KEY"] = api_key
         env["PYTHONUNBUFFERED"] = "1"
+        env.update(extra_env or {})
         argv = list(command or [PYTHON, "-m", "sipbridge", "run"])
         self.proc = subprocess.Popen([*argv, "-c", str(self.config_path)],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
