@@ -515,6 +515,7 @@ class Worker:
             self.trunks.close()  # waits (<= 2 s) for the unregistrations, deletes the accounts
         gc.collect()
         self.stack.destroy()
+        self.recording.hub.close_streams()   # live /v1/events streams end: the API stops at once
         self._stop_api()
         self.recording.stop()   # the drained calls' records and events: written, sent (<= 2 s)
         self.loop.call_soon_threadsafe(self.loop.stop)

@@ -111,6 +111,8 @@ def routes(ctx) -> list[web.RouteDef]:
                         idle = 0.0
                         await resp.write(b": keepalive\n\n")
                     continue
+                if event is None:               # the server is stopping
+                    break
                 idle = 0.0
                 data = json.dumps(event, separators=(",", ":"), default=str)
                 await resp.write(f"id: {event['id']}\nevent: {event['type']}\ndata: {data}\n\n"

@@ -255,3 +255,15 @@ class EventHub:
 
     def close_stream(self, q: asyncio.Queue) -> None:
         self.streams.discard(q)
+
+    def close_streams(self) -> None:
+        """End every live stream (any thread): its handler gets ``None`` and returns."""
+        def close() -> None:
+            for q in self.streams:
+                while q.full():
+                    q.get_nowait()
+                q.put_nowait(None)
+        try:
+            self.loop.call_soon_threadsafe(close)
+        except RuntimeError:
+            pass

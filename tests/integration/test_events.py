@@ -1,0 +1,132 @@
+"""Call events end to end: ``sipbridge run`` POSTs signed events to a real local receiver
+(an aiohttp app on 127.0.0.1, verified with the standardwebhooks library); a dead receiver
+delays no call and its drops are counted."""
+
+import asyncio
+import json
+import socket
+import statistics
+import threading
+import time
+
+from aiohttp import web
+from standardwebhooks.webhooks import Webhook
+
+from sipbridge.app.signing import new_secret
+from tests.support.bridge import Bridge, Upstream
+from tests.support.sipp import run_sipp
+
+SECRET_ENV = "EVENTS_TEST_SECRET"
+
+
+class Receiver:
+    """An aiohttp app on its own thread and loop, keeping every POST (headers, body)."""
+
+    def __init__(self):
+        self.got: list[tuple[dict, bytes]] = []
+        self.loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+        assert self._ready.wait(10)
+
+    def _run(self):
+        asyncio.set_event_loop(self.loop)
+
+        async def handler(request):
+            self.got.append((dict(request.headers), await request.read()))
+            return web.Response(status=204)
+
+        async def start():
+            app = web.Application()
+            app.router.add_post("/events", handler)
+            self.runner = web.AppRunner(app)
+            await self.runner.setup()
+            site = web.TCPSite(self.runner, "127.0.0.1", 0)
+            await site.start()
+            self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/events"
+
+        self.loop.run_until_complete(start())
+        self._ready.set()
+        self.loop.run_forever()
+
+    def wait_for(self, etype: str, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(json.loads(body)["type"] == etype for _, body in list(self.got)):
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"no {etype} received: {[json.loads(b)['type'] for _, b in self.got]}")
+
+    def stop(self):
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def test_the_receiver_gets_signed_incoming_answered_ended_in_order(tmp_path):
+    """One call: call.incoming, call.answered, then call.ended carrying the call's record, each
+    signed (verified by standardwebhooks with the secret from app.webhook_secret_env)."""
+    secret = new_secret()
+    receiver = Receiver()
+    try:
+        with Upstream(tmp_path) as upstream, Bridge(
+                tmp_path, upstream.url, env={SECRET_ENV: secret},
+                extra={"app": {"events_url": receiver.url, "webhook_secret_env": SECRET_ENV}}) as bridge:
+            res = run_sipp("uac_pcmu", bridge.target, hold_ms=1500, timeout=20)
+            assert res.returncode == 0 and res.final_code == 200, res.stderr
+            uid = bridge.wait_log("call_incoming")["uid"]
+            receiver.wait_for("call.ended")
+            assert bridge.stop() == 0
+    finally:
+        receiver.stop()
+    verifier = Webhook(secret)
+    events = [verifier.verify(body, headers) for headers, body in receiver.got]
+    calls = [e for e in events if e["type"].startswith("call.")]   # barge_in may come between
+    assert [e["type"] for e in calls] == ["call.incoming", "call.answered", "call.ended"]
+    assert all(e["data"]["uid"] == uid for e in events)
+    assert [h["webhook-id"] for h, _ in receiver.got] == [e["id"] for e in events]
+    assert len({e["id"] for e in events}) == len(events)
+    events = calls
+    assert events[0]["data"]["caller"] == "sipp" and events[0]["data"]["called"] == "sipbridge"
+    record = events[2]["data"]["record"]
+    assert record["uid"] == uid and record["status"] == "completed" and record["ended_by"] == "caller"
+
+
+def setup_ms(bridge: Bridge) -> list[float]:
+    """INVITE accepted -> 200 sent, per call, from the bridge's own log timestamps."""
+    from datetime import datetime
+    t = lambda r: datetime.fromisoformat(r["timestamp"].replace("Z", "+00:00")).timestamp()
+    incoming = {r["call_id"]: t(r) for r in bridge.logs("call_incoming")}
+    return [(t(r) - incoming[r["call_id"]]) * 1000 for r in bridge.logs("call_answered")]
+
+
+def test_a_dead_receiver_delays_no_call_and_its_drops_are_counted(tmp_path):
+    """Events to a port nobody listens on, with room for 2: calls set up as fast as with no
+    events at all, and what could not be kept is counted (events_dropped, events_closed)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    dead = f"http://127.0.0.1:{s.getsockname()[1]}/events"
+    s.close()
+    calls = 3
+    timings = {}
+    with Upstream(tmp_path) as upstream:
+        for name, app in (("baseline", {}), ("dead", {"events_url": dead, "events_queue": 2})):
+            with Bridge(tmp_path, upstream.url, extra={"app": app}) as bridge:
+                res = run_sipp("uac_pcmu", bridge.target, calls=calls, hold_ms=300, timeout=40,
+                               extra_args=["-r", "2"])
+                assert res.returncode == 0 and res.successful_calls == calls, res.stderr
+                for _ in range(calls):
+                    bridge.wait_log("session_closed")
+                time.sleep(0.3)
+                timings[name] = setup_ms(bridge)
+                assert bridge.stop() == 0
+                if name == "dead":
+                    dropped = bridge.wait_log("events_dropped")
+                    closed = bridge.wait_log("events_closed")
+    assert len(timings["dead"]) == len(timings["baseline"]) == calls
+    base, slow = statistics.median(timings["baseline"]), statistics.median(timings["dead"])
+    print("setup_ms", timings)
+    assert slow <= base + 50, timings          # ms; setup is the model's connect, not the events
+    assert dropped["dropped"] >= 1
+    # 3 calls x (incoming, answered, ended): what was not delivered is dropped, given up or left
+    assert closed["delivered"] == 0
+    assert closed["dropped"] + closed["given_up"] + closed["left"] == 3 * calls
