@@ -314,7 +314,12 @@ class Worker:
                          why="webhook" if decision.failure is None else f"webhook {decision.failure}")
             call.hangup_op(decision.status, decision.reason or "")
             return
-        self._open(call, *resolved, who)
+        try:
+            self._open(call, *resolved, who)
+        except Exception:  # noqa: BLE001 - e.g. a session that cannot be built: refuse, not ring on
+            log.exception("session_open_failed", call_id=call.sip_call_id)
+            self.counters["rejected_503"] = self.counters.get("rejected_503", 0) + 1
+            call.hangup_op(503, "Service Unavailable")
 
     def _open(self, call: BridgeCall, config: Config, metadata: dict, who: Parties) -> None:
         """Start the call's session with its own config; answer once the model is connected."""
@@ -515,7 +520,6 @@ class Worker:
             self.trunks.close()  # waits (<= 2 s) for the unregistrations, deletes the accounts
         gc.collect()
         self.stack.destroy()
-        self.recording.hub.close_streams()   # live /v1/events streams end: the API stops at once
         self._stop_api()
         self.recording.stop()   # the drained calls' records and events: written, sent (<= 2 s)
         self.loop.call_soon_threadsafe(self.loop.stop)
