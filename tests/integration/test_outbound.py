@@ -187,3 +187,24 @@ def test_bad_requests_are_refused_by_field_and_unknown_calls_are_404(cell):
     status, reply, _ = api(port, "GET", "/v1/calls/c_0000000000000000/progress")
     assert status == 404
     assert bridge.proc.poll() is None
+
+
+def test_an_api_hangup_while_it_rings_cancels_the_call(cell, tmp_path):
+    """POST /v1/calls/{uid}/hangup before the answer sends CANCEL and the call ends cancelled, not no-answer."""
+    *_, bridge, port = cell
+    idle(bridge, 3)
+    with SippUas("uas_no_answer", rtp_echo=False, trace_dir=tmp_path / "uas") as uas:
+        status, body, _ = api(port, "POST", "/v1/calls",
+                              {"to": f"sip:300@{uas.target}", "ring_timeout_s": 20})
+        assert status == 201, body
+        uid = body["uid"]
+        assert wait_state(port, uid, ("ringing",), 5)["state"] == "ringing"
+        status, reply, _ = api(port, "GET", f"/v1/calls/{uid}")
+        assert status == 200 and reply["direction"] == "outbound", reply
+        status, reply, _ = api(port, "POST", f"/v1/calls/{uid}/hangup", {})
+        assert status == 202, reply
+        final = wait_state(port, uid, FINAL, 5)
+        result = uas.stop()
+    assert (final["state"], final["reason"]) == ("cancelled", "cancel"), final
+    assert final["times"]["cancelled"] - final["times"]["ringing"] < 2.0
+    assert [m.method for m in result.received] == ["INVITE", "CANCEL", "ACK"], result.describe()
