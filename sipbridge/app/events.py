@@ -41,8 +41,8 @@ TYPES = ("call.incoming", "call.answered", "call.transferred", "call.ended", "to
          "barge_in")
 _BARGE_FIELDS = ("source", "reason", "response_id", "audio_end_ms", "dropped_ms", "paused_by",
                  "onset_to_pause_ms", "onset_to_cancel_ms")
-_TOOL_FIELDS = ("function", "tool", "name", "fn_call_id", "latency_ms", "ok", "error", "status",
-                "timed_out")
+_TOOL_FIELDS = ("name", "function", "tool_call_id", "fn_call_id", "latency_ms", "outcome", "ok",
+                "status", "detail", "error", "timed_out")
 
 
 def new_id() -> str:

@@ -47,7 +47,7 @@ STATUSES = (IN_PROGRESS, "completed", "cancelled", "rejected", "failed", "busy",
 MAX_TOOLS = 100
 MAX_TRANSCRIPT_CHARS = 32000
 MAX_EOU = 1000
-_TOOL_FIELDS = ("latency_ms", "ok", "error", "status", "timed_out", "outcome")
+_TOOL_FIELDS = ("latency_ms", "ok", "error", "status", "timed_out", "outcome", "detail")
 _SESSION_FIELDS = ("underruns", "frames_out", "pauses", "held_ms")
 _API_REASONS = ("api", "api_hangup")
 
@@ -259,7 +259,7 @@ class CallBook:
 
     def _tool_called(self, rec: dict, ev: dict, at: float | None) -> None:
         name = _str(ev.get("function")) or _str(ev.get("tool")) or _str(ev.get("name"))
-        fn_id = _str(ev.get("fn_call_id"))
+        fn_id = _str(ev.get("fn_call_id")) or _str(ev.get("tool_call_id"))
         entry = next((t for t in reversed(rec["tools"]) if "latency_ms" not in t and (
             (fn_id and t.get("fn_call_id") == fn_id) or (not fn_id and t["name"] == name))), None)
         if entry is None:

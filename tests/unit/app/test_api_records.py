@@ -118,3 +118,22 @@ def test_the_event_stream_carries_published_events_as_sse():
         "id: msg_1\n", "event: call.answered\n",
         'data: {"id":"msg_1","type":"call.answered","data":{"uid":"c_1"}}\n', "\n"]
     assert left == 0        # the stream's queue is gone with its client
+
+
+def test_closing_the_hub_ends_live_streams_so_the_server_can_stop():
+    """close_streams (the worker's shutdown) ends each /v1/events response: the client sees EOF."""
+    async def main():
+        hub = EventHub(asyncio.get_running_loop())
+        runner, base = await serve(SimpleNamespace(extra={"event_hub": hub}))
+        async with aiohttp.ClientSession() as http:
+            async with http.get(base + "/v1/events") as resp:
+                await resp.content.readline()
+                await resp.content.readline()
+                hub.close_streams()
+                rest = await asyncio.wait_for(resp.content.read(), 2)
+        left = len(hub.streams)
+        await runner.cleanup()
+        return rest, left
+
+    rest, left = asyncio.run(main())
+    assert rest == b"" and left == 0

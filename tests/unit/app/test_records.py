@@ -5,8 +5,8 @@ from sipbridge.app.records import ANSWER, END, OPEN, UPDATE, CallBook, percentil
 CID = "abc@127.0.0.1"
 
 
-def ev(name, t, **fields):
-    return {"event": name, "ts": t, "call_id": CID, **fields}
+def ev(event, t, **fields):
+    return {"event": event, "ts": t, "call_id": CID, **fields}
 
 
 def incoming(t=100.0, **fields):
@@ -184,3 +184,36 @@ def test_percentile_is_nearest_rank():
     assert percentile([30, 10, 20], 50) == 20
     assert percentile(list(range(1, 101)), 95) == 95
     assert percentile([7], 95) == 7
+
+
+def test_an_app_tool_call_is_matched_to_the_models_function_call_by_its_id():
+    """function_call (fn_call_id) then the app tool runner's tool_called (name, tool_call_id,
+    latency, outcome) make one tools entry; a failed one keeps its outcome and detail."""
+    book = CallBook()
+    book.feed(incoming())
+    book.feed(ev("function_call", 1.0, function="book_slot", fn_call_id="call_1"))
+    book.feed(ev("function_call", 1.1, function="book_slot", fn_call_id="call_2"))
+    book.feed(ev("tool_called", 1.3, uid="c_0001", **{"name": "book_slot"}, tool_call_id="call_2",
+                 latency_ms=5000.2, outcome="timeout", ok=False, status=None, detail="no answer"))
+    book.feed(ev("tool_called", 1.4, uid="c_0001", **{"name": "book_slot"}, tool_call_id="call_1",
+                 latency_ms=42.0, outcome="ok", ok=True, status=200))
+    tools = book.get(CID)["tools"]
+    assert [(t["fn_call_id"], t["latency_ms"], t["outcome"], t["ok"]) for t in tools] == [
+        ("call_1", 42.0, "ok", True), ("call_2", 5000.2, "timeout", False)]
+    assert tools[1]["detail"] == "no answer"
+
+
+def test_outbound_progress_as_the_dialer_logs_it():
+    """The dialer's first line may have no Call-ID yet; the record opens at the first that has
+    one, answered sets the answer time, and the call_ended that follows closes it."""
+    book = CallBook()
+    base = {"event": "outbound_progress", "uid": "c_o", "to": "sip:+1555@carrier",
+            "called": "+1555", "caller": "+1444", "trunk": "carrier"}
+    assert book.feed({**base, "call_id": None, "state": "queued", "ts": 1.0}) is None
+    opened = book.feed({**base, "call_id": "o@x", "state": "ringing", "status": None, "ts": 1.2})
+    assert opened.kind == OPEN and opened.record["called"] == "+1555"
+    assert opened.record["trunk"] == "carrier" and opened.record["direction"] == "outbound"
+    assert book.feed({**base, "call_id": "o@x", "state": "answered", "status": 200,
+                      "ts": 2.0}).kind == ANSWER
+    end = book.feed({"event": "call_ended", "call_id": "o@x", "status": 200, "ts": 9.0})
+    assert end.record["status"] == "completed" and end.record["talk_s"] == 7.0
