@@ -41,6 +41,8 @@ def answer(payload: dict):
         return 1.5, 200, {"action": "accept", "instructions": "Held."}
     if called == "garbage":
         return 0, 200, b"<html>\x00not json"
+    if called == "clash":  # valid alone, not over the bridge's commit_digit 5
+        return 0, 200, {"action": "accept", "turn_detection": {"clear_digit": "5"}}
     if called == "error":
         return 0, 500, {"error": "boom"}
     return 0, 200, {"action": "accept"}
@@ -59,6 +61,7 @@ def app():
 def start_bridge(tmp, up, app, policy):
     return Bridge(tmp, up.url, extra={
         "realtime": {"instructions": "Default agent."},
+        "turn_detection": {"commit_digit": "5"},
         "app": {"webhook_url": app.url, "webhook_secret_env": SECRET_ENV,
                 "webhook_timeout_ms": TIMEOUT_MS, "on_webhook_failure": policy},
         "api": {"listen": None}, "records": {"path": None}})
@@ -142,15 +145,18 @@ def test_webhook_rejects_with_486(lenient, app):
 
 
 @pytest.mark.parametrize("number, reason", [("slow", "timeout"), ("garbage", "malformed"),
-                                            ("error", "status")])
+                                            ("error", "status"), ("clash", "malformed")])
 def test_failure_falls_back_to_the_default_agent(lenient, app, number, reason):
-    """A webhook past its timeout, answering garbage or 500: the call is answered by the default agent."""
+    """A webhook past its timeout, answering garbage, 500 or overrides the config refuses: the call
+    is answered by the default agent."""
     up, bridge = lenient
     before = len(up.events("session.update"))
     started = time.monotonic()
     res, call_id = answered(bridge, number)
     rec = bridge.wait_log("webhook_failed", call_id=call_id)
     assert (rec["reason"], rec["then"]) == (reason, "accept") and rec["detail"]
+    if number == "clash":
+        assert "reply.turn_detection.clear_digit" in rec["detail"]
     if reason == "timeout":
         assert TIMEOUT_MS <= rec["latency_ms"] < TIMEOUT_MS + 300, rec
         assert time.monotonic() - started >= TIMEOUT_MS / 1000
@@ -196,7 +202,7 @@ def test_nothing_leaks(lenient, strict, app):
     lenient_stats = lenient[1].wait_log("stopped")
     assert (lenient_stats["webhook_ok"], lenient_stats["webhook_failed_timeout"],
             lenient_stats["webhook_failed_malformed"], lenient_stats["webhook_failed_status"],
-            lenient_stats["rejected_486"], lenient_stats["accepted"]) == (2, 1, 1, 1, 1, 4)
+            lenient_stats["rejected_486"], lenient_stats["accepted"]) == (2, 1, 2, 1, 1, 5)
     strict_stats = strict[1].wait_log("stopped")
     assert (strict_stats["webhook_failed_timeout"], strict_stats["webhook_failed_malformed"],
             strict_stats["rejected_503"], strict_stats["accepted"]) == (1, 1, 2, 0)

@@ -152,3 +152,12 @@ def test_failure_policy():
     assert (d.action, d.agent, d.failure) == ("accept", None, "timeout")
     d = on_failure("reject", "malformed")
     assert (d.action, d.status, d.failure) == ("reject", 503, "malformed")
+
+
+def test_overrides_that_clash_with_the_route_are_refused_naming_the_reply_key():
+    """A reply valid alone but not over its route (same DTMF digit twice) is a ConfigError on reply.*."""
+    cfg = config.build({"routes": [{"name": "r", "turn_detection": {"commit_digit": "5"}}]}, environ={})
+    decision = parse_reply(200, reply({"action": "accept", "turn_detection": {"clear_digit": "5"}}))
+    with pytest.raises(ConfigError) as exc:
+        for_call(cfg, cfg.routes[0], decision.agent)
+    assert exc.value.key == "reply.turn_detection.clear_digit"
