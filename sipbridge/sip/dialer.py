@@ -53,8 +53,9 @@ class Dialer:
         w = self.w
         if w._stopping:
             raise Refused(503, "draining: not placing new calls")
-        with w._calls_lock:
-            active = sum(1 for c in w.calls.values() if c.session is not None)
+        with w._calls_lock:  # calls with a session, and inbound ones still asking the webhook
+            active = sum(1 for c in w.calls.values() if not c.disconnected and (
+                c.session is not None or getattr(c, "opening", None) is not None))
         if active >= w.stack.capacity:
             raise Refused(503, f"no free call slot ({active} of {w.stack.capacity} in use)")
         account, host = self._account(request.trunk)

@@ -1,7 +1,8 @@
 """Outbound calls placed through the API (``POST /v1/calls``), on 127.0.0.1.
 
 One bridge (a trunk ``carrier`` on a Kamailio that digest-challenges every INVITE with 407,
-one call slot, ``realtime.greeting`` set) serves the module. SIPp plays the called parties:
+a trunk ``stale`` on it with a wrong password, one call slot, ``realtime.greeting`` set)
+serves the module. SIPp plays the called parties:
 a UAS that answers and hangs up after 3 s (through the carrier, which stays in the dialog), one that answers 486 (through
 the carrier), and one that rings for ever (dialled directly by ``sip:`` URI).
 """
@@ -60,8 +61,13 @@ def cell(tmp_path_factory):
     pw = tmp / "carrier.pw"
     pw.write_text(PASSWORD + "\n")
     api_port = free_tcp_port()
+    wrong = tmp / "wrong.pw"
+    wrong.write_text("not-the-password\n")
     extra = {"trunks": [{"name": "carrier", "registrar": f"sip:127.0.0.1:{kport}",
-                         "username": "acme", "password_file": str(pw), "expires": 60}],
+                         "username": "acme", "password_file": str(pw), "expires": 60},
+                        {"name": "stale", "registrar": f"sip:127.0.0.1:{kport}",
+                         "username": "acme", "password_file": str(wrong), "expires": 60,
+                         "retry_min_s": 30, "retry_max_s": 60}],
              "sip": {"max_calls": 1},
              "realtime": {"greeting": GREETING},
              "api": {"listen": f"127.0.0.1:{api_port}"},
@@ -208,3 +214,22 @@ def test_an_api_hangup_while_it_rings_cancels_the_call(cell, tmp_path):
     assert (final["state"], final["reason"]) == ("cancelled", "cancel"), final
     assert final["times"]["cancelled"] - final["times"]["ringing"] < 2.0
     assert [m.method for m in result.received] == ["INVITE", "CANCEL", "ACK"], result.describe()
+
+
+def test_wrong_trunk_credentials_fail_with_the_carriers_407(cell, tmp_path):
+    """A trunk whose password the carrier refuses: the INVITE is challenged twice and the call is reported failed 407, nothing reaches the callee."""
+    kam, ports, _upstream, bridge, port = cell
+    idle(bridge, 4)
+    before = len(carrier_lines(kam.output()))
+    with SippUas("uas_proxied_hangup", port=ports["100"], rtp_echo=False, hold_ms=1000,
+                 timeout=5, trace_dir=tmp_path / "uas") as uas:
+        status, body, _ = api(port, "POST", "/v1/calls", {"to": "100", "trunk": "stale"})
+        assert status == 201, body
+        final = wait_state(port, body["uid"], FINAL, 10)
+        result = uas.stop(timeout=0.5)
+    assert (final["state"], final["status"]) == ("failed", 407), final
+    lines = carrier_lines(kam.output())[before:]
+    assert [r["event"] for r in lines] == ["carrier_challenged", "carrier_challenged"], lines
+    # pv_proxy_authenticate: -5 no credentials yet, -2 the password is wrong
+    assert [r["reason"] for r in lines] == ["-5", "-2"], lines
+    assert not result.received, result.describe()
