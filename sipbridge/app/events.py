@@ -8,7 +8,7 @@ event, or None: ``call.incoming``, ``call.answered``, ``call.transferred``, ``ca
 the Standard Webhooks headers (:mod:`sipbridge.app.signing`).
 
 :class:`Outbox` is the pure queue behind ``app.events_url``: bounded (``app.events_queue``; a
-full box drops the new event and counts it), strictly in order, one message in flight, retried
+full box drops its oldest waiting event and counts it), strictly in order, one message in flight, retried
 with exponential backoff and given up (counted) after :data:`ATTEMPTS` tries; time is passed in.
 :class:`EventSender` is its aiohttp shell on the worker's loop, and :class:`EventHub` the
 loop-side fan-out to the sender and to live ``GET /v1/events`` streams.
@@ -110,9 +110,14 @@ class Outbox:
     delivered: int = 0
 
     def push(self, msg: Message) -> bool:
+        """Queue ``msg``; when full, the oldest message not yet tried goes (the head, perhaps in
+        flight, stays), so a receiver that comes back gets the latest events. False: ``msg``
+        itself was dropped (a box of one with its head pending)."""
         if len(self.pending) >= self.maxsize:
             self.dropped += 1
-            return False
+            if len(self.pending) < 2:
+                return False
+            del self.pending[1]
         self.pending.append(msg)
         return True
 
@@ -159,9 +164,12 @@ class EventSender:
         self._task = asyncio.ensure_future(self._run())
 
     def push(self, event: dict) -> None:
-        """Queue one event (loop thread); a full queue drops it (counted, logged rate-limited)."""
+        """Queue one event (loop thread); a full queue drops its oldest waiting event (counted,
+        logged rate-limited)."""
         body = json.dumps(event, separators=(",", ":"), default=str).encode()
-        if not self.box.push(Message(event["id"], body, due=self._mono())):
+        dropped = self.box.dropped
+        self.box.push(Message(event["id"], body, due=self._mono()))
+        if self.box.dropped != dropped:
             self._log_drops()
         self._wake.set()
 

@@ -80,12 +80,16 @@ def test_the_outbox_retries_the_head_in_order_and_gives_up_after_its_attempts():
     assert box.delivered == 1 and box.wait_s(12.0) is None
 
 
-def test_a_full_outbox_drops_new_events_and_counts_them():
-    """Memory stays bounded: beyond maxsize, events are refused and counted."""
+def test_a_full_outbox_drops_its_oldest_waiting_event_and_counts_it():
+    """Memory stays bounded: beyond maxsize the oldest event after the head (which may be in
+    flight) goes, counted; the newest are kept, in order."""
     box = Outbox(maxsize=3)
     accepted = [box.push(Message(f"m{i}", b"")) for i in range(5)]
-    assert accepted == [True, True, True, False, False] and box.dropped == 2
-    assert len(box.pending) == 3
+    assert accepted == [True] * 5 and box.dropped == 2
+    assert [m.id for m in box.pending] == ["m0", "m3", "m4"]
+    one = Outbox(maxsize=1)
+    assert one.push(Message("a", b"")) and not one.push(Message("b", b""))
+    assert [m.id for m in one.pending] == ["a"] and one.dropped == 1
 
 
 async def _receiver(statuses):
