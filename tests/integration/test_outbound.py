@@ -233,3 +233,22 @@ def test_wrong_trunk_credentials_fail_with_the_carriers_407(cell, tmp_path):
     # pv_proxy_authenticate: -5 no credentials yet, -2 the password is wrong
     assert [r["reason"] for r in lines] == ["-5", "-2"], lines
     assert not result.received, result.describe()
+
+
+def test_an_unreachable_model_cancels_the_ringing_call_as_failed(tmp_path):
+    """With the model unreachable the session fails while the far end rings: the bridge CANCELs and reports failed (upstream_unavailable), long before the ring timeout."""
+    dead = f"ws://127.0.0.1:{free_tcp_port()}/v1/realtime"   # nothing listens there
+    api_port = free_tcp_port()
+    extra = {"api": {"listen": f"127.0.0.1:{api_port}"},
+             "records": {"path": str(tmp_path / "records.db")}}
+    with Bridge(tmp_path, dead, extra=extra) as bridge, \
+            SippUas("uas_no_answer", rtp_echo=False, trace_dir=tmp_path / "uas") as uas:
+        status, body, _ = api(api_port, "POST", "/v1/calls",
+                              {"to": f"sip:400@{uas.target}", "ring_timeout_s": 20})
+        assert status == 201, body
+        final = wait_state(api_port, body["uid"], FINAL, 10)
+        result = uas.stop()
+        assert bridge.wait_log("upstream_unavailable", uid=body["uid"])
+    assert (final["state"], final["reason"]) == ("failed", "upstream_unavailable"), final
+    assert final["times"]["failed"] - final["times"]["queued"] < 5.0
+    assert [m.method for m in result.received] == ["INVITE", "CANCEL", "ACK"], result.describe()
