@@ -80,6 +80,8 @@ class RealtimeConfig:
     greeting: str | None = None      # instructions for the agent's first words, said on answer
     end_call_tool: bool = False      # offer the model an end_call function (it hangs up)
     transfer_to: str | None = None   # sip: URI the model may transfer the caller to (REFER)
+    tools: tuple = ()                # the app's functions (realtime.protocol.Tool; app/tooldecl.py)
+    tools_url: str | None = None     # where they are POSTed (http/https); needed with tools
 
 
 @dataclass(frozen=True)
@@ -208,6 +210,9 @@ _RANGES = {
 
 
 def _coerce(key: str, value: Any, annotation: str) -> Any:
+    if key in ("realtime.tools", "realtime.tools_url"):  # a list of mappings, a URL: their own checks
+        from .app.tooldecl import check_url, parse_tools
+        return parse_tools(value, key) if key.endswith(".tools") else check_url(value, key)
     optional = "None" in annotation
     if value is False and key == "sip.srtp":
         value = "off"  # YAML 1.1 reads a bare `off` as false
@@ -285,6 +290,8 @@ def check_agent(rc: RealtimeConfig) -> None:
     if rc.transfer_to is not None and not (rc.transfer_to.startswith(("sip:", "sips:"))
                                            and len(rc.transfer_to) > 5 and " " not in rc.transfer_to):
         raise ConfigError("realtime.transfer_to", f"must be a sip: or sips: URI, got {rc.transfer_to!r}")
+    from .app.tooldecl import check_pair
+    check_pair(rc.tools, rc.tools_url)
 
 
 def env_overrides(environ: Mapping[str, str]) -> dict:

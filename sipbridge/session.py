@@ -26,6 +26,7 @@ from dataclasses import fields, replace
 import numpy as np
 import structlog
 
+from .app.toolrun import AppTools
 from .bargein import Action, BargeInPolicy, Decision
 from .media.echo import EchoCanceller, EchoSettings
 from .media.gate import SpeechGate
@@ -68,7 +69,7 @@ class CallSession:
                  loop: asyncio.AbstractEventLoop, vad_model, on_end: Callable[[str], None],
                  vad_batch=None, on_transfer: Callable[[str], None] | None = None,
                  parties: Parties | None = None, metadata: dict | None = None,
-                 route: str | None = None):
+                 route: str | None = None, uid: str | None = None):
         self.call_id = call_id
         self.metadata = dict(metadata or {})  # the route's and the webhook's, for the app's tools
         self.route = route                    # the routes: entry that matched (None: defaults)
@@ -114,7 +115,8 @@ class CallSession:
             audio_format=rc.audio_format, api=rc.api,
             turn_detection=self._server_turn_detection(),
             tools=(((END_CALL,) if rc.end_call_tool else ())
-                   + ((TRANSFER_CALL,) if rc.transfer_to and on_transfer else ())))
+                   + ((TRANSFER_CALL,) if rc.transfer_to and on_transfer else ())
+                   + tuple(rc.tools)))  # the app's own functions (sipbridge/app/toolrun.py)
         self.transfer_to = rc.transfer_to
         self._transfer: Hangup | None = None       # the transfer under way (REFER sent)
         self.greeting = fill(rc.greeting, self.parties)
@@ -124,6 +126,14 @@ class CallSession:
                                                   self._on_event,
                                                   connect_timeout=rc.connect_timeout_ms / 1000)
         self.client = self._new_client()
+        self.uid = uid or call_id   # the bridge's call id (BridgeCall.uid)
+        # the app's functions: each call POSTed to realtime.tools_url off the media path
+        self.app_tools = AppTools(
+            url=rc.tools_url, timeout_ms=config.app.tool_timeout_ms,
+            secret_env=config.app.webhook_secret_env, uid=self.uid, sip_call_id=call_id,
+            send=lambda event: self.client.send(event), log=self.log, loop=loop,
+            context=lambda: {"caller": self.parties.caller, "called": self.parties.called,
+                             "metadata": getattr(self, "metadata", None) or {}})
         # a dropped upstream is reconnected (see realtime/link.py); the caller stays on the line
         self.link = UpstreamLink(
             make_client=self._new_client, attempts=rc.reconnect_attempts,
@@ -195,6 +205,7 @@ class CallSession:
         self._response_gen.clear()
         self._cancelled.clear()
         self._cancel_reason.clear()
+        self.app_tools.reset()
         self._down.clear()
         if old_config is not self.session_config:
             client.send(rt.session_update(self.session_config))
@@ -206,6 +217,7 @@ class CallSession:
         self.closed = True
         if self.vad_batch is not None and self.engine is not None:
             self.vad_batch.leave(self.engine)
+        await self.app_tools.close()
         await self.link.close()
         await self.client.close()
         if self._reader is not None:
@@ -475,10 +487,12 @@ class CallSession:
             return
         self.client.send(rt.input_audio_commit())
         self.client.send(rt.response_create())
+        self.app_tools.committed(requested=True)
 
     def _cancel_upstream(self, cleared: Cleared, reason: str, source: str, timing: dict) -> None:
         if self.closed:
             return
+        self.app_tools.interrupted()  # a tool running: the caller has the turn (app/toolturn.py)
         response = self.response_id
         if response is not None:
             self._cancelled.add(response)
@@ -537,7 +551,9 @@ class CallSession:
         self.log.info("function_call", function=event.name, fn_call_id=event.call_id,
                       response_id=event.response_id)
         offered = {tool.name for tool in self.session_config.tools}
-        if event.name not in offered:  # say so, and let the model go on talking to the caller
+        if event.name in offered and event.name not in (END_CALL.name, TRANSFER_CALL.name):
+            self.app_tools.call(event)   # the app's function: POSTed, the answer comes back
+        elif event.name not in offered:  # say so, and let the model go on talking to the caller
             self.log.warning("unknown_function_call", function=event.name)
             self.client.send(rt.function_output(event.call_id, unknown_output(event.name)))
             self.client.send(rt.response_create())
@@ -554,6 +570,7 @@ class CallSession:
             self.response_id = event.response_id
             self._response_gen[event.response_id] = self.playout.generation
             self.log.info("response.created", response_id=event.response_id)
+            self.app_tools.response_created()
         elif isinstance(event, rt.AudioDone):
             self.playout.end_item(event.item_id)
             self._down.pop(event.item_id, None)
@@ -571,6 +588,10 @@ class CallSession:
             self.log.info("response.done", response_id=event.response_id, status=status,
                           status_details={"type": status, "reason": ours or event.reason},
                           upstream_status=event.status)
+            self.app_tools.response_done()  # an app tool's answer may be waiting for it
+        elif isinstance(event, rt.InputCommitted):
+            if self.settings.type == "server_vad":  # the provider ended the caller's turn
+                self.app_tools.committed(requested=False)
         elif isinstance(event, rt.SpeechStarted):
             self.log.info("speech_started", source="server", audio_start_ms=event.audio_start_ms)
             if self.settings.type == "server_vad" and self.playout.playing:
@@ -579,6 +600,7 @@ class CallSession:
             self.log.info("speech_stopped", source="server", audio_end_ms=event.audio_end_ms)
         elif isinstance(event, rt.ErrorEvent):
             self.log.warning("upstream_error", code=event.code, message=event.message)
+            self.app_tools.refused(event.code)
             self.link.fatal(event.code, event.message)  # a fatal kind drops the socket: reconnect
         elif isinstance(event, rt.Malformed):
             self.log.warning("upstream_malformed_event", reason=event.reason)

@@ -329,7 +329,7 @@ class Worker:
                               vad_model=self.vad_model, vad_batch=self.vad_batch,
                               on_end=lambda reason: self.post(lambda: self._end(call, reason)),
                               on_transfer=lambda target: self.post(lambda: self._transfer(call, target)),
-                              parties=who, metadata=metadata, route=call.route)
+                              parties=who, metadata=metadata, route=call.route, uid=call.uid)
         call.session = session
         future = asyncio.run_coroutine_threadsafe(session.start(), self.loop)
         future.add_done_callback(lambda f: self.post(lambda: self._answer(call, f)))

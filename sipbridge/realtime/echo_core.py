@@ -8,12 +8,18 @@ utterance (or a fixed ``reply_pcm``), streamed by repeated calls to
 caller has said anything (a greeting) there is nothing to echo: the answer is a
 short two-note :func:`chime`.
 
-Functions: with ``call_tool`` set and a function of that name in the session's
-``tools``, the first completed response ends with a ``function_call`` item calling
-it (arguments ``{}``), as a model does when it decides to; tests use it to drive
-the bridge's tools (once, so a refused transfer is not asked for again and again).
-``conversation.item.create`` takes a ``function_call_output`` for a call made (or
-a ``message``) and answers ``conversation.item.created``.
+Functions: with ``call_tool`` set (a name, or several separated by commas) and
+functions of those names in the session's ``tools``, the first completed response
+ends with a ``function_call`` item calling each of them (arguments ``tool_args``,
+``{}`` by default; several are parallel calls), as a model does when it decides to;
+tests use it to drive the bridge's tools (once, so a refused transfer is not asked
+for again and again). ``conversation.item.create`` takes a ``function_call_output``
+for a call made (or a ``message``) and answers ``conversation.item.created``. The
+next response after outputs arrived speaks them (:func:`tool_answer`): a 1 kHz beep
+per successful output (``{"beeps": n}`` asks for n, 1-8), then a low 300 Hz buzz
+if any output was an error (a JSON object with an ``error`` key, or not JSON), so
+a test on the wire hears whether the answer reached the model (the outputs of the
+bridge's own ``end_call`` and ``transfer_call`` are not spoken: the echo goes on).
 
 Errors mirror the real server: "If there is no response to cancel, the server
 will respond with an error"; "If the audio_end_ms is greater than the actual
@@ -55,6 +61,7 @@ from __future__ import annotations
 import base64
 import binascii
 import itertools
+import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -182,6 +189,46 @@ def chime(rate: int = RATE) -> np.ndarray:
     return (np.concatenate(notes) * 32767).astype(np.int16)
 
 
+BEEP_HZ, BEEP_MS, GAP_MS = 1000.0, 120, 120     # tool_answer's beeps ...
+BUZZ_HZ, BUZZ_MS = 300.0, 600                   # ... and its error buzz
+MAX_BEEPS = 8
+BUILT_IN = ("end_call", "transfer_call")        # outputs the bridge answers itself: not spoken
+
+
+def _tone(freq: float, ms: int, rate: int) -> np.ndarray:
+    t = np.arange(rate * ms // 1000) / rate
+    fade = np.minimum(1.0, np.minimum(t, t[::-1]) / 0.01)
+    return 0.3 * np.sin(2 * np.pi * freq * t) * fade
+
+
+def _beeps(output: str) -> int | None:
+    """Beeps a successful function output asks for; None when the output is an error."""
+    try:
+        value = json.loads(output)
+    except ValueError:
+        return None
+    if isinstance(value, dict) and "error" in value:
+        return None
+    n = value.get("beeps") if isinstance(value, dict) else None
+    if isinstance(n, int) and not isinstance(n, bool):
+        return max(1, min(MAX_BEEPS, n))
+    return 1
+
+
+def tool_answer(outputs: list[str], rate: int = RATE) -> np.ndarray:
+    """The embedded model's spoken answer to function outputs: a beep (1 kHz, 120 ms, 120 ms
+    apart) per successful output (``{"beeps": n}``: n of them), then a 600 ms 300 Hz buzz if
+    any output was an error. pcm16 at ``rate``."""
+    counts = [_beeps(o) for o in outputs]
+    gap = np.zeros(rate * GAP_MS // 1000)
+    parts: list[np.ndarray] = []
+    for _ in range(min(MAX_BEEPS * 4, sum(c for c in counts if c))):
+        parts += [_tone(BEEP_HZ, BEEP_MS, rate), gap]
+    if any(c is None for c in counts):
+        parts += [_tone(BUZZ_HZ, BUZZ_MS, rate), gap]
+    return (np.concatenate(parts or [gap]) * 32767).astype(np.int16)
+
+
 def _convert(samples: np.ndarray, rate: int, fmt: AudioFormat) -> bytes:
     """Linear int16 ``samples`` at ``rate`` as wire bytes of ``fmt`` (resampled if need be)."""
     if rate != fmt.rate and samples.size:
@@ -193,9 +240,11 @@ class EchoCore:
     """The echo model's state machine for one connection (see module docstring)."""
 
     def __init__(self, model: str = "embedded-echo", reply_pcm: bytes | None = None, chunk_ms: int = 100,
-                 call_tool: str | None = None):
+                 call_tool: str | None = None, tool_args: str = "{}"):
         self._ids = itertools.count(1)
-        self._call_tool = call_tool
+        self._call_tools = [n.strip() for n in (call_tool or "").split(",") if n.strip()]
+        self._tool_args = tool_args
+        self._outputs: list[str] = []      # function outputs the next response speaks
         self.session: dict[str, Any] = default_session(self._id("sess"), model)
         self._reply_pcm = reply_pcm
         self._chunk_ms = chunk_ms
@@ -206,7 +255,7 @@ class EchoCore:
         self._last_utterance = np.zeros(0, dtype=np.int16)
         self._last_rate = self._in_fmt.rate
         self._items: dict[str, _Item] = {}
-        self._calls: set[str] = set()      # call ids of the function calls made
+        self._calls: dict[str, str] = {}   # call id -> name of the function calls made
         self._last_item_id: str | None = None
         self.active: _Response | None = None
         self.vad: EnergyVad | None = None
@@ -350,7 +399,10 @@ class EchoCore:
 
     def _start_response(self) -> list[Event]:
         fmt = output_format_of(self.session)
-        if self._reply_pcm is not None:
+        if self._outputs:  # the answer to function outputs: beeps (and a buzz for an error)
+            audio = _convert(tool_answer(self._outputs), RATE, fmt)
+            self._outputs = []
+        elif self._reply_pcm is not None:
             audio = _convert(np.frombuffer(self._reply_pcm, dtype="<i2").astype(np.int16), RATE, fmt)
         elif self._last_utterance.size:
             audio = _convert(self._last_utterance, self._last_rate, fmt)
@@ -403,10 +455,12 @@ class EchoCore:
                   self._ev("response.output_item.done", response_id=resp.response_id, output_index=0,
                            item=item)]
         output = [item]
-        if status == "completed" and not self._calls and self._offers(self._call_tool):
-            call = self._function_call(resp.response_id)
-            events += call
-            output.append(call[-1]["item"])
+        calling = [n for n in self._call_tools if self._offers(n)]
+        if status == "completed" and not self._calls and calling:
+            for index, name in enumerate(calling, start=1):
+                call = self._function_call(resp.response_id, name, index)
+                events += call
+                output.append(call[-1]["item"])
         body = {"id": resp.response_id, "object": "realtime.response", "status": status,
                 "status_details": details, "output": output, "output_modalities": ["audio"]}
         return events + [self._ev("response.done", response=body)]
@@ -415,19 +469,21 @@ class EchoCore:
         tools = self.session.get("tools") or []
         return name is not None and any(isinstance(t, dict) and t.get("name") == name for t in tools)
 
-    def _function_call(self, response_id: str) -> list[Event]:
-        """The events of a ``function_call`` item (output index 1) calling ``call_tool``."""
+    def _function_call(self, response_id: str, name: str, index: int = 1) -> list[Event]:
+        """The events of a ``function_call`` item (output ``index``) calling ``name``."""
         item_id, call_id = self._id("item"), self._id("call")
         self._items[item_id] = _Item("function_call")
-        self._calls.add(call_id)
+        self._calls[call_id] = name
+        args = self._tool_args
         item = {"id": item_id, "object": "realtime.item", "type": "function_call", "status": "completed",
-                "name": self._call_tool, "call_id": call_id, "arguments": "{}"}
-        return [self._ev("response.output_item.added", response_id=response_id, output_index=1,
+                "name": name, "call_id": call_id, "arguments": args}
+        return [self._ev("response.output_item.added", response_id=response_id, output_index=index,
                          item={**item, "status": "in_progress", "arguments": ""}),
                 self._ev("response.function_call_arguments.done", response_id=response_id,
-                         item_id=item_id, output_index=1, call_id=call_id, name=self._call_tool,
-                         arguments="{}"),
-                self._ev("response.output_item.done", response_id=response_id, output_index=1, item=item)]
+                         item_id=item_id, output_index=index, call_id=call_id, name=name,
+                         arguments=args),
+                self._ev("response.output_item.done", response_id=response_id, output_index=index,
+                         item=item)]
 
     def _item_create(self, event: Event, eid: Any) -> list[Event]:
         item = event.get("item")
@@ -438,6 +494,8 @@ class EchoCore:
             if not known or not isinstance(item.get("output"), str):
                 return self._error("invalid_value", f"No function call {item.get('call_id')!r} to answer "
                                    "(or output is not a string).", eid, "item.call_id")
+            if self._calls[call_id] not in BUILT_IN:  # the bridge's own answers are not spoken
+                self._outputs.append(item["output"])
         elif kind != "message":
             return self._error("invalid_value", f"Item type {kind!r} is not supported by the embedded "
                                "model (message, function_call_output).", eid, "item.type")

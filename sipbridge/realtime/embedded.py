@@ -19,12 +19,16 @@ event as its dict plus ``"_recv_t"``: ``time.monotonic()`` at receipt; a frame
 that is not a JSON object is recorded as ``{"_recv_t", "_malformed": text}``),
 ``reply_pcm`` (fixed 24 kHz pcm16 reply instead of the echo, sent in the session's
 output format), ``pace``, ``call_tool`` (the first completed response also calls the session's
-function of that name, e.g. ``end_call``).
+function of that name, e.g. ``end_call``; several names separated by commas are parallel calls),
+``tool_args`` (the arguments of those calls, a JSON text as a model writes it; ``{}``). The
+response after function outputs arrived speaks them: beeps for answers, a buzz for errors
+(see :func:`~sipbridge.realtime.echo_core.tool_answer`).
 
 CLI (for tests running it as a separate "upstream" process)::
 
     python -m sipbridge.realtime.embedded --host 127.0.0.1 --port N [--api-key K]
-        [--record FILE.jsonl] [--reply-wav F] [--pace X] [--call-tool NAME]
+        [--record FILE.jsonl] [--reply-wav F] [--pace X] [--call-tool NAME[,NAME...]]
+        [--tool-args JSON]
 
 prints its ``ws://`` URL as the first stdout line, logs to stderr, appends records
 as JSON lines (flushed per line), and exits 0 on SIGTERM/SIGINT.
@@ -76,7 +80,7 @@ class EmbeddedModel:
 
     def __init__(self, api_key: str | None = None, record: Recorder | None = None,
                  reply_pcm: bytes | None = None, pace: float = 4.0, chunk_ms: int = 100,
-                 call_tool: str | None = None):
+                 call_tool: str | None = None, tool_args: str = "{}"):
         if not pace > 0:
             raise ValueError(f"pace must be > 0, got {pace!r}")
         self._api_key = api_key
@@ -85,6 +89,7 @@ class EmbeddedModel:
         self._pace = pace
         self._chunk_ms = chunk_ms
         self._call_tool = call_tool
+        self._tool_args = tool_args
         self._server: Server | None = None
         self.url: str | None = None
         self.connections = 0
@@ -124,7 +129,7 @@ class EmbeddedModel:
         model = parse_qs(urlsplit(ws.request.path).query).get("model", ["embedded-echo"])[0]
         log = self._log.bind(conn=self.connections, model=model)
         core = EchoCore(model=model, reply_pcm=self._reply_pcm, chunk_ms=self._chunk_ms,
-                        call_tool=self._call_tool)
+                        call_tool=self._call_tool, tool_args=self._tool_args)
         out: asyncio.Queue[str] = asyncio.Queue()
 
         def emit(events: list[dict[str, Any]]) -> None:
@@ -204,7 +209,7 @@ async def _serve_until_signal(args: argparse.Namespace) -> None:
     reply = load_wav_24k(args.reply_wav) if args.reply_wav else None
     record = _JsonlRecorder(args.record) if args.record else None
     model = EmbeddedModel(api_key=args.api_key, record=record, reply_pcm=reply, pace=args.pace,
-                          call_tool=args.call_tool)
+                          call_tool=args.call_tool, tool_args=args.tool_args)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -226,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--record", default=None, metavar="FILE.jsonl")
     parser.add_argument("--reply-wav", default=None, metavar="F")
     parser.add_argument("--pace", type=float, default=4.0)
-    parser.add_argument("--call-tool", default=None, metavar="NAME")
+    parser.add_argument("--call-tool", default=None, metavar="NAME[,NAME...]")
+    parser.add_argument("--tool-args", default="{}", metavar="JSON")
     args = parser.parse_args(argv)
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
     asyncio.run(_serve_until_signal(args))

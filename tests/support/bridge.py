@@ -81,7 +81,7 @@ class Upstream:
     """``python -m sipbridge.realtime.embedded`` on loopback, recording every client event."""
 
     def __init__(self, tmp_path: Path, api_key: str | None = None, reply_wav: Path | None = None,
-                 pace: float = 4.0, call_tool: str | None = None):
+                 pace: float = 4.0, call_tool: str | None = None, tool_args: str | None = None):
         self.record = Path(tmp_path) / f"upstream-{time.monotonic_ns()}.jsonl"
         cmd = [PYTHON, "-m", "sipbridge.realtime.embedded", "--port", str(free_tcp_port()),
                "--record", str(self.record), "--pace", str(pace)]
@@ -91,6 +91,8 @@ class Upstream:
             cmd += ["--reply-wav", str(reply_wav)]
         if call_tool:
             cmd += ["--call-tool", call_tool]
+        if tool_args is not None:
+            cmd += ["--tool-args", tool_args]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         self.url = self.proc.stdout.readline().decode().strip()
         if not self.url.startswith("ws://"):
