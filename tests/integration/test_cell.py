@@ -186,7 +186,10 @@ class CellProcess:
                "realtime": {"url": "embedded"},
                "cell": {"worker_port_base": base, "probe_interval_s": 1,
                         "failover_timeout_ms": 2000, "restart_backoff_ms": RESTART_BACKOFF_MS},
-               "log": {"format": "json", "level": "info"}}
+               "log": {"format": "json", "level": "info"},
+               # one file for the cell's workers (WAL), never the repo's working directory
+               "records": {"path": str(tmp_path / "records.db")}}
+        self.records_path = tmp_path / "records.db"
         path = tmp_path / "cell.yaml"
         path.write_text(yaml.safe_dump(cfg))
         env = {k: v for k, v in os.environ.items()
@@ -253,6 +256,16 @@ def calls_by_worker(cell: CellProcess, after: int = 0) -> dict[int, set[str]]:
     return by
 
 
+def records_by_call_id(path: Path) -> dict[str, str]:
+    """SIP Call-ID -> the record's status, read from the cell's records file."""
+    import sqlite3
+    conn = sqlite3.connect(path)
+    try:
+        return dict(conn.execute("SELECT sip_call_id, status FROM records"))
+    finally:
+        conn.close()
+
+
 @pytest.fixture
 def cell(tmp_path):
     c = CellProcess(tmp_path)
@@ -317,6 +330,11 @@ def test_cell_spreads_calls_survives_a_killed_worker_and_takes_it_back(cell, tmp
     restarted = cell.wait("worker_restarted", timeout=20, worker=1)
     assert restarted["pid"] != pids[1]
     cell.wait("ready", timeout=30, after=killed_at, worker=1)
+    # the killed worker's calls were closed as lost by its next boot, the others completed
+    assert cell.wait("records_opened", after=killed_at, worker=1)["lost"] == 4
+    status = records_by_call_id(cell.records_path)
+    assert {status[c] for c in by_worker[1]} == {"lost"}
+    assert {status[c] for c in by_worker[0] | by_worker[2]} == {"completed"}
     time.sleep(2.5)  # a probe interval or two: the front sees it answer OPTIONS again
     mark3 = cell.mark()
     third: dict = {}
