@@ -8,12 +8,13 @@ import subprocess
 import sys
 
 
-def test_a_taken_sip_port_gives_a_clear_error_and_exit_1():
+def test_a_taken_sip_port_gives_a_clear_error_and_exit_1(tmp_path):
     """With the UDP port taken, `sipbridge run` exits 1 saying which address it could not listen on."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
         taken.bind(("127.0.0.1", 0))
         port = taken.getsockname()[1]
-        env = {**os.environ, "SIPBRIDGE_SIP__PORT": str(port), "SIPBRIDGE_LOG__FORMAT": "json"}
+        env = {**os.environ, "SIPBRIDGE_SIP__PORT": str(port), "SIPBRIDGE_LOG__FORMAT": "json",
+               "SIPBRIDGE_RECORDS__PATH": str(tmp_path / "records.db")}  # not in the repo
         proc = subprocess.run([sys.executable, "-m", "sipbridge", "run"], env=env,
                               capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1, proc.stderr[-2000:]
