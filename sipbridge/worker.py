@@ -230,7 +230,9 @@ class Worker:
         source = prm.rdata.srcAddress
         with self._calls_lock:
             self.calls[prm.callId] = call
-            active = sum(1 for c in self.calls.values() if c.session is not None)
+            # a call still asking the webhook (opening, no session yet) holds its slot too
+            active = sum(1 for c in self.calls.values() if c.session is not None or (
+                getattr(c, "opening", None) is not None and not c.disconnected))
         clog = log.bind(call_id=call.sip_call_id, source=source)
         if self._stopping:
             return self._reject(call, 503, "Service Unavailable", clog, "draining",
@@ -290,7 +292,6 @@ class Worker:
         """Control thread: act on the webhook's decision, unless the caller has hung up."""
         if call.disconnected or future.cancelled():
             return
-        call.opening = None
         try:
             decision, detail, latency_ms, resolved = future.result()
         except Exception as exc:  # noqa: BLE001 - a bug must not leave the caller ringing
@@ -312,12 +313,14 @@ class Worker:
             self.counters[key] = self.counters.get(key, 0) + 1
             clog.warning("call_rejected", status=decision.status,
                          why="webhook" if decision.failure is None else f"webhook {decision.failure}")
+            call.opening = None
             call.hangup_op(decision.status, decision.reason or "")
             return
         try:
-            self._open(call, *resolved, who)
+            self._open(call, *resolved, who)  # replaces call.opening: the slot stays held
         except Exception:  # noqa: BLE001 - e.g. a session that cannot be built: refuse, not ring on
             log.exception("session_open_failed", call_id=call.sip_call_id)
+            call.opening = None
             self.counters["rejected_503"] = self.counters.get("rejected_503", 0) + 1
             call.hangup_op(503, "Service Unavailable")
 

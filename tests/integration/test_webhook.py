@@ -10,6 +10,7 @@ worker's counters (logged at exit) match the calls placed.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -58,8 +59,9 @@ def app():
         del os.environ[SECRET_ENV]
 
 
-def start_bridge(tmp, up, app, policy):
+def start_bridge(tmp, up, app, policy, max_calls=None):
     return Bridge(tmp, up.url, extra={
+        "sip": {"max_calls": max_calls},
         "realtime": {"instructions": "Default agent."},
         "turn_detection": {"commit_digit": "5"},
         "app": {"webhook_url": app.url, "webhook_secret_env": SECRET_ENV,
@@ -77,7 +79,7 @@ def lenient(tmp_path_factory, app):
 @pytest.fixture(scope="module")
 def strict(tmp_path_factory, app):
     tmp = tmp_path_factory.mktemp("webhook-reject")
-    with Upstream(tmp) as up, start_bridge(tmp, up, app, "reject") as bridge:
+    with Upstream(tmp) as up, start_bridge(tmp, up, app, "reject", max_calls=1) as bridge:
         yield up, bridge
 
 
@@ -176,6 +178,23 @@ def test_failure_rejects_with_503_when_so_configured(strict, app, number, reason
     assert len(up.events("session.update")) == before
 
 
+def test_a_call_asking_the_webhook_holds_its_slot(strict, app):
+    """With max_calls 1, a second INVITE while the first still waits for the webhook gets 486
+    (from pjsua's call limit, which the worker sets to max_calls) and the webhook is not asked."""
+    up, bridge = strict
+    first: dict = {}
+    caller = threading.Thread(target=lambda: first.update(res=refused(bridge, "slow", 503)))
+    seen = len(app.requests)
+    caller.start()
+    try:
+        app.wait(seen + 1)  # the first call is now waiting for the app (which answers too late)
+        refused(bridge, "busy", 486)
+        assert len(app.requests) == seen + 1   # refused before the webhook was asked
+    finally:
+        caller.join(20)
+    assert "res" in first
+
+
 def test_cancel_while_the_webhook_is_pending(lenient, app):
     """A CANCEL while the app is still deciding ends the call (487); its late answer opens nothing."""
     up, bridge = lenient
@@ -192,7 +211,8 @@ def test_cancel_while_the_webhook_is_pending(lenient, app):
 
 
 def test_nothing_leaks(lenient, strict, app):
-    """After all the calls: no model socket is open and the counters at exit match the calls placed."""
+    """After all the calls: no model socket is open and the counters at exit match the calls placed
+    (this test runs last and counts every call of this module)."""
     for up, bridge in (lenient, strict):
         deadline = time.monotonic() + 5
         while bridge.tcp_connections_to(up.port) and time.monotonic() < deadline:
@@ -205,4 +225,4 @@ def test_nothing_leaks(lenient, strict, app):
             lenient_stats["rejected_486"], lenient_stats["accepted"]) == (2, 1, 2, 1, 1, 5)
     strict_stats = strict[1].wait_log("stopped")
     assert (strict_stats["webhook_failed_timeout"], strict_stats["webhook_failed_malformed"],
-            strict_stats["rejected_503"], strict_stats["accepted"]) == (1, 1, 2, 0)
+            strict_stats["rejected_503"], strict_stats["accepted"]) == (2, 1, 3, 0)
