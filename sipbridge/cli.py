@@ -71,6 +71,16 @@ def main(argv: list[str] | None = None) -> int:
             source = f"${t.password_env}" if t.password_env else t.password_file
             print(f"trunk {t.name}: {t.aor} via {t.registrar}, expires {t.expires} s, "
                   f"password from {source} (set)")
+        for r in cfg.routes:  # matched in this order
+            what = f"reject {r.reject}" if r.reject is not None else \
+                "agent: " + (", ".join([*r.agent.realtime, *(["turn_detection"] if r.agent.turn
+                                                              else []),
+                                        *(["metadata"] if r.agent.metadata else [])]) or "defaults")
+            print(f"route {r.name}: number {r.number or '*'}, trunk {r.trunk or '*'}, {what}")
+        if cfg.app.webhook_url:
+            print(f"webhook {cfg.app.webhook_url}: timeout {cfg.app.webhook_timeout_ms} ms, "
+                  f"on failure {cfg.app.on_webhook_failure}, secret from "
+                  f"${cfg.app.webhook_secret_env} (set)")
         return 0
     if args.command == "kamailio-config":
         from .cell.cli import kamailio_config

@@ -156,3 +156,16 @@ def test_routes_cannot_come_from_the_environment():
     with pytest.raises(ConfigError) as exc:
         config.build({}, environ={"SIPBRIDGE_ROUTES__X": "1"})
     assert exc.value.key == "routes"
+
+
+def test_check_config_lists_the_routes_in_order(tmp_path, capsys):
+    """check-config prints each route (what it matches, what it does), never a secret."""
+    from sipbridge.cli import main
+
+    path = tmp_path / "c.yaml"
+    path.write_text('routes:\n  - {name: a, match: {number: "12*"}, voice: v, turn_detection: fast}\n'
+                    '  - {name: b, reject: 486}\n')
+    assert main(["check-config", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1:] == ["route a: number 12*, trunk *, agent: voice, turn_detection",
+                         "route b: number *, trunk *, reject 486"]
