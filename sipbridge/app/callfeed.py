@@ -64,15 +64,15 @@ class Recording:
                 raise ConfigError("records.path", f"{self.config.records.path}: {exc}") from None
         if self.sender is not None:
             asyncio.run_coroutine_threadsafe(_on_loop(self.sender.start), self.loop).result(5)
-        self._unsubscribe = TAP.subscribe(self.feed)
+        if self.store is not None or self.sender is not None or self.config.api.listen:
+            self._unsubscribe = TAP.subscribe(self.feed)   # else nobody would read the output
 
     def stop(self, deadline_s: float = 2.0) -> None:
         """Fold what was logged so far, write it, and give the receiver ``deadline_s``."""
-        if self._unsubscribe is None:
-            return
-        TAP.flush(deadline_s)
-        self._unsubscribe()
-        self._unsubscribe = None
+        if self._unsubscribe is not None:
+            TAP.flush(deadline_s)
+            self._unsubscribe()
+            self._unsubscribe = None
         if self.store is not None:
             self.store.stop(deadline_s)
         if self.sender is not None and not self.loop.is_closed():
