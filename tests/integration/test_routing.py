@@ -14,7 +14,10 @@ from tests.support.sipp import run_sipp
 
 ROUTES = [
     {"name": "sales", "match": {"number": "+1555*"}, "instructions": "You sell to {caller}.",
-     "voice": "marin", "metadata": {"team": "sales"}},
+     "voice": "marin", "metadata": {"team": "sales"},
+     "tools": [{"name": "lookup_order", "description": "Find an order by its number.",
+                "parameters": {"type": "object", "properties": {"order": {"type": "string"}}}}],
+     "tools_url": "http://127.0.0.1:9/tools"},
     {"name": "support", "match": {"number": "2000"}, "turn_detection": "patient"},
     {"name": "premium", "match": {"number": "+1900*"}, "reject": 403, "reason": "Premium Blocked"},
 ]
@@ -42,13 +45,16 @@ def call(bridge, number: str):
 
 
 def test_each_number_reaches_its_own_agent(env):
-    """Calls to +1555..., 2000 and 999 get the sales, support and default instructions, in that order."""
+    """Calls to +1555..., 2000 and 999 get the sales, support and default instructions (and only
+    sales its tool), in that order."""
     up, bridge = env
     ids = [call(bridge, "+15551234567"), call(bridge, "2000"), call(bridge, "999")]
     updates = up.wait_for("session.update", count=3)
     assert [u["session"]["instructions"] for u in updates[:3]] == [
         "You sell to sipp.", "You are the support desk; the caller dialled 2000.",
         "You are the default agent."]
+    tools = [[t["name"] for t in u["session"].get("tools", [])] for u in updates[:3]]
+    assert tools == [["lookup_order"], [], []]
     routes = [bridge.wait_log("call_incoming", call_id=i)["route"] for i in ids]
     assert routes == ["sales", "support", None]
 
