@@ -52,6 +52,7 @@ class SipConfig:
     rtp_timeout_s: int = 30          # end a call whose caller sent no RTP this long; 0: never
     media_priority: str = "rr"       # pjmedia's clock/media threads: rr | nice | none
     media_rate: int = 16000          # PCM rate inside the bridge (VAD, echo canceller): 16000 | 8000
+    media_port: str = "python"       # per-call audio port: python (pjsua2) | native (C, media/native)
     numbers: tuple[str, ...] = ()    # Request-URI users accepted (others 404); empty: any
     invite_rate_per_s: int | None = 10   # INVITEs per second per source IP (null: no limit)
     invite_burst: int = 20           # INVITEs a source may send at once before the rate applies
@@ -183,6 +184,7 @@ _CHOICES = {
     "sip.srtp": ("off", "optional", "mandatory"),
     "sip.media_priority": ("rr", "nice", "none"),
     "sip.media_rate": (16000, 8000),
+    "sip.media_port": ("python", "native"),
     "log.level": ("debug", "info", "warning", "error"),
     "log.format": ("auto", "json", "console"),
     "cell.front": ("none", "kamailio"),

@@ -122,6 +122,9 @@ class CallSession:
         self.greeting = fill(rc.greeting, self.parties)
         self._greeted = False
         self.hangup: Hangup | None = None          # the agent asked to end or transfer the call
+        # the native port's C-side pause/clear (media/native/pump.py PortFlags), set when the
+        # call's media attaches; None with the pjsua2 port, whose next_frame is the send itself
+        self.media_flags = None
         self._new_client = lambda: RealtimeClient(url, rc.model, api_key, self.session_config,
                                                   self._on_event,
                                                   connect_timeout=rc.connect_timeout_ms / 1000)
@@ -321,11 +324,15 @@ class CallSession:
                 return
             if decision.action is Action.PAUSE:
                 self.playout.pause()
+                if self.media_flags is not None:
+                    self.media_flags.pause()
                 self._pause = decision
                 self.pauses += 1
                 return
             if decision.action is Action.RESUME:
                 self.playout.resume()
+                if self.media_flags is not None:
+                    self.media_flags.resume()
                 pause, self._pause = self._pause, None
         if decision.action is Action.RESUME:
             paused_ms = self._ms(decision.at_sample - pause.at_sample) if pause else None
@@ -385,6 +392,8 @@ class CallSession:
             pause, self._pause = self._pause, None
             self.barge.reset()
             cleared = self.playout.clear()
+            if self.media_flags is not None:
+                self.media_flags.clear()
             hangup, self.hangup = self.hangup, None  # speech over the goodbye: the call goes on
         if hangup is not None and hangup.claim():  # not if the clock just acted on it
             self._to_loop(self._call_off_hangup, hangup, source)

@@ -71,6 +71,9 @@ class Worker:
         self.stack = SipStack(config.sip, config.log)
         # reused, never destroyed: see media/port.py; at sip.media_rate (16 kHz: pjmedia resamples)
         self.ports = PortPool(self.stack.track, config.sip.media_rate)
+        if config.sip.media_port == "native":  # a C pjmedia port per call: media/native
+            from .media.native.pool import NativePortPool
+            self.ports = NativePortPool(library_path(), config.sip.media_rate)
         self.calls: dict[int, BridgeCall] = {}
         self._calls_lock = threading.Lock()
         self._commands: queue.SimpleQueue = queue.SimpleQueue()
@@ -117,6 +120,8 @@ class Worker:
             from .turn.batch import TickBatch
             self.vad_batch = TickBatch()  # one Silero run per media tick for all calls
             self.stack.start(self._on_incoming)
+            if self.config.sip.media_port == "native":
+                self.ports.start()  # pjmedia layout checked (ConfigError if not), pump started
             from .media.priority import raise_media_threads
             threads = raise_media_threads(self.config.sip.media_priority)
             (log.warning if "not found" in threads.values() else log.info)(
@@ -522,6 +527,8 @@ class Worker:
         if self.stack.ep is not None:
             self.trunks.close()  # waits (<= 2 s) for the unregistrations, deletes the accounts
         gc.collect()
+        if self.config.sip.media_port == "native":
+            self.ports.stop()   # the pump; its ports stay idle in the conference
         self.stack.destroy()
         self._stop_api()
         self.recording.stop()   # the drained calls' records and events: written, sent (<= 2 s)

@@ -108,8 +108,14 @@ class BridgeCall(pj.Call):
                 if session is None:
                     return
                 self.port = self.events.acquire_port(session.on_caller_frame, session.next_frame)
-            am.startTransmit(self.port)
-            self.port.startTransmit(am)
+                # the native port's pause/clear flags (None for the pjsua2 port): barge-in
+                # silences its very next packet from any thread
+                session.media_flags = getattr(self.port, "flags", None)
+            if hasattr(self.port, "connect"):  # native (media/native): pjsua's C API joins slots
+                self.port.connect(am.getPortId())
+            else:
+                am.startTransmit(self.port)
+                self.port.startTransmit(am)
             self._media = am
             log.info("media_active", call_id=self.sip_call_id,
                      codec=self._codec_name(i), srtp=self._srtp_suite())
