@@ -34,6 +34,8 @@ class CallFeed:
             self.store.submit(update)
         if self.hub is not None:
             uid = update.record["uid"] if update is not None else self.book.uid_of(ev.get("call_id"))
+            if uid is None and ev.get("event") == "outbound_progress":  # no Call-ID yet
+                uid = ev.get("uid") if isinstance(ev.get("uid"), str) else None
             event = to_event(ev, update, uid)
             if event is not None:
                 self.hub.publish_threadsafe(event)

@@ -1,8 +1,9 @@
 """Call events for the application: mapped from log events (pure), queued, signed and POSTed.
 
 :func:`to_event` maps one tap event (with the record change it caused, if any) to the public
-event, or None: ``call.incoming``, ``call.answered``, ``call.transferred``, ``call.ended``
-(carrying the call's record), ``tool.called`` and ``barge_in``. Each has a message id
+event, or None: ``call.incoming`` (inbound), ``call.progress`` (outbound: queued, ringing,
+busy, ...), ``call.answered``, ``call.transferred``, ``call.ended`` (carrying the call's
+record), ``tool.called`` and ``barge_in``. Each has a message id
 (``msg_<hex>``) that stays the same on every retry, a ``type``, an ISO ``timestamp`` and
 ``data`` (always with the call's ``uid``); the body of the POST is that JSON object, signed with
 the Standard Webhooks headers (:mod:`sipbridge.app.signing`).
@@ -37,8 +38,8 @@ BACKOFF_MIN_S = 0.5        # first retry after this, doubling
 BACKOFF_MAX_S = 8.0
 SEND_TIMEOUT_S = 5.0       # one POST
 DROP_LOG_EVERY_S = 10.0    # "events_dropped" at most this often
-TYPES = ("call.incoming", "call.answered", "call.transferred", "call.ended", "tool.called",
-         "barge_in")
+TYPES = ("call.incoming", "call.progress", "call.answered", "call.transferred", "call.ended",
+         "tool.called", "barge_in")
 _BARGE_FIELDS = ("source", "reason", "response_id", "audio_end_ms", "dropped_ms", "paused_by",
                  "onset_to_pause_ms", "onset_to_cancel_ms")
 _TOOL_FIELDS = ("name", "function", "tool_call_id", "fn_call_id", "latency_ms", "outcome", "ok",
@@ -64,12 +65,16 @@ def to_event(ev: dict, update: Update | None, uid: str | None,
     rec = update.record if update is not None else None
     if update is not None and update.kind == END:
         kind, data = "call.ended", {"record": rec}
-    elif name in ("call_incoming", "outbound_progress") and update is not None and update.kind == "open":
+    elif name == "call_incoming" and update is not None and update.kind == "open":
         kind = "call.incoming"
         data = {k: rec.get(k) for k in ("direction", "caller", "called", "trunk", "route",
                                         "source", "sip_call_id")}
     elif update is not None and update.kind == "answer":
         kind, data = "call.answered", {"setup_ms": rec.get("setup_ms")}
+    elif name == "outbound_progress":   # an outbound call's queued, ringing, ... (not answered)
+        kind = "call.progress"
+        data = {k: ev.get(k) for k in ("state", "status", "reason", "caller", "called", "trunk")
+                if ev.get(k) is not None}
     elif name == "call_transfer_status" and ev.get("final"):
         kind, data = "call.transferred", {"status": ev.get("status"),
                                           "reason": ev.get("reason"),

@@ -181,3 +181,30 @@ def test_the_feed_and_hub_publish_on_the_loop_to_streams():
     first, second = asyncio.run(main())
     assert (first["type"], second["type"]) == ("call.incoming", "call.ended")
     assert json.loads(json.dumps(second))["data"]["record"]["uid"] == "c_9"
+
+
+def test_an_outbound_call_gives_progress_then_answered_then_ended():
+    """The dialer's lines: call.progress for queued (no Call-ID yet) and ringing, then
+    call.answered and call.ended; never call.incoming."""
+    async def main():
+        loop = asyncio.get_running_loop()
+        hub = EventHub(loop)
+        q = hub.open_stream()
+        feed = CallFeed(None, hub)
+        base = {"event": "outbound_progress", "uid": "c_o", "called": "+1555", "trunk": "t"}
+        feed({**base, "call_id": None, "state": "queued", "ts": 1.0})
+        feed({**base, "call_id": "o@x", "state": "ringing", "ts": 1.5})
+        feed({**base, "call_id": "o@x", "state": "answered", "status": 200, "ts": 2.0})
+        feed({"event": "call_answered", "call_id": "o@x", "ts": 2.0})
+        feed({"event": "call_ended", "call_id": "o@x", "status": 200, "ts": 5.0})
+        out = []
+        while not q.empty() or len(out) < 4:
+            out.append(await asyncio.wait_for(q.get(), 1))
+        return out
+
+    out = asyncio.run(main())
+    assert [(e["type"], e["data"].get("state")) for e in out] == [
+        ("call.progress", "queued"), ("call.progress", "ringing"), ("call.answered", None),
+        ("call.ended", None)]
+    assert all(e["data"]["uid"] == "c_o" for e in out)
+    assert out[-1]["data"]["record"]["direction"] == "outbound"
