@@ -183,7 +183,7 @@ def bench_media(n_frames: int, pace_ms: float, audio_format: str = "pcm16") -> d
     from sipbridge.config import build
     from sipbridge.media.frames import FAST_PATH, read_frame, write_frame
     from sipbridge.realtime.audio_format import by_name
-    from sipbridge.realtime.embedded import EmbeddedModel
+    from sipbridge.embedded import EmbeddedModel
     from sipbridge.realtime.transcode import Uplink
     from sipbridge.session import CallSession
     from sipbridge.turn.engine import TurnEngine

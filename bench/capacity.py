@@ -10,7 +10,7 @@ You need root (tcpdump) and ``sipp``. Everything runs on 127.0.0.1.
 Set-up: ``W`` workers, each a plain ``sipbridge run`` subprocess on its own SIP port and RTP
 range (at most 4 calls each, the pjsua2 wheel's limit; ``--workers-per-step auto`` is
 ``ceil(calls / 4)``), kept across steps. The model server is one separate
-``python -m sipbridge.realtime.embedded`` process shared by every worker (``--upstream
+``python -m sipbridge.embedded`` process shared by every worker (``--upstream
 separate``, so the workers' CPU is the bridge's alone) or each worker's own embedded model
 (``--upstream embedded``). It answers every turn with the caller's utterance, streamed at 4x
 real time. One SIPp per worker places that worker's calls (``uac_pcmu.xml``), the SIPps

@@ -97,11 +97,11 @@ class Tcpdump:
 
 
 class ModelServer:
-    """``python -m sipbridge.realtime.embedded`` without a recording (it would cost more than
+    """``python -m sipbridge.embedded`` without a recording (it would cost more than
     the model itself at this load)."""
 
     def __init__(self, pace: float = 4.0):
-        cmd = [sys.executable, "-m", "sipbridge.realtime.embedded", "--port", str(free_tcp_port()),
+        cmd = [sys.executable, "-m", "sipbridge.embedded", "--port", str(free_tcp_port()),
                "--pace", str(pace)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT)
         self.url = self.proc.stdout.readline().decode().strip()

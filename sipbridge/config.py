@@ -212,7 +212,7 @@ _RANGES = {
 
 
 def _coerce(key: str, value: Any, annotation: str) -> Any:
-    if key in ("realtime.tools", "realtime.tools_url"):  # a list of mappings, a URL: their own checks
+    if key in ("realtime.tools", "realtime.tools_url", "app.events_url"):  # mappings, URLs: own checks
         from .app.tooldecl import check_url, parse_tools
         return parse_tools(value, key) if key.endswith(".tools") else check_url(value, key)
     optional = "None" in annotation

@@ -186,7 +186,7 @@ class Worker:
     def _start_upstream(self) -> None:
         url, key = self.config.upstream()
         if url == EMBEDDED:
-            from .realtime.embedded import EmbeddedModel
+            from .embedded import EmbeddedModel
             self.embedded = EmbeddedModel()
             url = self._await(self.embedded.start("127.0.0.1", 0))
             log.info("embedded_model_started", url=url,

@@ -89,12 +89,14 @@ async def _on_loop(fn) -> None:
     fn()
 
 
-def _signing_key(app, environ=None) -> bytes | None:
-    """The events' signing key from ``app.webhook_secret_env`` (None: the variable is unset)."""
+def _signing_key(app, environ=None) -> bytes:
+    """The events' signing key from ``app.webhook_secret_env``; ConfigError naming that key when
+    it is unset or unusable (events carry call records: they are always signed)."""
     env = os.environ if environ is None else environ
     secret = env.get(app.webhook_secret_env)
     if not secret:
-        return None
+        raise ConfigError("app.webhook_secret_env", f"app.events_url is set but "
+                          f"${app.webhook_secret_env} is empty or unset (events must be signed)")
     try:
         return signing.secret_key(secret)
     except ValueError as exc:

@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 from sipbridge.realtime.client import RealtimeClient, UpstreamError
 from sipbridge.realtime.retry import Outage, classify_close, is_fatal_error
-from sipbridge.sip.backoff import Backoff
+from sipbridge.backoff import Backoff
 
 
 class UpstreamLink:

@@ -1,6 +1,6 @@
 """When to retry a lost upstream session, and when to give up: pure, no clock, no I/O.
 
-The schedule is :class:`sipbridge.sip.backoff.Backoff` (capped exponential, shared with trunk
+The schedule is :class:`sipbridge.backoff.Backoff` (capped exponential, shared with trunk
 registration): attempt ``n`` (1-based) waits ``min(max, min * 2 ** (n - 1))``, shortened by up
 to its ``jitter`` (never below the minimum), so calls that lost the same server at the same
 moment do not all knock on it in the same millisecond.
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sipbridge.sip.backoff import Backoff
+from sipbridge.backoff import Backoff
 
 NORMAL_CLOSE = 1000
 # ``error`` codes after which the server session is unusable (the socket may stay open):

@@ -5,7 +5,7 @@ the digest challenge with the trunk's ``AuthCredInfo`` and refreshes the binding
 expires, by itself. pjsua's own retry is switched off (``retryIntervalSec = 0``): it would not
 retry after a 401/403 at all, and after a timeout only at a fixed interval. Instead every
 failure goes through :class:`~sipbridge.sip.trunk_state.TrunkState` and a capped exponential
-:class:`~sipbridge.sip.backoff.Backoff`; the retry is a timer that posts the new REGISTER to the
+:class:`~sipbridge.backoff.Backoff`; the retry is a timer that posts the new REGISTER to the
 control thread (pjsua2 calls only from pjlib-registered threads), so the trunk comes back by
 itself when the registrar does.
 
@@ -33,7 +33,7 @@ import pjsua2 as pj
 import structlog
 
 from ..trunk_config import TrunkConfig
-from .backoff import Backoff
+from ..backoff import Backoff
 from .trunk_state import Outcome, Phase, TrunkState, own_contact
 
 log = structlog.get_logger("sipbridge.trunk")

@@ -2,7 +2,7 @@
 
 pjsua sends the REGISTERs and refreshes them before they expire; this class only interprets
 the outcome of each transaction (status code, reason, granted expiry) and says what to log
-and when to try again, with a :class:`~sipbridge.sip.backoff.Backoff` for the waits.
+and when to try again, with a :class:`~sipbridge.backoff.Backoff` for the waits.
 
 Phases::
 
@@ -24,7 +24,7 @@ import enum
 import re
 from dataclasses import dataclass, field
 
-from .backoff import Backoff
+from ..backoff import Backoff
 
 
 class Phase(enum.Enum):

@@ -5,7 +5,7 @@ ends every answer with a call of ``end_call``)."""
 import json
 import re
 
-from sipbridge.realtime.echo_core import chime
+from sipbridge.embedded.echo_core import chime
 from tests.support import audio
 from tests.support.bridge import Bridge, Upstream
 from tests.support.capture import RtpCapture

@@ -16,7 +16,7 @@ import numpy as np
 from standardwebhooks import Webhook
 
 from sipbridge.app import signing
-from sipbridge.realtime.echo_core import BEEP_HZ, BEEP_MS, BUZZ_HZ, BUZZ_MS
+from sipbridge.embedded.echo_core import BEEP_HZ, BEEP_MS, BUZZ_HZ, BUZZ_MS
 from tests.support import audio
 from tests.support.barge import reply_wav
 from tests.support.bridge import Bridge, Upstream

@@ -110,7 +110,8 @@ def test_a_dead_receiver_delays_no_call_and_its_drops_are_counted(tmp_path):
     timings = {}
     with Upstream(tmp_path) as upstream:
         for name, app in (("baseline", {}), ("dead", {"events_url": dead, "events_queue": 2})):
-            with Bridge(tmp_path, upstream.url, extra={"app": app}) as bridge:
+            with Bridge(tmp_path, upstream.url, extra={"app": app},
+                        env={"SIPBRIDGE_WEBHOOK_SECRET": new_secret()}) as bridge:
                 res = run_sipp("uac_pcmu", bridge.target, calls=calls, hold_ms=300, timeout=40,
                                extra_args=["-r", "2"])
                 assert res.returncode == 0 and res.successful_calls == calls, res.stderr

@@ -78,12 +78,12 @@ class _LineReader:
 
 
 class Upstream:
-    """``python -m sipbridge.realtime.embedded`` on loopback, recording every client event."""
+    """``python -m sipbridge.embedded`` on loopback, recording every client event."""
 
     def __init__(self, tmp_path: Path, api_key: str | None = None, reply_wav: Path | None = None,
                  pace: float = 4.0, call_tool: str | None = None, tool_args: str | None = None):
         self.record = Path(tmp_path) / f"upstream-{time.monotonic_ns()}.jsonl"
-        cmd = [PYTHON, "-m", "sipbridge.realtime.embedded", "--port", str(free_tcp_port()),
+        cmd = [PYTHON, "-m", "sipbridge.embedded", "--port", str(free_tcp_port()),
                "--record", str(self.record), "--pace", str(pace)]
         if api_key:
             cmd += ["--api-key", api_key]

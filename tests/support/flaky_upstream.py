@@ -1,6 +1,6 @@
 """A recording model server the test can break on command: drop sockets, refuse upgrades.
 
-The server is the embedded echo model (:class:`~sipbridge.realtime.embedded.EmbeddedModel`)
+The server is the embedded echo model (:class:`~sipbridge.embedded.EmbeddedModel`)
 in its own process, with a control channel on stdin; each command is answered on stdout with
 ``ok <command> <count>`` once done, so the test knows when the fault happened::
 
@@ -54,7 +54,7 @@ def flaky_model(sink, reply_pcm: bytes | None = None, pace: float = 4.0):
     with ``_conn``; ``await model.command(line)`` applies a control command (see above)."""
     from websockets.asyncio.server import ServerConnection
 
-    from sipbridge.realtime.embedded import EmbeddedModel
+    from sipbridge.embedded import EmbeddedModel
 
     class Recorder:
         def append(self, rec: dict) -> None:
@@ -107,7 +107,7 @@ def flaky_model(sink, reply_pcm: bytes | None = None, pace: float = 4.0):
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    from sipbridge.realtime.wav import load_wav_24k
+    from sipbridge.embedded.wav import load_wav_24k
 
     reply = load_wav_24k(args.reply_wav) if args.reply_wav else None
     record = open(args.record, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the process

@@ -47,6 +47,19 @@ def test_a_secret_that_is_not_base64_is_a_config_error_naming_the_variable(loop)
         Recording(config(app={"events_url": "http://127.0.0.1:9/"}), loop,
                   environ={"SIPBRIDGE_WEBHOOK_SECRET": "not base64!"})
     assert err.value.key == "app.webhook_secret_env"
+    with pytest.raises(ConfigError, match="must be signed") as err:
+        Recording(config(app={"events_url": "http://127.0.0.1:9/"}), loop, environ={})
+    assert err.value.key == "app.webhook_secret_env"
+
+
+def test_an_events_url_that_is_not_http_is_refused_when_the_config_is_loaded(tmp_path):
+    """app.events_url: ftp://... is a ConfigError naming the key, like the other URLs."""
+    from sipbridge import config as config_mod
+    path = tmp_path / "c.yaml"
+    path.write_text("app:\n  events_url: ftp://example.com/x\n")
+    with pytest.raises(ConfigError) as err:
+        config_mod.load(str(path))
+    assert err.value.key == "app.events_url"
 
 
 def test_with_records_events_and_api_off_nothing_subscribes_to_the_tap(loop):

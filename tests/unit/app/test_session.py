@@ -22,7 +22,7 @@ from sipcodecs import StreamResampler
 
 from sipbridge.errors import ConfigError
 from sipbridge.realtime import protocol as rt
-from sipbridge.realtime.embedded import EmbeddedModel
+from sipbridge.embedded import EmbeddedModel
 from tests.support import audio
 from tests.unit.app.harness import SessionHarness
 

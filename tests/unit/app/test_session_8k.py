@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from sipcodecs import StreamResampler
 
-from sipbridge.realtime.embedded import EmbeddedModel
+from sipbridge.embedded import EmbeddedModel
 from tests.support import audio
 from tests.unit.app.harness import SessionHarness
 from tests.unit.app.test_session import REPLY

@@ -17,8 +17,8 @@ import pytest
 from standardwebhooks import Webhook
 
 from sipbridge.app import signing
-from sipbridge.realtime.echo_core import BEEP_HZ, BUZZ_HZ
-from sipbridge.realtime.embedded import EmbeddedModel
+from sipbridge.embedded.echo_core import BEEP_HZ, BUZZ_HZ
+from sipbridge.embedded import EmbeddedModel
 from tests.support.tools_backend import Behaviour, ToolsBackend
 from tests.unit.app.harness import SessionHarness
 from tests.unit.app.test_session import GOODBYE, HELLO, RATE, REPLY, Call, frames_of, quiet

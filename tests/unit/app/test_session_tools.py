@@ -14,7 +14,7 @@ import pytest
 from sipcodecs import StreamResampler
 
 from sipbridge.realtime import protocol as rt
-from sipbridge.realtime.echo_core import chime
+from sipbridge.embedded.echo_core import chime
 from sipbridge.realtime.tools import TAIL_MS
 from sipbridge.sip.callerid import Parties
 from tests.support import audio

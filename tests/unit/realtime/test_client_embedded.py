@@ -8,7 +8,7 @@ import pytest
 
 from sipbridge.realtime import protocol as p
 from sipbridge.realtime.client import RealtimeClient, UpstreamError
-from sipbridge.realtime.embedded import EmbeddedModel
+from sipbridge.embedded import EmbeddedModel
 from sipbridge.realtime.events import (AudioDelta, ErrorEvent, ItemTruncated, OutputItemAdded, ResponseDone,
                                        SessionCreated, SessionUpdated)
 

@@ -1,6 +1,6 @@
 """A trunk's registration state: what each REGISTER result means, logs and retries."""
 
-from sipbridge.sip.backoff import Backoff
+from sipbridge.backoff import Backoff
 from sipbridge.sip.trunk_state import Phase, TrunkState, failure_reason, own_contact
 
 

@@ -8,10 +8,10 @@ import json
 import numpy as np
 
 from sipbridge.realtime import protocol as p
-from sipbridge.realtime.echo_core import BYTES_PER_MS, EchoCore, chime
+from sipbridge.embedded.echo_core import BYTES_PER_MS, EchoCore, chime
 from sipbridge.realtime.tools import END_CALL
 
-from .helpers import pcm_ramp
+from tests.unit.realtime.helpers import pcm_ramp
 
 
 def types(events):

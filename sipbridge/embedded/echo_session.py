@@ -12,7 +12,7 @@ the session object always announces it in GA shape.
 ``turn_detection`` (GA: ``audio.input.turn_detection``; beta: top-level
 ``turn_detection``, stored at the GA path) is ``null`` (the client commits) or a
 ``server_vad`` object, which the echo core honours with an energy VAD (see
-:mod:`sipbridge.realtime.echo_core`). Its effective value, defaults filled in,
+:mod:`sipbridge.embedded.echo_core`). Its effective value, defaults filled in,
 is what ``session.updated`` announces: ``threshold`` 0.5, ``prefix_padding_ms``
 300, ``silence_duration_ms`` 500 (the provider's documented defaults),
 ``create_response`` true and ``interrupt_response`` false -- unlike the

@@ -1,4 +1,5 @@
-"""Capped exponential backoff for retrying something that failed (a trunk's REGISTER).
+"""Capped exponential backoff for retrying something that failed (a trunk's REGISTER, a lost model
+session). Shared by the SIP shell and the upstream side, so it belongs to neither.
 
 Pure: no clock, no sleeping. The caller says when a failure happened and gets back how long to
 wait; a success resets the sequence. The n-th consecutive failure waits

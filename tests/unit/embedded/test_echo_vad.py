@@ -10,12 +10,12 @@ import pytest
 
 from sipbridge.realtime import protocol as p
 from sipbridge.realtime.client import RealtimeClient
-from sipbridge.realtime.echo_core import EchoCore, EnergyVad, VadEvent, threshold_dbfs
-from sipbridge.realtime.embedded import EmbeddedModel
+from sipbridge.embedded.echo_core import EchoCore, EnergyVad, VadEvent, threshold_dbfs
+from sipbridge.embedded import EmbeddedModel
 from sipbridge.realtime.events import AudioDelta, InputCommitted, ResponseCreated, SpeechStarted, SpeechStopped
 from tests.support import audio
 
-from .helpers import arun, wait_until
+from tests.unit.realtime.helpers import arun, wait_until
 
 RATE = 24000
 VAD = {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 200, "silence_duration_ms": 500}

@@ -11,9 +11,9 @@ from sipcodecs import StreamResampler
 
 from sipbridge.realtime import protocol as p
 from sipbridge.realtime.audio_format import G711_ALAW, G711_ULAW, PCM16
-from sipbridge.realtime.echo_core import EchoCore
+from sipbridge.embedded.echo_core import EchoCore
 
-from .helpers import pcm_ramp
+from tests.unit.realtime.helpers import pcm_ramp
 
 
 def types(events):

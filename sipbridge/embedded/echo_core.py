@@ -31,7 +31,7 @@ where ``event_id`` is the offending client event's id. Ids are sequential
 (``resp_1``, ``item_2``, ``event_3``) so tests can predict them.
 
 Audio formats: the session's input and output formats (pcm16 at 24 kHz, G.711
-µ-law or A-law at 8 kHz; see :mod:`~sipbridge.realtime.echo_session`) are
+µ-law or A-law at 8 kHz; see :mod:`~sipbridge.embedded.echo_session`) are
 honoured as the provider does. Appended audio is decoded into linear samples at
 the input format's rate; the echo is converted (resampled only when the two
 rates differ, then encoded) into the output format when its response starts; a
@@ -70,7 +70,7 @@ import numpy as np
 from sipcodecs import StreamResampler
 
 from sipbridge.realtime.audio_format import PCM16, AudioFormat
-from sipbridge.realtime.echo_session import (apply_session_update, default_session, input_format_of,
+from sipbridge.embedded.echo_session import (apply_session_update, default_session, input_format_of,
                                              output_format_of, turn_detection_of)
 
 RATE = 24000                          # pcm16's rate, that of ``reply_pcm``

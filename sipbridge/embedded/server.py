@@ -6,8 +6,8 @@ audio format the session asked for (pcm16, G.711 µ-law or A-law). With
 ``turn_detection: {"type": "server_vad", ...}`` in the session it also takes
 turns on its own, like the provider: speech_started/stopped from an energy VAD
 on the appended audio, then a commit and the echo (see
-:mod:`~sipbridge.realtime.echo_core`). Protocol logic is
-in :class:`~sipbridge.realtime.echo_core.EchoCore`; this module only does I/O:
+:mod:`~sipbridge.embedded.echo_core`). Protocol logic is
+in :class:`~sipbridge.embedded.echo_core.EchoCore`; this module only does I/O:
 one reader loop per connection, one writer task draining an ordered queue (so a
 ``response.done`` can never overtake a delta already queued, and no delta follows
 it), and one pacer task per response sending a 100 ms delta every
@@ -22,11 +22,11 @@ output format), ``pace``, ``call_tool`` (the first completed response also calls
 function of that name, e.g. ``end_call``; several names separated by commas are parallel calls),
 ``tool_args`` (the arguments of those calls, a JSON text as a model writes it; ``{}``). The
 response after function outputs arrived speaks them: beeps for answers, a buzz for errors
-(see :func:`~sipbridge.realtime.echo_core.tool_answer`).
+(see :func:`~sipbridge.embedded.echo_core.tool_answer`).
 
 CLI (for tests running it as a separate "upstream" process)::
 
-    python -m sipbridge.realtime.embedded --host 127.0.0.1 --port N [--api-key K]
+    python -m sipbridge.embedded --host 127.0.0.1 --port N [--api-key K]
         [--record FILE.jsonl] [--reply-wav F] [--pace X] [--call-tool NAME[,NAME...]]
         [--tool-args JSON]
 
@@ -52,8 +52,8 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from sipbridge.realtime.echo_core import EchoCore
-from sipbridge.realtime.wav import load_wav_24k
+from sipbridge.embedded.echo_core import EchoCore
+from sipbridge.embedded.wav import load_wav_24k
 
 MAX_MESSAGE_BYTES = 16 * 2**20
 _UNAUTHORIZED = json.dumps({"error": {"type": "invalid_request_error", "code": "invalid_api_key",
@@ -95,7 +95,7 @@ class EmbeddedModel:
         self.connections = 0
         self.active_connections = 0
         self.refused = 0
-        self._log = structlog.get_logger().bind(component="realtime.embedded")
+        self._log = structlog.get_logger().bind(component="embedded")
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Listen and return the ``ws://host:port`` URL (the real port when ``port=0``)."""
@@ -223,7 +223,7 @@ async def _serve_until_signal(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; see the module docstring."""
-    parser = argparse.ArgumentParser(prog="python -m sipbridge.realtime.embedded",
+    parser = argparse.ArgumentParser(prog="python -m sipbridge.embedded",
                                      description="Embedded echo Realtime model server")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)

@@ -8,11 +8,11 @@ import json
 import numpy as np
 
 from sipbridge.realtime import protocol as p
-from sipbridge.realtime.echo_core import (BEEP_HZ, BEEP_MS, BUZZ_HZ, BUZZ_MS, GAP_MS, RATE, EchoCore,
+from sipbridge.embedded.echo_core import (BEEP_HZ, BEEP_MS, BUZZ_HZ, BUZZ_MS, GAP_MS, RATE, EchoCore,
                                           tool_answer)
 from sipbridge.realtime.tools import END_CALL
 
-from .helpers import pcm_ramp
+from tests.unit.realtime.helpers import pcm_ramp
 from .test_echo_core import audio_of, commit, drain, start_response
 
 LOOKUP = p.Tool("lookup", "Look something up.")

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from sipbridge.sip.backoff import Backoff
+from sipbridge.backoff import Backoff
 
 
 def test_waits_double_from_min_up_to_the_cap():

@@ -16,9 +16,9 @@ import pytest
 from sipbridge.realtime import protocol as p
 from sipbridge.realtime.client import RealtimeClient, UpstreamError
 from sipbridge.realtime.events import AudioDelta, ResponseDone
-from sipbridge.realtime.wav import WavError, load_wav_24k
+from sipbridge.embedded.wav import WavError, load_wav_24k
 
-from .helpers import arun, pcm_ramp, wait_until
+from tests.unit.realtime.helpers import arun, pcm_ramp, wait_until
 
 
 def write_wav(path, samples: np.ndarray, rate: int, channels: int = 1) -> None:
@@ -35,7 +35,7 @@ def test_cli_serves_records_and_exits_zero_on_sigterm(tmp_path):
     write_wav(wav, np.full(8000 // 2, 1000), 8000)  # 0.5 s at 8 kHz -> 12000 samples at 24 kHz
     rec = tmp_path / "rec.jsonl"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sipbridge.realtime.embedded", "--host", "127.0.0.1", "--port", "0",
+        [sys.executable, "-m", "sipbridge.embedded", "--host", "127.0.0.1", "--port", "0",
          "--api-key", "sk-cli", "--record", str(rec), "--reply-wav", str(wav), "--pace", "50"],
         stdout=subprocess.PIPE, stderr=(tmp_path / "stderr.log").open("w"), text=True)
     try:
