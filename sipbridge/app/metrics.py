@@ -8,9 +8,10 @@ the worker passes in. :meth:`Metrics.render` is the Prometheus text format, by
 ``prometheus_client`` (its own :class:`CollectorRegistry`, never the global one).
 
 Events used (name: fields):
-``call_incoming`` / ``call_answered`` / ``call_rejected`` (status) / ``upstream_unavailable``
-/ ``call_hangup`` (reason) / ``call_ended`` (status, ``rtp_*``): calls by outcome and SIP
-status, setup time (incoming -> answered); ``barge_in`` (source, onset_to_pause_ms,
+``call_incoming`` / ``call_answered`` / ``call_rejected`` / ``upstream_unavailable`` /
+``call_hangup`` (reason) / ``call_ended`` (status, ``rtp_*``): calls by outcome and final SIP
+status, setup time (incoming -> answered); refusals by status are the worker's own counters
+(read at scrape time: the early gate logs only a sample of a flood's refusals); ``barge_in`` (source, onset_to_pause_ms,
 onset_to_cancel_ms); ``speech_stopped`` (eou_ms, local detector only); ``upstream_connected``
 (connect_ms), ``upstream_lost``, ``upstream_restored``, ``upstream_gave_up``;
 ``session_closed`` (underruns); ``tool_called`` (latency_ms, outcome, ok); any
@@ -67,8 +68,8 @@ class _State:
         yield CounterMetricFamily(f"{NS}_media_tick_overruns", "Media ticks whose turn scoring "
                                   "ran late (scored only when the next tick began)",
                                   value=now.get("tick_overruns", 0))
-        refused = CounterMetricFamily(f"{NS}_invites_refused", "INVITEs refused by the worker "
-                                      "(early gate included), by SIP status", labels=["status"])
+        refused = CounterMetricFamily(f"{NS}_calls_rejected", "INVITEs refused (the early gate's "
+                                      "included), by SIP status", labels=["status"])
         for status, count in sorted((now.get("refused") or {}).items()):
             refused.add_metric([str(status)], count)
         yield refused
@@ -90,8 +91,6 @@ class Metrics:
                                 registry=r)
         self.answered = Counter(f"{NS}_calls_answered", "Calls answered (ACK received)",
                                 registry=r)
-        self.rejected = Counter(f"{NS}_calls_rejected", "INVITEs refused, by SIP status",
-                                ["status"], registry=r)
         self.ended = Counter(f"{NS}_calls_ended", "Calls over, by outcome and final SIP status",
                              ["outcome", "status"], registry=r)
         self.setup = Histogram(f"{NS}_call_setup_seconds", "INVITE accepted -> call answered",
@@ -178,8 +177,6 @@ class Metrics:
             self.setup.observe(t1 - t0)
 
     def _rejected(self, e: dict) -> None:
-        status = e.get("status", 503 if e.get("event") == "upstream_unavailable" else None)
-        self.rejected.labels(status=str(status)).inc()
         c = self._call(e)
         if c is not None:
             c["outcome"] = "rejected"

@@ -30,7 +30,7 @@ def call(m: Metrics, cid: str, t0: float, *, answered_after: float | None = 0.25
 
 
 def test_calls_are_counted_by_outcome_and_status_with_their_setup_time():
-    """Three answered calls (two caller hang-ups, one agent hang-up) and a rejection count where they belong."""
+    """Three answered calls (two caller hang-ups, one agent hang-up) and a rejected one end under their outcomes."""
     m = Metrics()
     call(m, "a", 100.0)
     call(m, "b", 200.0, answered_after=0.5)
@@ -39,7 +39,6 @@ def test_calls_are_counted_by_outcome_and_status_with_their_setup_time():
     m.observe({"event": "call_ended", "call_id": "d", "status": 486})
     assert value(m, "sipbridge_calls_incoming_total") == 3
     assert value(m, "sipbridge_calls_answered_total") == 3
-    assert value(m, "sipbridge_calls_rejected_total", status=486) == 1
     assert value(m, "sipbridge_calls_ended_total", outcome="remote_hangup", status=200) == 2
     assert value(m, "sipbridge_calls_ended_total", outcome="agent_ended_call", status=200) == 1
     assert value(m, "sipbridge_calls_ended_total", outcome="rejected", status=486) == 1
@@ -87,7 +86,6 @@ def test_upstream_webhook_tool_playout_and_trunk_events():
     assert value(m, "sipbridge_upstream_outages_total") == 1
     assert value(m, "sipbridge_upstream_reconnects_total") == 1
     assert value(m, "sipbridge_upstream_failures_total", stage="connect") == 1
-    assert value(m, "sipbridge_calls_rejected_total", status=503) == 1
     assert value(m, "sipbridge_webhook_seconds_count") == 2
     assert value(m, "sipbridge_webhook_failures_total", reason="timeout") == 1
     assert value(m, "sipbridge_tool_seconds_count") == 2
@@ -106,7 +104,7 @@ def test_scrape_time_state_is_read_when_rendered():
     assert value(m, "sipbridge_media_tick_overruns_total") == 7
     assert value(m, "sipbridge_worker_restarts_total") == 0
     assert value(m, "sipbridge_log_events_dropped_total") == 1
-    assert value(m, "sipbridge_invites_refused_total", status=503) == 4
+    assert value(m, "sipbridge_calls_rejected_total", status=503) == 4
     state["active"] = 3
     assert value(m, "sipbridge_calls_active") == 3
 
