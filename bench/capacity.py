@@ -31,9 +31,10 @@ agent's queue ran dry mid-answer, from each call's ``session_closed`` log line).
 ``max_sustained_calls`` is the largest one. Steps stop at the first that is not sustained
 (``--keep-going`` runs them all).
 
-Floor (``--bridge floor-native|floor-python``): the workers are ``bench/floor_worker.py``
-instead, which answer every call and loop its audio back, natively in pjmedia's conference
-bridge or through the two per-frame Python callbacks of a ``CallPort``; no model server is
+Floor (``--bridge floor-native|floor-python|floor-cport``): the workers are
+``bench/floor_worker.py`` instead, which answer every call and loop its audio back, natively in
+pjmedia's conference bridge, through the two per-frame Python callbacks of a ``CallPort``, or
+through the C port of ``sip.media_port: native`` and its per-tick pump; no model server is
 started. What pjsua2 and SIPp cost per call on this machine, below any bridge work.
 
 Setup rate: for each ``--rates`` value r, ``--rate-calls`` short calls (speech pcap, 1 s hold)

@@ -26,12 +26,13 @@ from tests.support.sipp import PCMU_SPEECH_PCAP, make_audio_pcap  # noqa: E402
 
 CALLS_PER_WORKER = 4
 QUIET_S = 8.0
-BRIDGES = ("sipbridge", "floor-native", "floor-python")
+BRIDGES = ("sipbridge", "floor-native", "floor-python", "floor-cport")
 
 
 def worker_command(bridge: str) -> list[str] | None:
-    """The worker program for ``--bridge``: None is ``sipbridge run``; ``floor-native`` and
-    ``floor-python`` are bench/floor_worker.py with ``--media native|python``."""
+    """The worker program for ``--bridge``: None is ``sipbridge run``; ``floor-native``,
+    ``floor-python`` and ``floor-cport`` are bench/floor_worker.py with ``--media
+    native|python|cport``."""
     if bridge not in BRIDGES:
         raise ValueError(f"bridge must be one of {BRIDGES}, got {bridge!r}")
     if bridge == "sipbridge":

@@ -15,6 +15,9 @@ answered 200 at once; there is no ACL, policy, upstream, VAD, echo canceller or 
 * ``--media python``: a pooled ``CallPort`` whose callbacks loop the caller's frames back
   (:class:`Loopback`): pjsua2 plus the two per-frame SWIG callbacks with the fast frame
   read/write, and nothing else.
+* ``--media cport``: the C port of ``sip.media_port: native`` (sipbridge/media/native) with the
+  same :class:`Loopback` served by its per-tick pump: what that port costs per call, before any
+  bridge work.
 
 It logs the lines the capacity harness reads from a real worker (``ready``, ``call_answered``,
 ``session_closed`` with ``underruns: 0``) as JSON on stdout, and on SIGTERM hangs up, drops its
@@ -90,6 +93,10 @@ class FloorWorker:
         self.media_priority = cfg.sip.media_priority
         self.stack = SipStack(cfg.sip, cfg.log)
         self.ports = PortPool(self.stack.track, cfg.sip.media_rate)   # sip.media_rate, as a worker
+        if media == "cport":
+            from sipbridge.media.native.pool import NativePortPool
+            from sipbridge.sip.stack import library_path
+            self.ports = NativePortPool(library_path(), cfg.sip.media_rate)
         self.calls: dict[int, BridgeCall] = {}
         self._lock = threading.Lock()
         self._commands: queue.SimpleQueue = queue.SimpleQueue()
@@ -101,6 +108,8 @@ class FloorWorker:
         signal.signal(signal.SIGINT, self._stop)
         try:
             self.stack.start(self._on_incoming)
+            if self.media == "cport":
+                self.ports.start()
             log.info("media_priority", mode=self.media_priority,
                      threads=raise_media_threads(self.media_priority))
             log.info("ready", media=self.media)
@@ -126,7 +135,7 @@ class FloorWorker:
         if self._stopping:
             call.reject_op(503, "Service Unavailable")
             return
-        call.session = Loopback(self.ports.rate) if self.media == "python" else None
+        call.session = Loopback(self.ports.rate) if self.media != "native" else None
         with self._lock:
             self.calls[prm.callId] = call
         call.answer_op(200)
@@ -138,7 +147,7 @@ class FloorWorker:
         port = call.port
         log.info("call_ended", call_id=call.sip_call_id, status=code, reason=reason)
         log.info("session_closed", call_id=call.sip_call_id, underruns=0,
-                 frames_in=port.frames_in if port else None,
+                 frames_in=getattr(port, "frames_in", None),
                  callback_errors=port.errors if port else 0)
         self._commands.put(lambda: self._forget(call))
 
@@ -181,13 +190,15 @@ class FloorWorker:
                     call.session = None
                 self.calls.clear()
         gc.collect()
+        if self.media == "cport":
+            self.ports.stop()
         self.stack.destroy()
         log.info("stopped", media=self.media, audio_ports=self.ports.size)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--media", choices=("native", "python"), required=True)
+    p.add_argument("--media", choices=("native", "python", "cport"), required=True)
     p.add_argument("--config", "-c", help="sipbridge YAML config (sip and log sections)")
     args = p.parse_args(argv)
     cfg = config_mod.load(args.config)

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TONE_HZ = 1000.0
 
 
-@pytest.mark.parametrize("media", ["native", "python"])
+@pytest.mark.parametrize("media", ["native", "python", "cport"])
 def test_floor_worker_loops_the_callers_audio_back(tmp_path, media):
     """A 1 kHz tone from the caller comes back as a 1 kHz tone; the log has ready,
     call_answered and session_closed (underruns 0), and SIGTERM ends the worker with 0."""
