@@ -1,8 +1,9 @@
 """``sipbridge call URI [--say FILE.wav] [--record heard.wav] [--hold-s S] [--json]``.
 
 Places one call, speaks the WAV, keeps what the agent says, hangs up ``--hold-s`` seconds after
-the WAV ends, and prints the summary (text, or one JSON object with ``--json``). Exit codes: 0
-answered, 1 not answered (the SIP status is printed), 2 a WAV that cannot be said.
+the WAV ends, and prints the summary (text, or one JSON object with ``--json``). Ctrl-C hangs
+up at once and still prints what was heard. Exit codes: 0 answered, 1 not answered (the SIP
+status is printed), 2 a WAV that cannot be said.
 """
 
 from __future__ import annotations

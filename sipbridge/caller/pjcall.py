@@ -196,8 +196,14 @@ def place_call(uri: str, frames: list[bytes], hold_s: float, bind: str = "127.0.
         end_tick = len(frames) + int(round(hold_s * 50))
         hangup_at: float | None = None
         timed_out = False
+        interrupted = False
         while not call.disconnected:
-            ep.libHandleEvents(20)
+            try:
+                ep.libHandleEvents(20)
+            except KeyboardInterrupt:  # Ctrl-C: hang up now and report what was heard
+                if interrupted:
+                    break
+                interrupted = True
             now = time.monotonic()
             if call.disconnected:
                 break
@@ -207,7 +213,7 @@ def place_call(uri: str, frames: list[bytes], hold_s: float, bind: str = "127.0.
                 continue
             answered = call.confirmed_tick is not None
             timed_out = not answered and now - started > answer_timeout_s
-            if timed_out or (answered and probe.tick >= end_tick):
+            if interrupted or timed_out or (answered and probe.tick >= end_tick):
                 call.hangup(pj.CallOpParam(True))
                 hangup_at = now
         hung_up_by = "agent" if hangup_at is None else "caller"
@@ -215,8 +221,9 @@ def place_call(uri: str, frames: list[bytes], hold_s: float, bind: str = "127.0.
         ticks = probe.tick
         result = CallResult(
             answered=answered,
-            status=200 if answered else (None if timed_out else call.status),
+            status=200 if answered else (None if timed_out or interrupted else call.status),
             reason="OK" if answered else (f"no answer within {answer_timeout_s:g} s" if timed_out
+                                          else "cancelled (Ctrl-C)" if interrupted
                                           else call.reason or "no response"),
             setup_ms=(call.confirmed_at - started) * 1000 if answered else None,
             hung_up_by=hung_up_by,

@@ -65,7 +65,8 @@ def as_text(summary: dict) -> str:
                 else f"not answered: {summary['reason']}")
     lines = [f"answered: {summary['status']} {summary['reason']}"
              + (f" ({summary['setup_ms']} ms after the INVITE)"
-                if summary["setup_ms"] is not None else "")]
+                if summary["setup_ms"] is not None else "")
+             + "; times below are from the answer"]
     first = summary["first_words_ms"]
     lines.append(f"agent's first words: {first} ms after the answer" if first is not None
                  else "agent's first words: none heard")

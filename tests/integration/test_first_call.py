@@ -189,3 +189,29 @@ def test_unreadable_wav_is_refused_before_dialling(tmp_path, say):
     assert res.returncode == 2
     assert f"sipbridge call: {say}: cannot read WAV" in res.stderr
     assert res.stdout == ""
+
+
+def test_ctrl_c_hangs_up_and_still_reports(tmp_path):
+    """Ctrl-C during the call hangs up at once, prints what was heard so far, and exits 0."""
+    import signal
+    with Bridge(tmp_path, None, extra={"api": {"listen": None}, "records": {"path": None}}) as bridge:
+        words = call_command(bridge.sip_port, tmp_path / "heard.wav")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SIPBRIDGE_")}
+        proc = subprocess.Popen(words, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            bridge.wait_log("call_answered", timeout=20)
+            bridge.wait_log("speech_started", timeout=10)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=20)
+        finally:
+            terminate(proc, 5)
+        ended = bridge.wait_log("call_ended", timeout=10)
+    assert proc.returncode == 0, out + err
+    assert "Traceback" not in err and "Assertion" not in err, err
+    assert out.startswith("answered: 200 OK"), out
+    assert "hung up by the caller" in out
+    duration_s = float(re.search(r"^call: ([\d.]+) s", out, re.M).group(1))
+    assert duration_s < 3.0, out   # the WAV and --hold-s would have run 8.7 s
+    assert (tmp_path / "heard.wav").exists()
+    assert ended

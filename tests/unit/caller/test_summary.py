@@ -31,7 +31,7 @@ def test_answered_call_as_json():
 def test_answered_call_as_text():
     """The text names the answer, first words, each turn's EOU->reply and the barge-in."""
     text = as_text(as_dict(Outcome("sip:bot@h", True, 200, "OK", 6), report(), "heard.wav"))
-    assert "answered: 200 OK (6 ms after the INVITE)" in text
+    assert text.startswith("answered: 200 OK (6 ms after the INVITE); times below are from the answer\n")
     assert "agent's first words: 2820 ms after the answer" in text
     assert "utterance 1: 0.10 s - 2.12 s; reply at 2.82 s, end-of-utterance -> reply 700 ms" in text
     assert "end-of-utterance -> reply 1400 ms; barge-in: agent silent 130 ms after the onset" in text
