@@ -315,3 +315,33 @@ def test_the_openapi_document_covers_every_route_served(api):
             routed.add((path, route.method.lower()))
     documented = {(p, m) for p, ops in doc["paths"].items() for m in ops if m != "parameters"}
     assert routed <= documented, routed - documented
+
+
+def test_every_route_the_worker_serves_is_in_the_openapi_document():
+    """Each path and method of the worker's API_ROUTES modules is documented in openapi.yaml."""
+    import ast
+    import importlib
+    from importlib import resources
+    from pathlib import Path
+
+    import yaml
+
+    from sipbridge.app.server import build_app
+    source = Path(__file__).resolve().parents[4] / "sipbridge" / "worker.py"
+    (names,) = [ast.literal_eval(node.value) for node in ast.parse(source.read_text()).body
+                if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "API_ROUTES"]
+    assert {"health", "control"} <= set(names)
+    cfg = config.build({}, environ={})
+    app = build_app(ApiContext(SimpleNamespace(), cfg),
+                    [importlib.import_module(f"sipbridge.app.{n}").routes for n in names])
+    doc = yaml.safe_load(resources.files("sipbridge.app").joinpath("openapi.yaml").read_text())
+    documented = {(p, m) for p, ops in doc["paths"].items() for m in ops if m != "parameters"}
+    for route in app.router.routes():
+        if route.method == "HEAD":
+            continue
+        info = route.resource.get_info()
+        path = info.get("path") or info.get("formatter")
+        paths = ([f"/v1/calls/{{uid}}/{a}" for a in control.ACTIONS] if path.endswith("/{action}")
+                 else [path])
+        for p in paths:
+            assert (p, route.method.lower()) in documented, (p, route.method)
