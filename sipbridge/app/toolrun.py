@@ -132,7 +132,7 @@ class AppTools:
     def refused(self, code: str | None) -> None:
         """An upstream error: a refused ``response.create`` is no longer expected."""
         if code == "conversation_already_has_active_response":
-            self.turns.expecting = False
+            self.turns.refused()
 
     async def close(self) -> None:
         """The call is over: running requests are cancelled (nothing is sent after this)."""

@@ -35,6 +35,7 @@ class ToolTurns:
         self.expecting = False           # response.create sent (by the bridge), not yet created
         self.caller_turn = False         # the caller barged in while a tool ran: they speak next
         self.owed = False                # outputs arrived that no response has answered yet
+        self.ours = False                # the response.create in flight is ours (an answer)
 
     def called(self, call_id: str) -> None:
         """An app tool call started."""
@@ -53,7 +54,7 @@ class ToolTurns:
     def _release(self) -> bool:
         if self.owed and not self.running and not self.active and not self.expecting:
             self.owed = False
-            self.expecting = True
+            self.expecting = self.ours = True
             return True
         return False
 
@@ -73,7 +74,16 @@ class ToolTurns:
         self.expecting = True
 
     def response_created(self) -> None:
-        self.active, self.expecting = True, False
+        self.active, self.expecting, self.ours = True, False, False
+
+    def refused(self) -> None:
+        """The server refused a ``response.create`` (a response was already in progress, e.g.
+        one asked for by the API's ``say``): if it was ours, the answer is owed again and asked
+        for when that response is done."""
+        self.expecting = False
+        if self.ours:
+            self.ours = False
+            self.owed = not self.caller_turn
 
     def response_done(self) -> bool:
         """A response ended: True when an owed ``response.create`` must be sent now."""

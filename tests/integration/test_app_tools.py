@@ -22,7 +22,7 @@ from tests.support.barge import reply_wav
 from tests.support.bridge import Bridge, Upstream
 from tests.support.rtp_peer import ExternalMediaCall, RtpPeer
 from tests.support.tools_backend import Behaviour, ToolsBackend
-from tests.unit.realtime.test_echo_tools import bursts
+from tests.unit.embedded.test_echo_tools import bursts
 
 SECRET_ENV = "TOOLS_IT_SECRET"      # not SIPBRIDGE_*: tests/support/bridge.py drops those
 LOOKUP = {"name": "lookup", "description": "Look an order up.",

@@ -22,7 +22,7 @@ from sipbridge.embedded import EmbeddedModel
 from tests.support.tools_backend import Behaviour, ToolsBackend
 from tests.unit.app.harness import SessionHarness
 from tests.unit.app.test_session import GOODBYE, HELLO, RATE, REPLY, Call, frames_of, quiet
-from tests.unit.realtime.test_echo_tools import bursts
+from tests.unit.embedded.test_echo_tools import bursts
 
 SECRET = signing.new_secret()
 SECRET_ENV = "SIPBRIDGE_TEST_TOOLS_SECRET"
@@ -188,7 +188,7 @@ def test_a_barge_in_while_a_tool_runs_lets_the_caller_speak_and_the_model_answer
     call.take_turn(HELLO)
     call.wait_playing()
     backend.wait_requests(1)                         # the tool runs; the agent is still talking
-    for frame in frames_of(np.concatenate([quiet(100), GOODBYE])):
+    for frame in frames_of(np.concatenate([quiet(100), HELLO])):
         call.tick(frame)
     barge = call.wait_log("barge_in")
     assert barge["source"] == "local_vad"
@@ -217,3 +217,27 @@ def test_a_call_that_ends_while_a_tool_runs_cancels_it_and_sends_nothing(app_cal
     assert call.wait_log("tool_called")["outcome"] == "cancelled"
     assert call.outputs() == []
 
+
+
+def test_an_answer_arriving_while_the_agent_answers_the_caller_waits_for_that_response(app_call, backend):
+    """The caller spoke while the tool ran (the agent was silent: no barge-in) and the model is
+    answering them when the tool's output arrives: the output goes in at once, the response.create
+    only after that answer is done (one response at a time); then the caller hears the beeps."""
+    backend.behaviours["lookup"] = Behaviour(reply={"beeps": 2}, hold=True)
+    call = app_call(reply=REPLY, pace=2.0)
+    call.take_turn(HELLO)
+    call.hear(1)                                       # the first answer, with the call at its end
+    backend.wait_requests(1)
+    call.take_turn(GOODBYE)                            # the caller's next turn: the second answer
+    deadline = time.monotonic() + 5
+    while call.session.response_id is None:
+        assert time.monotonic() < deadline, "the second answer never started"
+        time.sleep(0.002)
+    backend.release("lookup")
+    call.wait_for("conversation.item.create")
+    call.barrier()
+    assert call.session.response_id is not None, "the answer ended before the output: no test"
+    assert len(call.sent("response.create")) == 2, "a response.create during a response"
+    heard = call.hear(3)
+    assert len(call.sent("response.create")) == 3
+    assert [round(f) for _, f in heard][-2:] == [BEEP_HZ, BEEP_HZ]

@@ -84,3 +84,18 @@ def test_reset_forgets_calls_of_the_old_upstream_session():
     t.response_created()
     t.reset()
     assert t.finished("a") is False and not t.active and not t.running
+
+
+def test_a_refused_answer_of_ours_is_asked_for_again_after_the_response_in_the_way():
+    """Our response.create refused (someone else's response was starting): owed again, sent once
+    that response is done; a refusal of someone else's create asks for nothing."""
+    t = ToolTurns()
+    t.called("a")
+    assert t.finished("a") is True
+    t.refused()
+    t.response_created()                       # the other response (e.g. the API's say)
+    assert t.response_done() is True
+    t.response_created()
+    assert t.response_done() is False
+    t.refused()                                # not ours: nothing owed
+    assert t.response_done() is False
