@@ -310,3 +310,25 @@ def test_a_public_api_address_without_a_token_is_a_config_error(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "sipbridge", "run"], env=env,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "api.token_env" in proc.stderr, proc.stderr[-2000:]
+
+
+def test_readyz_says_draining_while_calls_finish_and_the_api_still_acts(tmp_path):
+    """After SIGTERM with a call up, /readyz is 503 naming draining, and a hangup over the API ends the drain."""
+    import signal
+    with Upstream(tmp_path) as up, \
+            Bridge(tmp_path, up.url, extra={"sip": {"drain_timeout_s": 30}}) as bridge, RtpPeer() as peer:
+        call = ExternalMediaCall(bridge.target, peer, hold_ms=0, timeout=60,
+                                 trace_dir=tmp_path / "sipp").start()
+        call.connect_peer()
+        uid = wait(lambda: one_call(bridge), 5, "the call in the list")["uid"]
+        assert http(bridge, "GET", "/readyz")[0] == 200
+        bridge.proc.send_signal(signal.SIGTERM)
+        bridge.wait_log("draining")
+        status, body, _ = http(bridge, "GET", "/readyz")
+        assert status == 503 and any(r.startswith("draining") for r in body["reasons"]), body
+        assert http(bridge, "GET", f"/v1/calls/{uid}")[0] == 200
+        assert http(bridge, "POST", f"/v1/calls/{uid}/hangup")[0] == 202
+        assert call.wait().returncode == 0
+        assert bridge.proc.wait(20) == 0
+        drained = bridge.wait_log("drained")
+    assert drained["hung_up"] == 0, drained
