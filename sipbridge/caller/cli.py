@@ -3,7 +3,7 @@
 Places one call, speaks the WAV, keeps what the agent says, hangs up ``--hold-s`` seconds after
 the WAV ends, and prints the summary (text, or one JSON object with ``--json``). Ctrl-C hangs
 up at once and still prints what was heard. Exit codes: 0 answered, 1 not answered (the SIP
-status is printed), 2 a WAV that cannot be said.
+status is printed, or why the call could not be placed), 2 a WAV that cannot be said.
 """
 
 from __future__ import annotations
@@ -44,14 +44,19 @@ def run(args: argparse.Namespace) -> int:
     if args.hold_s < 0 or args.answer_timeout_s <= 0:
         print("sipbridge call: --hold-s must be >= 0 and --answer-timeout-s > 0", file=sys.stderr)
         return EXIT_BAD_INPUT
-    from .pjcall import RATE, place_call
+    from .pjcall import RATE, CallError, place_call
     try:
         say = read_wav(args.say, RATE)
     except WavError as exc:
         print(f"sipbridge call: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    res = place_call(args.uri, frames(say, RATE), args.hold_s, bind=args.bind,
-                     answer_timeout_s=args.answer_timeout_s, pj_log_level=4 if args.verbose else 1)
+    try:
+        res = place_call(args.uri, frames(say, RATE), args.hold_s, bind=args.bind,
+                         answer_timeout_s=args.answer_timeout_s,
+                         pj_log_level=4 if args.verbose else 0)
+    except CallError as exc:
+        print(f"sipbridge call: {exc}", file=sys.stderr)
+        return EXIT_NOT_ANSWERED
     outcome = Outcome(args.uri, res.answered, res.status, res.reason, res.setup_ms, res.hung_up_by)
     report = None
     if res.answered:

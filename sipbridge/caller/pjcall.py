@@ -29,12 +29,21 @@ from dataclasses import dataclass
 import numpy as np
 import pjsua2 as pj
 
+from ..errors import SipBridgeError
 from ..media.frames import read_frame, write_frame
 from ..media.port import port_format
 from ..sip.stack import CODEC_PRIORITIES, library_path
 
 RATE = 8000
 FRAME_BYTES = RATE * 20 // 1000 * 2
+
+
+class CallError(SipBridgeError):
+    """The call could not be placed: the local address cannot be bound, the URI is refused."""
+
+
+def _reason(exc: "pj.Error") -> str:
+    return (getattr(exc, "reason", "") or exc.info()).strip()
 
 
 class ProbePort(pj.AudioMediaPort):
@@ -174,7 +183,10 @@ def place_call(uri: str, frames: list[bytes], hold_s: float, bind: str = "127.0.
         tcfg = pj.TransportConfig()
         tcfg.port = int(port or 0)
         tcfg.boundAddress = host
-        tid = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
+        try:
+            tid = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
+        except pj.Error as exc:
+            raise CallError(f"cannot listen for SIP on {bind}: {_reason(exc)}") from None
         local_port = ep.transportGetInfo(tid).localName.rsplit(":", 1)[1]
         ep.libStart()
         for codec in ep.codecEnum2():
@@ -192,7 +204,10 @@ def place_call(uri: str, frames: list[bytes], hold_s: float, bind: str = "127.0.
         probe.createPort("caller", port_format(RATE))
         call = _Call(acc, probe)
         started = time.monotonic()
-        call.makeCall(uri, pj.CallOpParam(True))
+        try:
+            call.makeCall(uri, pj.CallOpParam(True))
+        except pj.Error as exc:
+            raise CallError(f"cannot call {uri}: {_reason(exc)}") from None
         end_tick = len(frames) + int(round(hold_s * 50))
         hangup_at: float | None = None
         timed_out = False
@@ -232,7 +247,6 @@ def place_call(uri: str, frames: list[bytes], hold_s: float, bind: str = "127.0.
         return result
     finally:
         _destroy(ep, acc, call, probe)
-        writer = None
 
 
 def _destroy(ep, acc, call, probe) -> None:

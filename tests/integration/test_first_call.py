@@ -215,3 +215,19 @@ def test_ctrl_c_hangs_up_and_still_reports(tmp_path):
     assert duration_s < 3.0, out   # the WAV and --hold-s would have run 8.7 s
     assert (tmp_path / "heard.wav").exists()
     assert ended
+
+
+@pytest.mark.parametrize("uri,bind,message", [
+    ("notauri", None, "cannot call notauri: Invalid Request URI"),
+    ("sip:bot@127.0.0.1:9", "192.0.2.1", "cannot listen for SIP on 192.0.2.1:"),
+])
+def test_call_that_cannot_be_placed_says_why_and_exits_1(tmp_path, uri, bind, message):
+    """A malformed URI or an address that is not ours is one clear line and exit 1, no traceback."""
+    words = call_command(9, tmp_path / "heard.wav")
+    words[words.index("sip:bot@127.0.0.1:9")] = uri
+    if bind:
+        words += ["--bind", bind]
+    res = call(words, timeout=30)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert res.stderr.startswith(f"sipbridge call: {message}"), res.stderr
+    assert res.stderr.count("\n") == 1 and res.stdout == ""
