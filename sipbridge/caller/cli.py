@@ -22,8 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``call`` subcommand's options."""
     p.add_argument("uri", help="whom to call, e.g. sip:bot@127.0.0.1:5060")
     p.add_argument("--say", default=str(DEFAULT_SAY),
-                   help="16-bit PCM WAV (8, 16 or 24 kHz) to speak (default: a short greeting "
-                        "shipped with sipbridge)")
+                   help="16-bit PCM WAV (8, 16 or 24 kHz) to speak (default: two short "
+                        "sentences shipped with sipbridge, sipbridge/caller/hello.wav)")
     p.add_argument("--record", metavar="WAV", help="save what the agent said (8 kHz mono)")
     p.add_argument("--hold-s", type=float, default=4.0,
                    help="seconds to stay on the line after the WAV ends (default 4)")
