@@ -351,7 +351,10 @@ def build(raw: Mapping | None, environ: Mapping[str, str] | None = None) -> Conf
     from .app.routes import parse_routes
     from .app.webhook import check_webhook
     check_webhook(cfg, os.environ if environ is None else environ)
-    return dataclasses.replace(cfg, routes=parse_routes(raw.get("routes"), cfg))
+    cfg = dataclasses.replace(cfg, routes=parse_routes(raw.get("routes"), cfg))
+    from .app.tooldecl import check_tools  # a tools_url needs the signing secret
+    check_tools(cfg, os.environ if environ is None else environ)
+    return cfg
 
 
 def _check_inbound(cfg: Config, environ: Mapping[str, str]) -> None:

@@ -608,9 +608,10 @@ class CallSession:
         elif isinstance(event, rt.SpeechStopped):
             self.log.info("speech_stopped", source="server", audio_end_ms=event.audio_end_ms)
         elif isinstance(event, rt.ErrorEvent):
-            self.log.warning("upstream_error", code=event.code, message=event.message)
+            self.log.warning("upstream_error", type=event.kind, code=event.code, message=event.message)
             self.app_tools.refused(event.code)
-            self.link.fatal(event.code, event.message)  # a fatal kind drops the socket: reconnect
+            # a fatal type or code drops the socket: reconnect (realtime/retry.py)
+            self.link.fatal(event.code, event.message, event.kind)
         elif isinstance(event, rt.Malformed):
             self.log.warning("upstream_malformed_event", reason=event.reason)
         elif isinstance(event, rt.Transcript):  # into the call's record (sipbridge/app/records.py)
@@ -629,6 +630,11 @@ class CallSession:
         s = self.settings
         if s.type != "server_vad":
             return None
+        # said explicitly, not left to the provider's defaults: the server ends the turn and
+        # answers it (the bridge commits nothing in this mode), but never cancels a response on
+        # its own: its speech_started also fires on noise, and the bridge's pause-first barge-in
+        # owns the cancel (pause, then cancel + truncate at what was played, or resume)
         return {"type": "server_vad", "threshold": s.threshold,
                 "prefix_padding_ms": s.prefix_padding_ms,
-                "silence_duration_ms": s.silence_threshold_ms}
+                "silence_duration_ms": s.silence_threshold_ms,
+                "create_response": True, "interrupt_response": False}

@@ -10,13 +10,15 @@ A declaration is a mapping ``{name, description, parameters}``, the shape the Re
 
 :func:`parse_tools` validates a list of them into :class:`~sipbridge.realtime.protocol.Tool`
 values (a tuple: the config is frozen), raising :class:`ConfigError` named after the offending
-entry, e.g. ``realtime.tools[1].name``. :func:`check_url` validates ``realtime.tools_url``.
-Pure: no I/O.
+entry, e.g. ``realtime.tools[1].name``. :func:`check_url` validates ``realtime.tools_url``;
+:func:`check_tools` wants the signing secret whenever a ``tools_url`` is configured. Pure: the
+environment is passed in (``os.environ`` when it is not).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -24,6 +26,7 @@ from urllib.parse import urlsplit
 
 from ..errors import ConfigError
 from ..realtime.protocol import Tool
+from .signing import secret_key
 
 NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 BUILT_IN = ("end_call", "transfer_call")   # the bridge's own functions (realtime/tools.py)
@@ -114,3 +117,26 @@ def check_pair(tools: tuple[Tool, ...], url: str | None, key: str = "realtime.to
     """Declared functions need somewhere to call them."""
     if tools and url is None:
         raise ConfigError(key, f"must be set when tools are declared ({', '.join(t.name for t in tools)})")
+
+
+def signing_key(secret_env: str, environ: Mapping[str, str] | None = None) -> bytes:
+    """The HMAC key from ``$secret_env``; ValueError if unset or not a secret (tool requests are
+    always signed, like the webhook's and the events)."""
+    secret = (os.environ if environ is None else environ).get(secret_env)
+    if not secret:
+        raise ValueError("is empty or unset (tool requests must be signed)")
+    return secret_key(secret)
+
+
+def check_tools(cfg, environ: Mapping[str, str]) -> None:
+    """At load: a ``tools_url`` (top level or a route's) needs a usable secret in
+    ``app.webhook_secret_env``; ConfigError naming that key otherwise."""
+    urls = [cfg.realtime.tools_url] + [route.agent.realtime.get("tools_url")
+                                       for route in cfg.routes if route.agent is not None]
+    if not any(urls):
+        return
+    try:
+        signing_key(cfg.app.webhook_secret_env, environ)
+    except ValueError as exc:
+        raise ConfigError("app.webhook_secret_env", f"realtime.tools_url is set but "
+                          f"${cfg.app.webhook_secret_env} {exc}") from None

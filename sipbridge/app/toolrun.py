@@ -14,22 +14,16 @@ status) and ``tool_call_id`` (the model's id of the call); failures are warnings
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from ..realtime import protocol as rt
-from . import signing, toolcall
+from . import toolcall
 from .toolclient import ToolClient
+from .tooldecl import signing_key
 from .toolturn import ToolTurns
-
-
-def signing_key(secret_env: str, environ: Mapping[str, str] | None = None) -> bytes | None:
-    """The HMAC key from ``$secret_env`` (None: unset, requests go unsigned); ValueError if bad."""
-    secret = (os.environ if environ is None else environ).get(secret_env)
-    return signing.secret_key(secret) if secret else None
 
 
 class AppTools:

@@ -25,7 +25,12 @@ Errors mirror the real server: "If there is no response to cancel, the server
 will respond with an error"; "If the audio_end_ms is greater than the actual
 audio duration, the server will respond with an error"; "This event will
 produce an error if the input audio buffer is empty" (the real server also
-refuses less than 100 ms, and so do we). Error events are
+refuses less than 100 ms, and so do we); "Conversation already has an active response in
+progress" (``conversation_already_has_active_response``) for a second ``response.create``;
+"Cannot update a conversation's voice if assistant audio is present" (``cannot_update_voice``:
+a ``session.update`` carrying a voice, changed or not, after the first audio delta is refused
+whole, nothing of it applied); ``unknown_parameter`` for any field the API does not define (in
+the event, the session, or ``response``). Error events are
 ``{"type": "error", "error": {"type", "code", "message", "param", "event_id"}}``
 where ``event_id`` is the offending client event's id. Ids are sequential
 (``resp_1``, ``item_2``, ``event_3``) so tests can predict them.
@@ -71,7 +76,7 @@ from sipcodecs import StreamResampler
 
 from sipbridge.realtime.audio_format import PCM16, AudioFormat
 from sipbridge.embedded.echo_session import (apply_session_update, default_session, input_format_of,
-                                             output_format_of, turn_detection_of)
+                                             output_format_of, turn_detection_of, unknown_key)
 
 RATE = 24000                          # pcm16's rate, that of ``reply_pcm``
 BYTES_PER_MS = RATE * 2 // 1000       # of pcm16
@@ -81,6 +86,21 @@ VAD_FLOOR_DBFS = -70.0  # threshold 0 ...
 VAD_SPAN_DB = 60.0      # ... to threshold 1 at -10 dBFS
 
 Event = dict[str, Any]
+# each client event's fields besides type and event_id, and response.create's response object
+EVENT_FIELDS = {
+    "session.update": {"session"},
+    "input_audio_buffer.append": {"audio"},
+    "input_audio_buffer.commit": set(),
+    "input_audio_buffer.clear": set(),
+    "response.create": {"response"},
+    "response.cancel": {"response_id"},
+    "conversation.item.truncate": {"item_id", "content_index", "audio_end_ms"},
+    "conversation.item.delete": {"item_id"},
+    "conversation.item.create": {"item", "previous_item_id"},
+}
+RESPONSE_KEYS = {"response": {"instructions", "conversation", "output_modalities", "audio", "tools",
+                              "tool_choice", "metadata", "input", "max_output_tokens", "prompt",
+                              "modalities", "voice", "temperature"}}
 
 
 def threshold_dbfs(threshold: float) -> float:
@@ -260,6 +280,7 @@ class EchoCore:
         self.active: _Response | None = None
         self.vad: EnergyVad | None = None
         self._vad_item: str | None = None  # the user item the turn in progress will become
+        self.spoke = False       # an audio delta went out: the voice is fixed from now on
 
     def _id(self, prefix: str) -> str:
         return f"{prefix}_{next(self._ids)}"
@@ -267,8 +288,9 @@ class EchoCore:
     def _ev(self, etype: str, **fields: Any) -> Event:
         return {"type": etype, "event_id": self._id("event"), **fields}
 
-    def _error(self, code: str, message: str, client_event_id: Any, param: str | None = None) -> list[Event]:
-        err = {"type": "invalid_request_error", "code": code, "message": message, "param": param,
+    def _error(self, code: str | None, message: str, client_event_id: Any, param: str | None = None,
+               kind: str = "invalid_request_error") -> list[Event]:
+        err = {"type": kind, "code": code, "message": message, "param": param,
                "event_id": client_event_id if isinstance(client_event_id, str) else None}
         return [self._ev("error", error=err)]
 
@@ -287,9 +309,21 @@ class EchoCore:
         handler = _HANDLERS.get(etype) if isinstance(etype, str) else None
         if handler is None:
             return self._error("invalid_value", f"Invalid value: {etype!r}. Unsupported event type.", eid, "type")
+        extra = sorted(set(event) - {"type", "event_id"} - EVENT_FIELDS[etype])
+        unknown = extra[0] if extra else (
+            unknown_key(event.get("session"), "session") if etype == "session.update" else
+            unknown_key(event.get("response"), "response", RESPONSE_KEYS) if etype == "response.create"
+            else None)
+        if unknown is not None:
+            return self._error("unknown_parameter", f"Unknown parameter: '{unknown}'.", eid, unknown)
         return handler(self, event, eid)
 
     def _session_update(self, event: Event, eid: Any) -> list[Event]:
+        update = event.get("session")
+        if self.spoke and isinstance(update, dict) and (
+                "voice" in update or "voice" in ((update.get("audio") or {}).get("output") or {})):
+            return self._error("cannot_update_voice", "Cannot update a conversation's voice if assistant "
+                               "audio is present.", eid, "session.audio.output.voice")
         before = turn_detection_of(self.session)
         problem = apply_session_update(self.session, event.get("session"))
         if problem:
@@ -435,6 +469,7 @@ class EchoCore:
             chunk = resp.audio[resp.pos:resp.pos + resp.chunk_bytes]
             resp.pos += len(chunk)
             self._items[resp.item_id].audio_bytes = resp.pos
+            self.spoke = True
             out.append(self._ev("response.output_audio.delta", response_id=resp.response_id,
                                 item_id=resp.item_id, output_index=0, content_index=0,
                                 delta=base64.b64encode(chunk).decode("ascii")))

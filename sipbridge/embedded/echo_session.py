@@ -18,6 +18,10 @@ is what ``session.updated`` announces: ``threshold`` 0.5, ``prefix_padding_ms``
 ``create_response`` true and ``interrupt_response`` false -- unlike the
 provider, the embedded model leaves cancelling a response on barge-in to the
 client unless asked. ``semantic_vad`` and other keys are refused.
+
+Like the real server, a key the API does not define is refused (``unknown_parameter``, naming
+it: "Unknown parameter: 'session.foo'."), wherever it sits: :func:`unknown_key` knows the GA
+session keys (and the beta spellings the embedded model also reads).
 """
 
 from __future__ import annotations
@@ -33,6 +37,32 @@ VAD_DEFAULTS: dict[str, Any] = {"type": "server_vad", "threshold": 0.5, "prefix_
                                 "silence_duration_ms": 500, "create_response": True,
                                 "interrupt_response": False}
 MAX_VAD_MS = 10000
+# the session object's keys, GA and beta spellings; nested objects by their path
+SESSION_KEYS = {
+    "session": {"type", "model", "instructions", "output_modalities", "audio", "tools", "tool_choice",
+                "max_output_tokens", "tracing", "truncation", "prompt", "include",
+                # beta
+                "modalities", "input_audio_format", "output_audio_format", "turn_detection", "voice",
+                "temperature", "max_response_output_tokens", "input_audio_transcription",
+                "input_audio_noise_reduction", "speed"},
+    "session.audio": {"input", "output"},
+    "session.audio.input": {"format", "turn_detection", "transcription", "noise_reduction"},
+    "session.audio.output": {"format", "voice", "speed"},
+}
+
+
+def unknown_key(obj: Any, path: str, known: dict[str, set[str]] = SESSION_KEYS) -> str | None:
+    """The dotted path of the first key of ``obj`` (at ``path``) that ``known`` does not list,
+    looking into the nested objects ``known`` describes; None when every key is known."""
+    if not isinstance(obj, dict) or path not in known:
+        return None
+    for key in obj:
+        if key not in known[path]:
+            return f"{path}.{key}"
+        deeper = unknown_key(obj[key], f"{path}.{key}", known)
+        if deeper is not None:
+            return deeper
+    return None
 
 
 def default_session(session_id: str, model: str) -> dict[str, Any]:

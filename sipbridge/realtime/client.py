@@ -12,6 +12,9 @@ threads (a PJSIP media callback) must hop with
 ``send`` never blocks: it serialises the event and queues it; a writer task
 drains the queue in order. Events queued before ``connect()`` finishes are sent
 after ``session.updated``, so the session is configured before audio flows.
+The server's rules are kept here (:mod:`sipbridge.realtime.rules`): a ``response.create``
+while a response is active waits for its ``response.done``, and a ``session.update`` after
+the model's first audio goes without ``voice``.
 The queue is unbounded (24 kHz pcm16 is 48 kB/s, G.711 8 kB/s); ``pending`` shows its depth.
 """
 
@@ -32,9 +35,11 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.protocol import State
 
 from sipbridge.errors import SipBridgeError
-from sipbridge.realtime.events import ErrorEvent, Malformed, ServerEvent, SessionUpdated
+from sipbridge.realtime.events import (AudioDelta, ErrorEvent, Malformed, ResponseCreated, ResponseDone,
+                                       ServerEvent, SessionUpdated)
 from sipbridge.realtime.parser import parse_server_event
 from sipbridge.realtime.protocol import SessionConfig, input_audio_append, session_update
+from sipbridge.realtime.rules import ResponseGate, VoiceLock
 
 MAX_MESSAGE_BYTES = 16 * 2**20
 _HINTS = {
@@ -115,6 +120,8 @@ class RealtimeClient:
         self._writer: asyncio.Task[None] | None = None
         self._state = "new"  # new -> connecting -> open -> closed, or connecting -> failed
         self._log = structlog.get_logger().bind(component="realtime.client", url=self.url, api=session.api)
+        self.responses = ResponseGate()           # one response at a time
+        self.voice = VoiceLock(session.voice)     # no voice in session.update after audio
         self.events_in = 0
         self.events_out = 0
         self.malformed = 0
@@ -225,7 +232,23 @@ class RealtimeClient:
         if self._state in ("failed", "closed") or (self._writer is not None and self._writer.done()):
             self.dropped += 1
             return
+        etype = event.get("type")
+        if etype == "response.create" and not self.responses.offer(event):
+            self._log.info("realtime.response_create_held", active=self.responses.active,
+                           waiting=len(self.responses.waiting))
+            return
+        if etype == "session.update":
+            event, refused = self.voice.filter(event)
+            if refused is not None:
+                self._log.warning("realtime.voice_fixed", asked=refused, voice=self.voice.voice,
+                                  why="the voice cannot change after the model's first audio")
         self._queue.put_nowait(json.dumps(event))
+
+    def _release(self, event: dict[str, Any] | None) -> None:
+        """A held ``response.create`` whose turn has come: queued now, ahead of what the event
+        handler sends in reply to the same server event."""
+        if event is not None and self._state not in ("failed", "closed"):
+            self._queue.put_nowait(json.dumps(event))
 
     def send_audio(self, audio: bytes) -> None:
         """Queue ``input_audio_buffer.append`` of ``audio`` in the session's input format
@@ -250,7 +273,15 @@ class RealtimeClient:
             self.malformed += 1
             self._log.warning("realtime.malformed", reason=event.reason)
         elif isinstance(event, ErrorEvent):
-            self._log.warning("realtime.server_error", code=event.code, message=event.message, event_id=event.event_id)
+            self._log.warning("realtime.server_error", type=event.kind, code=event.code, message=event.message,
+                              event_id=event.event_id)
+            self._release(self.responses.refused(event.event_id, event.code))
+        elif isinstance(event, AudioDelta):
+            self.voice.heard_audio()
+        elif isinstance(event, ResponseCreated):
+            self.responses.created(event.response_id)
+        elif isinstance(event, ResponseDone):
+            self._release(self.responses.done(event.response_id))
         try:
             self._on_event(event)
         except Exception:

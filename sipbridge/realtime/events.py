@@ -182,6 +182,7 @@ class ErrorEvent:
     code: str | None
     message: str
     event_id: str | None
+    kind: str | None = None   # ``error.type``: invalid_request_error, server_error, ...
 
 
 @dataclass(frozen=True)

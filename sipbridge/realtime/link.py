@@ -50,11 +50,12 @@ class UpstreamLink:
         self.outages = 0
         self.reconnects = 0
 
-    def fatal(self, code: str | None, message: str) -> bool:
-        """An ``error`` event arrived; if its code is fatal, drop the current socket. Returns that."""
-        if not is_fatal_error(code) or self._watched is None or self._fatal is not None:
+    def fatal(self, code: str | None, message: str, kind: str | None = None) -> bool:
+        """An ``error`` event arrived (``kind`` is its ``error.type``); if it is of a fatal kind
+        or code, drop the current socket. Returns that."""
+        if not is_fatal_error(code, kind) or self._watched is None or self._fatal is not None:
             return False
-        self._fatal = f"server error {code}: {message}"
+        self._fatal = f"server error {kind or 'error'}/{code}: {message}"
         asyncio.ensure_future(self._watched.close())
         return True
 

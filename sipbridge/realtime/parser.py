@@ -128,6 +128,7 @@ def _error(ev: dict[str, Any]) -> ServerEvent:
         code=_field(err, "code", str, optional=True),
         message=_field(err, "message", str),
         event_id=_field(err, "event_id", str, optional=True),
+        kind=_field(err, "type", str, optional=True),
     )
 
 

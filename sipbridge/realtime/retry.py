@@ -13,8 +13,11 @@ passed in by the shell (``loop.time() * 1000``), never read here.
 :func:`classify_close` and :func:`is_fatal_error` decide what counts as a drop (reconnect) and
 what is the end of the conversation (hang up): a close with code 1000 is the server ending the
 session on purpose; any other ending (no close frame, 1001 going away, 1011 a ping timeout or
-server error, any other code) is a drop; so is an ``error`` event whose code says the session
-itself is gone.
+server error, any other code) is a drop; so is an ``error`` event that says the session itself
+is gone: its ``error.type`` is ``server_error`` (the code is often null then), or its code is one
+of :data:`FATAL_ERROR_CODES` whatever the type (``session_expired`` comes as an
+``invalid_request_error``). A request error (``invalid_request_error`` with any other code, a
+refused truncate or cancel) leaves the session as it is.
 """
 
 from __future__ import annotations
@@ -68,6 +71,10 @@ def classify_close(code: int | None) -> str:
     return "normal" if code == NORMAL_CLOSE else "drop"
 
 
-def is_fatal_error(code: str | None) -> bool:
-    """True for a server ``error`` code that means the session itself is gone."""
-    return code in FATAL_ERROR_CODES
+FATAL_ERROR_TYPES = frozenset({"server_error"})
+
+
+def is_fatal_error(code: str | None, kind: str | None = None) -> bool:
+    """True for a server ``error`` (``code``, ``kind`` = ``error.type``) that means the session
+    itself is gone."""
+    return code in FATAL_ERROR_CODES or kind in FATAL_ERROR_TYPES

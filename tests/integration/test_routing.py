@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from sipbridge.app.signing import new_secret
 from tests.support.bridge import Bridge, Upstream
 from tests.support.sipp import run_sipp
 
@@ -32,7 +33,8 @@ def env(tmp_path_factory):
     routes[1]["instructions_file"] = str(prompt)
     with Upstream(tmp) as up, Bridge(tmp, up.url, extra={
             "realtime": {"instructions": "You are the default agent."},
-            "api": {"listen": None}, "records": {"path": None}, "routes": routes}) as bridge:
+            "api": {"listen": None}, "records": {"path": None}, "routes": routes},
+            env={"SIPBRIDGE_WEBHOOK_SECRET": new_secret()}) as bridge:  # sales' tools_url signs
         yield up, bridge
 
 

@@ -72,7 +72,8 @@ def test_server_vad_leaves_the_turns_to_the_model_server(tmp_path, upstream):
 
     update = upstream.events("session.update")[0]
     assert update["session"]["audio"]["input"]["turn_detection"] == {
-        "type": "server_vad", "threshold": 0.55, "prefix_padding_ms": 150, "silence_duration_ms": 550}
+        "type": "server_vad", "threshold": 0.55, "prefix_padding_ms": 150, "silence_duration_ms": 550,
+        "create_response": True, "interrupt_response": False}
     assert upstream.events("input_audio_buffer.commit") == [], "the bridge committed a turn itself"
     assert upstream.events("response.create") == [], "the bridge asked for a response itself"
     appended = sum(len(base64.b64decode(e["audio"])) for e in upstream.events("input_audio_buffer.append"))

@@ -6,7 +6,8 @@ in its own process, with a control channel on stdin; each command is answered on
 
     drop            abort every open connection's TCP socket (no close frame: code 1006)
     close CODE      close every open connection with CODE (1000 = a deliberate end)
-    error CODE      send an ``error`` event with code CODE on every open connection
+    error CODE [T]  send an ``error`` event with code CODE (``null``: no code) and type T
+                    (default ``invalid_request_error``) on every open connection
     refuse N        answer the next N upgrades with HTTP 503 (N = -1: every upgrade, "down")
     accept          stop refusing
 
@@ -22,7 +23,7 @@ API (test side)::
     FlakyUpstream(tmp_path, reply_wav=None, pace=4.0)   # context manager, like bridge.Upstream
         .url .port .events(type=None, conn=None) .wait_for(type, timeout, count, conn=None)
         .connections() -> list[int]   # connection numbers seen in the record
-        .drop() .close(code) .error(code) .refuse(n) .accept() -> float (time.time() when done)
+        .drop() .close(code) .error(code, type) .refuse(n) .accept() -> float (time.time() when done)
 
 CLI: ``python -m tests.support.flaky_upstream --port N --record F [--reply-wav W] [--pace X]``.
 """
@@ -91,8 +92,11 @@ def flaky_model(sink, reply_pcm: bytes | None = None, pace: float = 4.0):
             elif verb == "close":
                 await asyncio.gather(*(ws.close(int(args[0]), "test") for ws in conns))
             elif verb == "error":
+                code = None if args[0] == "null" else args[0]
+                kind = args[1] if len(args) > 1 else "invalid_request_error"
                 event = {"type": "error", "event_id": "event_fault",
-                         "error": {"type": "server_error", "code": args[0], "message": "injected"}}
+                         "error": {"type": kind, "code": code, "message": "injected", "param": None,
+                                   "event_id": None}}
                 await asyncio.gather(*(ws.send(json.dumps(event)) for ws in conns),
                                      return_exceptions=True)
             elif verb == "refuse":
@@ -206,8 +210,8 @@ class FlakyUpstream(Upstream):
     def close(self, code: int) -> float:
         return self._command(f"close {code}")
 
-    def error(self, code: str) -> float:
-        return self._command(f"error {code}")
+    def error(self, code: str, kind: str = "invalid_request_error") -> float:
+        return self._command(f"error {code} {kind}")
 
     def refuse(self, n: int = -1) -> float:
         """Refuse the next ``n`` upgrades with HTTP 503 (-1: all of them)."""

@@ -21,12 +21,12 @@ class SessionHarness:
     """``model`` (anything with async ``start() -> url`` and ``stop()``) serves one CallSession."""
 
     def __init__(self, loop, model, *, call_id: str = "call-1", turn=None, realtime=None, sip=None,
-                 vad_model=None, vad_batch=None, parties=None, app=None):
+                 vad_model=None, vad_batch=None, parties=None, app=None, environ=None):
         self.loop = loop
         self.model = model
         url = self.run(model.start())
         cfg = config.build({"turn_detection": turn or {}, "realtime": realtime or {}, "sip": sip or {},
-                            "app": app or {}}, environ={})
+                            "app": app or {}}, environ=environ or {})
         self.ended: list[str] = []
         self.transfers: list[str] = []      # targets the session asked the worker to REFER to
         self._capture = structlog.testing.capture_logs()

@@ -210,7 +210,8 @@ def test_switching_to_server_vad_reconfigures_the_model_and_stops_local_commits(
     call.session.update_turn_detection({"type": "server_vad", "silence_threshold_ms": 700})
     update = call.wait_for("session.update", 2)[-1]
     assert update["session"]["audio"]["input"]["turn_detection"] == {
-        "type": "server_vad", "threshold": 0.6, "prefix_padding_ms": 250, "silence_duration_ms": 700}
+        "type": "server_vad", "threshold": 0.6, "prefix_padding_ms": 250, "silence_duration_ms": 700,
+        "create_response": True, "interrupt_response": False}
     call.feed(np.concatenate([quiet(300), GOODBYE, quiet(1000)]))
     call.wait_log("response.created")  # the model's VAD took the turn and answered
     call.barrier()

@@ -42,7 +42,8 @@ class AppCall(Call):
                               tool_args=tool_args)
         SessionHarness.__init__(self, loop, model, vad_model=vad_model,
                                 realtime={"tools": list(tools), "tools_url": backend.url},
-                                app={"tool_timeout_ms": timeout_ms, "webhook_secret_env": SECRET_ENV})
+                                app={"tool_timeout_ms": timeout_ms, "webhook_secret_env": SECRET_ENV},
+                                environ={SECRET_ENV: SECRET})
         self.session.metadata = {"account": "A-7"}
         self.ticks = 0
 
@@ -241,3 +242,15 @@ def test_an_answer_arriving_while_the_agent_answers_the_caller_waits_for_that_re
     heard = call.hear(3)
     assert len(call.sent("response.create")) == 3
     assert [round(f) for _, f in heard][-2:] == [BEEP_HZ, BEEP_HZ]
+
+
+def test_without_the_secret_at_run_time_no_request_goes_out_unsigned(app_call, backend, monkeypatch):
+    """The signing secret is gone from the worker's environment: the model gets a tool_unavailable
+    error output and a response; the app is never called unsigned."""
+    monkeypatch.delenv(SECRET_ENV)
+    call = app_call()
+    call.take_turn(HELLO)
+    assert [round(f) for _, f in call.hear(2)] == [BUZZ_HZ]
+    assert json.loads(call.outputs()[0]["output"])["error"] == "tool_unavailable"
+    assert call.wait_log("tool_called")["outcome"] == "tool_unavailable"
+    assert backend.requests == []

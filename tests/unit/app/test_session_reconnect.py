@@ -224,6 +224,17 @@ def test_fatal_error_event_reconnects_and_an_ordinary_one_does_not(call_factory)
     assert call.ended == [] and call.model.accepted == 2
 
 
+def test_a_server_error_with_a_null_code_reconnects_by_its_type(call_factory):
+    """error.type server_error with code null (as the real server sends it) drops the session and reconnects."""
+    call = call_factory()
+    call.command("error null server_error")
+    lost = call.wait_log("upstream_lost")
+    assert "server_error" in lost["reason"]
+    call.wait_log("upstream_restored")
+    assert call.log_events("upstream_error")[0]["type"] == "server_error"
+    assert call.ended == [] and call.model.accepted == 2
+
+
 def test_hang_up_during_the_outage_stops_retrying(call_factory):
     """Closing the session (the caller hung up) while reconnecting ends the retries silently."""
     call = call_factory(realtime={"reconnect_attempts": 50, "reconnect_backoff_min_ms": 30,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sipbridge import config
+from sipbridge.app.signing import new_secret
 from sipbridge.app.tooldecl import check_url, parse_tools
 from sipbridge.errors import ConfigError
 from sipbridge.realtime.protocol import Tool
@@ -14,8 +15,11 @@ LOOKUP = {"name": "order_status", "description": "Look up an order.",
                          "required": ["order"]}}
 
 
-def build(realtime: dict, env: dict | None = None):
-    return config.build({"realtime": realtime}, environ=env or {})
+SECRET = {"SIPBRIDGE_WEBHOOK_SECRET": new_secret()}
+
+
+def build(realtime: dict, env: dict | None = None, **sections):
+    return config.build({"realtime": realtime, **sections}, environ=SECRET if env is None else env)
 
 
 def test_declarations_become_tools_offered_with_their_schema():
@@ -92,7 +96,7 @@ def test_check_url_accepts_http_and_https():
 def test_tools_can_come_from_the_environment_in_yaml_syntax():
     """SIPBRIDGE_REALTIME__TOOLS holds the list in YAML syntax, like any other key."""
     cfg = build({}, env={"SIPBRIDGE_REALTIME__TOOLS": "[{name: ping, description: Ping.}]",
-                         "SIPBRIDGE_REALTIME__TOOLS_URL": "http://127.0.0.1:8081/t"})
+                         "SIPBRIDGE_REALTIME__TOOLS_URL": "http://127.0.0.1:8081/t", **SECRET})
     assert [t.name for t in cfg.realtime.tools] == ["ping"]
 
 
@@ -102,3 +106,23 @@ def test_a_route_style_coercion_reuses_the_same_validator():
     with pytest.raises(ConfigError) as err:
         config.coerce_key("realtime", "tools", [{"name": "end_call"}])
     assert err.value.key == "realtime.tools[0].name"
+
+
+@pytest.mark.parametrize("env", [{}, {"SIPBRIDGE_WEBHOOK_SECRET": "not base64!"},
+                                 {"SIPBRIDGE_WEBHOOK_SECRET": "whsec_c2hvcnQ="}])
+def test_a_tools_url_needs_the_signing_secret(env):
+    """Tool requests are always signed: a tools_url with the secret's variable unset, not base64
+    or too short is a config error naming app.webhook_secret_env."""
+    with pytest.raises(ConfigError) as err:
+        build({"tools": [LOOKUP], "tools_url": "http://127.0.0.1:9/t"}, env=env)
+    assert err.value.key == "app.webhook_secret_env" and "tools_url" in err.value.reason
+
+
+def test_a_routes_tools_url_needs_the_signing_secret_too():
+    """A route that sets its own tools_url is held to the same rule."""
+    route = {"name": "shop", "match": {"number": "100"}, "tools": [LOOKUP],
+             "tools_url": "http://127.0.0.1:9/t"}
+    with pytest.raises(ConfigError) as err:
+        build({}, env={}, routes=[route])
+    assert err.value.key == "app.webhook_secret_env"
+    assert build({}, routes=[route]).routes[0].agent.realtime["tools_url"] == "http://127.0.0.1:9/t"

@@ -82,12 +82,12 @@ def test_item_truncated():
 
 
 def test_error_event():
-    """error parses code, message and the offending client event_id, with null code and event_id allowed."""
+    """error parses type, code, message and the offending client event_id, with null code and event_id allowed."""
     ev = parse_server_event(j(type="error", error={"type": "invalid_request_error", "code": "x_code",
                                                    "message": "bad", "param": None, "event_id": "evt_1"}))
-    assert ev == E.ErrorEvent(code="x_code", message="bad", event_id="evt_1")
+    assert ev == E.ErrorEvent(code="x_code", message="bad", event_id="evt_1", kind="invalid_request_error")
     ev = parse_server_event(j(type="error", error={"type": "server_error", "code": None, "message": "oops"}))
-    assert ev == E.ErrorEvent(code=None, message="oops", event_id=None)
+    assert ev == E.ErrorEvent(code=None, message="oops", event_id=None, kind="server_error")
 
 
 def test_unknown_type_keeps_raw():

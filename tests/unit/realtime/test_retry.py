@@ -72,3 +72,11 @@ def test_fatal_error_codes():
     assert is_fatal_error("session_expired") and is_fatal_error("server_error")
     assert not is_fatal_error("response_cancel_not_active")
     assert not is_fatal_error(None)
+
+
+def test_fatal_by_error_type_whatever_the_code():
+    """error.type server_error is fatal with a null or any code; invalid_request_error only by a fatal code."""
+    assert is_fatal_error(None, "server_error") and is_fatal_error("whatever", "server_error")
+    assert is_fatal_error("session_expired", "invalid_request_error")
+    assert not is_fatal_error(None, "invalid_request_error")
+    assert not is_fatal_error("conversation_already_has_active_response", "invalid_request_error")
