@@ -131,3 +131,44 @@ def test_a_dead_receiver_delays_no_call_and_its_drops_are_counted(tmp_path):
     # 3 calls x (incoming, answered, ended): what was not delivered is dropped, given up or left
     assert closed["delivered"] == 0
     assert closed["dropped"] + closed["given_up"] + closed["left"] == 3 * calls
+
+
+def test_an_app_tool_call_is_an_event_and_part_of_the_record(tmp_path, monkeypatch):
+    """The embedded model calls the app's lookup tool: the receiver gets tool.called (name,
+    latency, outcome ok) between call.answered and call.ended, and the record in call.ended
+    lists the tool with the same latency."""
+    from tests.integration.test_app_tools import ARGS, SECRET_ENV as TOOLS_SECRET_ENV
+    from tests.integration.test_app_tools import bridge_extra, prompt, quiet_wav
+    from tests.support.rtp_peer import ExternalMediaCall, RtpPeer
+    from tests.support.tools_backend import Behaviour, ToolsBackend
+    secret = new_secret()
+    monkeypatch.setenv(TOOLS_SECRET_ENV, secret)
+    receiver = Receiver()
+    try:
+        with ToolsBackend({"lookup": Behaviour(reply={"beeps": 1})}) as backend, \
+                Upstream(tmp_path, reply_wav=quiet_wav(tmp_path), call_tool="lookup",
+                         tool_args=ARGS) as upstream:
+            extra = bridge_extra(backend)
+            extra["app"]["events_url"] = receiver.url
+            extra["records"] = {"path": str(tmp_path / "records.db")}
+            with Bridge(tmp_path, upstream.url, extra=extra) as bridge, RtpPeer() as peer:
+                with ExternalMediaCall(bridge.target, peer, hold_ms=6000, timeout=30) as call:
+                    call.connect_peer(timeout=10)
+                    peer.play(prompt("hello-world"), at_s=1.0)
+                    res = call.wait()
+                assert res.returncode == 0, res.stderr
+                logged = bridge.wait_log("tool_called")
+                receiver.wait_for("call.ended")
+                assert bridge.stop() == 0
+    finally:
+        receiver.stop()
+    events = [Webhook(secret).verify(body, headers) for headers, body in receiver.got]
+    types = [e["type"] for e in events]
+    assert types.index("call.answered") < types.index("tool.called") < types.index("call.ended")
+    (tool,) = [e["data"] for e in events if e["type"] == "tool.called"]
+    assert tool["name"] == "lookup" and tool["outcome"] == "ok" and tool["ok"] is True
+    assert tool["latency_ms"] == logged["latency_ms"]
+    record = events[types.index("call.ended")]["data"]["record"]
+    (entry,) = record["tools"]
+    assert entry["name"] == "lookup" and entry["latency_ms"] == logged["latency_ms"]
+    assert entry["fn_call_id"] == logged["tool_call_id"] and entry["outcome"] == "ok"
