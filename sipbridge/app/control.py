@@ -133,6 +133,9 @@ async def on_control(worker, fn, timeout: float = CONTROL_TIMEOUT_S):
 def apply_session(session, change: validate.SessionChange) -> dict[str, Any]:
     """Apply a ``session`` change: turn detection first (it may refuse, changing nothing),
     then the model. Returns the turn settings in effect."""
+    if change.tools and getattr(getattr(session, "app_tools", None), "client", 1) is None:
+        raise validate.BadRequest("tools", "this call has no tools_url (realtime.tools_url, its "
+                                  "route's or its webhook reply's): its functions could not run")
     if change.turn_detection is not None:
         try:
             session.update_turn_detection(change.turn_detection)

@@ -9,7 +9,6 @@ are refused too, so a typo (``instruction``) is an error rather than a silent no
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,9 +17,6 @@ from ..realtime.protocol import Tool
 MAX_TEXT = 16_000          # characters of instructions
 MAX_DIGITS = 32
 DTMF_DIGITS = frozenset("0123456789*#ABCDabcd")
-TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-MAX_TOOLS = 128
-RESERVED = frozenset({"end_call", "transfer_call"})   # the bridge's own (realtime/tools.py)
 
 
 class BadRequest(Exception):
@@ -128,32 +124,13 @@ def session(body: dict) -> SessionChange:
 
 
 def tools(value: Any, key: str = "tools") -> tuple[Tool, ...]:
-    """A list of ``{"name", "description"?, "parameters"?}`` functions for the model."""
+    """A list of ``{"name", "description"?, "parameters"?}`` functions for the model, checked by
+    the same validator as ``realtime.tools`` in the YAML (:mod:`sipbridge.app.tooldecl`)."""
+    from ..errors import ConfigError
+    from .tooldecl import parse_tools
     if not isinstance(value, list):
         raise BadRequest(key, f"must be a list, got {type(value).__name__}")
-    if len(value) > MAX_TOOLS:
-        raise BadRequest(key, f"at most {MAX_TOOLS} tools, got {len(value)}")
-    out, seen = [], set()
-    for i, spec in enumerate(value):
-        where = f"{key}[{i}]"
-        if not isinstance(spec, dict):
-            raise BadRequest(where, f"must be an object, got {type(spec).__name__}")
-        for k in spec:
-            if k not in ("name", "description", "parameters"):
-                raise BadRequest(f"{where}.{k}", "unknown field (known: name, description, parameters)")
-        name = spec.get("name")
-        if not isinstance(name, str) or not TOOL_NAME.match(name):
-            raise BadRequest(f"{where}.name", f"must be 1-64 of A-Z a-z 0-9 _ -, got {name!r}")
-        if name in RESERVED:
-            raise BadRequest(f"{where}.name", f"{name!r} is a built-in function of the bridge")
-        if name in seen:
-            raise BadRequest(f"{where}.name", f"{name!r} is declared twice")
-        seen.add(name)
-        description = spec.get("description", "")
-        if not isinstance(description, str):
-            raise BadRequest(f"{where}.description", f"must be a string, got {type(description).__name__}")
-        params = spec.get("parameters", {"type": "object", "properties": {}})
-        if not isinstance(params, dict):
-            raise BadRequest(f"{where}.parameters", f"must be a JSON Schema object, got {type(params).__name__}")
-        out.append(Tool(name, description, params))
-    return tuple(out)
+    try:
+        return parse_tools(value, key)
+    except ConfigError as exc:
+        raise BadRequest(exc.key, exc.reason) from None
