@@ -172,3 +172,27 @@ def test_an_app_tool_call_is_an_event_and_part_of_the_record(tmp_path, monkeypat
     (entry,) = record["tools"]
     assert entry["name"] == "lookup" and entry["latency_ms"] == logged["latency_ms"]
     assert entry["fn_call_id"] == logged["tool_call_id"] and entry["outcome"] == "ok"
+
+
+def test_a_barge_in_is_an_event_and_the_end_at_shutdown_is_still_delivered(tmp_path, monkeypatch):
+    """The caller speaks over the agent: the receiver gets barge_in (the source the bridge
+    logged); SIGTERM then hangs the call up, and call.ended, queued during the shutdown, is
+    still delivered with the record counting the barge-in and naming the bridge as who ended it."""
+    from tests.support.barge import run_call
+    secret = new_secret()
+    monkeypatch.setenv(SECRET_ENV, secret)
+    receiver = Receiver()
+    try:
+        res = run_call(tmp_path / "call", barge_after_s=1.0, bridge_extra={
+            "app": {"events_url": receiver.url, "webhook_secret_env": SECRET_ENV}})
+        receiver.wait_for("call.ended", timeout=5)
+    finally:
+        receiver.stop()
+    assert len(res.barge_ins) == 1, res.barge_ins
+    events = [Webhook(secret).verify(body, headers) for headers, body in receiver.got]
+    (barge,) = [e["data"] for e in events if e["type"] == "barge_in"]
+    assert barge["source"] == res.barge_ins[0]["source"] and barge["reason"] == "interrupted"
+    record = events[-1]["data"]["record"]
+    assert events[-1]["type"] == "call.ended"
+    assert record["barge_ins"] == {barge["source"]: 1}
+    assert (record["ended_by"], record["end_reason"]) == ("bridge", "shutdown")
