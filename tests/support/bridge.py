@@ -7,7 +7,7 @@ API::
 
     Upstream(tmp_path, api_key=None, reply_wav=None, pace=4.0)  # context manager
         .url, .events(type=None) -> list[dict], .wait_for(type, timeout) -> dict
-    Bridge(tmp_path, upstream_url, api_key=None, extra=None, command=None)  # context manager
+    Bridge(tmp_path, upstream_url, api_key=None, extra=None, command=None, env=None)
         .sip_port, .target, .rtp_range, .logs(event=None) -> list[dict]
         .api_url (http://127.0.0.1:<free port>; None with api.listen null)
         .wait_log(event, timeout, **match) -> dict, .stop(timeout) -> int (exit code)
