@@ -8,7 +8,8 @@
 * ``GET /v1/records/{uid}``: one record, 404 when there is none.
 * ``GET /v1/events``: Server-Sent Events, one per call event (``id``, ``event`` = the type,
   ``data`` = the JSON event, exactly what ``app.events_url`` receives); a comment line every
-  15 s keeps proxies from closing it. A client reading too slowly loses events (counted).
+  15 s keeps proxies from closing it. A client reading too slowly loses events (counted); at
+  most 32 streams at once (then 503).
 
 SQLite is read in the loop's default executor, never on the loop itself. The handlers find the
 store and the hub in ``ctx.extra["records"]`` and ``ctx.extra["event_hub"]``.
@@ -92,10 +93,16 @@ def routes(ctx) -> list[web.RouteDef]:
         hub = ctx.extra.get("event_hub")
         if hub is None:
             return _error(503, "unavailable", "no event hub in this process")
+        q = hub.open_stream()
+        if q is None:
+            return _error(503, "unavailable", f"{hub.MAX_STREAMS} event streams are open already")
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                            "Cache-Control": "no-cache"})
-        await resp.prepare(request)
-        q = hub.open_stream()
+        try:
+            await resp.prepare(request)
+        except BaseException:
+            hub.close_stream(q)
+            raise
         try:
             await resp.write(b": sipbridge events\n\n")
             idle = 0.0

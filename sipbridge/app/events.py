@@ -236,7 +236,8 @@ class EventSender:
 class EventHub:
     """Fans events out on the loop: to the sender (if any) and to each live stream's queue."""
 
-    STREAM_QUEUE = 256
+    STREAM_QUEUE = 256     # events a slow stream client may lag behind before losing some
+    MAX_STREAMS = 32       # live streams at once (each holds a queue)
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sender: EventSender | None = None):
         self.loop, self.sender = loop, sender
@@ -261,7 +262,10 @@ class EventHub:
             except asyncio.QueueFull:
                 self.stream_dropped += 1
 
-    def open_stream(self) -> asyncio.Queue:
+    def open_stream(self) -> asyncio.Queue | None:
+        """A new live stream's queue; None when :attr:`MAX_STREAMS` are open already."""
+        if len(self.streams) >= self.MAX_STREAMS:
+            return None
         q: asyncio.Queue = asyncio.Queue(self.STREAM_QUEUE)
         self.streams.add(q)
         return q

@@ -137,3 +137,29 @@ def test_closing_the_hub_ends_live_streams_so_the_server_can_stop():
 
     rest, left = asyncio.run(main())
     assert rest == b"" and left == 0
+
+
+def test_streams_beyond_the_limit_get_503_and_a_closed_one_frees_its_slot():
+    """With MAX_STREAMS open, another /v1/events is refused with 503; after one closes, it works."""
+    async def main():
+        hub = EventHub(asyncio.get_running_loop())
+        hub.MAX_STREAMS = 2
+        runner, base = await serve(SimpleNamespace(extra={"event_hub": hub}))
+        statuses = []
+        async with aiohttp.ClientSession() as http:
+            first = await http.get(base + "/v1/events")
+            second = await http.get(base + "/v1/events")
+            async with http.get(base + "/v1/events") as third:
+                statuses.append(third.status)
+            first.close()
+            for _ in range(40):
+                if len(hub.streams) < 2:
+                    break
+                await asyncio.sleep(0.05)
+            async with http.get(base + "/v1/events") as fourth:
+                statuses.append(fourth.status)
+            second.close()
+        await runner.cleanup()
+        return statuses
+
+    assert asyncio.run(main()) == [503, 200]
