@@ -332,3 +332,25 @@ def test_readyz_says_draining_while_calls_finish_and_the_api_still_acts(tmp_path
         assert bridge.proc.wait(20) == 0
         drained = bridge.wait_log("drained")
     assert drained["hung_up"] == 0, drained
+
+
+def test_transfer_over_the_api_refers_the_caller_and_ends_our_leg(tmp_path):
+    """POST transfer: SIPp gets a REFER to the URI, NOTIFYs 200, and the bridge ends its leg as transferred."""
+    import threading
+    from tests.integration.test_agent_tools import quiet_pcap, refer_to
+    target = "sip:desk@127.0.0.1:5999"
+    with Upstream(tmp_path) as up, Bridge(tmp_path, up.url) as bridge:
+        result = {}
+        caller = threading.Thread(target=lambda: result.update(res=run_sipp(
+            "uac_refer_accept", bridge.target, pcap=quiet_pcap(tmp_path), timeout=30)))
+        caller.start()
+        call = wait(lambda: (c := one_call(bridge)) and c["state"] == "answered" and c, 10, "the answer")
+        status, body, _ = http(bridge, "POST", f"/v1/calls/{call['uid']}/transfer", {"to": target})
+        assert status == 202 and body["to"] == target, body
+        caller.join(40)
+        res = result["res"]
+        assert res.returncode == 0, res.stderr
+        assert refer_to(res) == target
+        assert bridge.wait_log("call_transfer", source="api")["target"] == target
+        assert bridge.wait_log("call_hangup")["reason"] == "transferred"
+        assert bridge.stop() == 0
