@@ -354,3 +354,32 @@ def test_transfer_over_the_api_refers_the_caller_and_ends_our_leg(tmp_path):
         assert bridge.wait_log("call_transfer", source="api")["target"] == target
         assert bridge.wait_log("call_hangup")["reason"] == "transferred"
         assert bridge.stop() == 0
+
+
+def test_manual_turns_commit_and_say_over_the_api(tmp_path):
+    """type none: speech alone commits nothing; POST commit ends the turn and the answer is heard; POST say makes the agent speak."""
+    with Upstream(tmp_path) as up, \
+            Bridge(tmp_path, up.url, extra={"turn_detection": {"type": "none"}}) as bridge, \
+            RtpPeer() as peer:
+        call = ExternalMediaCall(bridge.target, peer, hold_ms=0, timeout=60,
+                                 trace_dir=tmp_path / "sipp").start()
+        call.connect_peer()
+        uid = wait(lambda: one_call(bridge), 5, "the call in the list")["uid"]
+        words = prompt("vm-goodbye")
+        at = peer.elapsed() + 0.3
+        peer.play(words, at_s=at)
+        peer.sleep_until(at + len(words) / 8000 + 1.5)
+        assert up.events("input_audio_buffer.commit") == [], "a pause ended a manual turn"
+        assert http(bridge, "POST", f"/v1/calls/{uid}/commit")[0] == 202
+        committed_at = time.perf_counter()
+        up.wait_for("input_audio_buffer.commit")
+        assert wait(lambda: peer.first_time(LOUD_DBFS, after=committed_at), 10, "the answer")
+        peer.sleep_until(peer.elapsed() + 2.5)   # the echoed answer plays out
+        status, _, _ = http(bridge, "POST", f"/v1/calls/{uid}/say", {"instructions": "Say goodbye."})
+        said_at = time.perf_counter()
+        assert status == 202
+        creates = up.wait_for("response.create", count=2)
+        assert creates[-1]["response"]["instructions"] == "Say goodbye."
+        assert wait(lambda: peer.first_time(LOUD_DBFS, after=said_at), 10, "the agent speaking")
+        assert http(bridge, "POST", f"/v1/calls/{uid}/hangup")[0] == 202
+        assert call.wait().returncode == 0
