@@ -64,9 +64,14 @@ class SipConfig:
 
 @dataclass(frozen=True)
 class RealtimeConfig:
+    provider: str = "openai"         # openai | azure (sipbridge/realtime/providers.py)
     url: str | None = None
     model: str = "gpt-realtime"
-    api_key_env: str = "OPENAI_API_KEY"
+    api_key_env: str | None = None   # null: OPENAI_API_KEY (openai), AZURE_OPENAI_API_KEY (azure)
+    azure_resource: str | None = None      # <name>.openai.azure.com
+    azure_deployment: str | None = None    # the realtime model's deployment name
+    azure_api_version: str | None = None   # null: GA /openai/v1/realtime; a preview version
+    azure_auth: str = "api_key"            # api_key (api-key header) | bearer (Entra token)
     api: str = "ga"
     voice: str | None = None
     instructions: str | None = None
@@ -158,10 +163,14 @@ class Config:
     def upstream(self, environ: Mapping[str, str] | None = None) -> tuple[str, str | None]:
         """Resolve ``(url, api_key)``: ``url`` is ``"embedded"`` for the on-box model.
 
-        No ``realtime.url`` means OpenAI when the key's variable is set, else the embedded model.
+        No ``realtime.url`` means OpenAI when the key's variable is set, else the embedded model;
+        provider azure: the deployment's URL (:func:`sipbridge.realtime.providers.azure_url`).
         """
+        from .realtime.providers import azure_url, key_env
         env = os.environ if environ is None else environ
-        key = env.get(self.realtime.api_key_env) or None
+        key = env.get(key_env(self.realtime)) or None
+        if self.realtime.provider == "azure":
+            return azure_url(self.realtime), key
         url = self.realtime.url
         if url is None:
             return (OPENAI_URL, key) if key else (EMBEDDED, None)
@@ -345,6 +354,8 @@ def build(raw: Mapping | None, environ: Mapping[str, str] | None = None) -> Conf
         trunks=parse_trunks(raw.get("trunks"), os.environ if environ is None else environ),
     )
     _check(cfg)
+    from .realtime.providers import check as check_provider  # URL shape, auth, the key's variable
+    check_provider(cfg.realtime, os.environ if environ is None else environ)
     _check_inbound(cfg, os.environ if environ is None else environ)
     from .app.guard import api_token  # api.listen's form; its token when not on loopback
     api_token(cfg.api.listen, cfg.api.token_env, os.environ if environ is None else environ)

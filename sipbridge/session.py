@@ -37,6 +37,7 @@ from .realtime.audio_format import by_name as audio_format
 from .realtime.client import RealtimeClient
 from .realtime.link import UpstreamLink
 from .realtime.prompt import PROMPT_ITEM, load_prompt
+from .realtime.providers import client_options
 from .realtime.retry import backoff_ms
 from .realtime.tools import (END_CALL, TRANSFER_CALL, Hangup, call_reason, called_off_output,
                              transfer_failed_output, unknown_output, busy_output)
@@ -127,7 +128,8 @@ class CallSession:
         self.media_flags = None
         self._new_client = lambda: RealtimeClient(url, rc.model, api_key, self.session_config,
                                                   self._on_event,
-                                                  connect_timeout=rc.connect_timeout_ms / 1000)
+                                                  connect_timeout=rc.connect_timeout_ms / 1000,
+                                                  **client_options(rc))  # the provider's auth/URL
         self.client = self._new_client()
         self.uid = uid or call_id   # the bridge's call id (BridgeCall.uid)
         # the app's functions: each call POSTed to realtime.tools_url off the media path

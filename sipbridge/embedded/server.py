@@ -14,7 +14,8 @@ it), and one pacer task per response sending a 100 ms delta every
 ``0.1 / pace`` s ("The server will produce audio faster than realtime").
 
 Test options: ``api_key`` (the upgrade must carry ``Authorization: Bearer <key>``,
-else HTTP 401), ``record`` (anything with ``append``; gets every received client
+else HTTP 401), ``azure_deployment`` / ``azure_api_version`` (serve as an Azure OpenAI
+deployment: only its URL, the key in ``api-key``; see :mod:`sipbridge.embedded.endpoint`), ``record`` (anything with ``append``; gets every received client
 event as its dict plus ``"_recv_t"``: ``time.monotonic()`` at receipt; a frame
 that is not a JSON object is recorded as ``{"_recv_t", "_malformed": text}``),
 ``reply_pcm`` (fixed 24 kHz pcm16 reply instead of the echo, sent in the session's
@@ -28,7 +29,7 @@ CLI (for tests running it as a separate "upstream" process)::
 
     python -m sipbridge.embedded --host 127.0.0.1 --port N [--api-key K]
         [--record FILE.jsonl] [--reply-wav F] [--pace X] [--call-tool NAME[,NAME...]]
-        [--tool-args JSON]
+        [--tool-args JSON] [--azure-deployment NAME [--azure-api-version V]]
 
 prints its ``ws://`` URL as the first stdout line, logs to stderr, appends records
 as JSON lines (flushed per line), and exits 0 on SIGTERM/SIGINT.
@@ -38,12 +39,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hmac
 import json
 import signal
 import sys
 import time
-from http import HTTPStatus
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
@@ -53,11 +52,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from sipbridge.embedded.echo_core import EchoCore
+from sipbridge.embedded.endpoint import azure_refusal, openai_refusal
 from sipbridge.embedded.wav import load_wav_24k
 
 MAX_MESSAGE_BYTES = 16 * 2**20
-_UNAUTHORIZED = json.dumps({"error": {"type": "invalid_request_error", "code": "invalid_api_key",
-                                      "message": "Incorrect API key provided."}})
 
 
 class Recorder(Protocol):
@@ -80,7 +78,8 @@ class EmbeddedModel:
 
     def __init__(self, api_key: str | None = None, record: Recorder | None = None,
                  reply_pcm: bytes | None = None, pace: float = 4.0, chunk_ms: int = 100,
-                 call_tool: str | None = None, tool_args: str = "{}"):
+                 call_tool: str | None = None, tool_args: str = "{}",
+                 azure_deployment: str | None = None, azure_api_version: str | None = None):
         if not pace > 0:
             raise ValueError(f"pace must be > 0, got {pace!r}")
         self._api_key = api_key
@@ -90,6 +89,8 @@ class EmbeddedModel:
         self._chunk_ms = chunk_ms
         self._call_tool = call_tool
         self._tool_args = tool_args
+        self._azure = azure_deployment          # set: only Azure's URL shape and api-key header
+        self._azure_version = azure_api_version
         self._server: Server | None = None
         self.url: str | None = None
         self.connections = 0
@@ -114,19 +115,24 @@ class EmbeddedModel:
             self._server = None
 
     def _authorize(self, connection: ServerConnection, request: Request) -> Response | None:
-        if self._api_key is None:
+        """The upgrade's URL and key (see :mod:`sipbridge.embedded.endpoint`): None lets it in."""
+        if self._azure is not None:
+            refusal = azure_refusal(request.path, request.headers, api_key=self._api_key,
+                                    deployment=self._azure, api_version=self._azure_version)
+        else:
+            refusal = openai_refusal(request.headers, self._api_key)
+        if refusal is None:
             return None
-        got = request.headers.get("Authorization", "")
-        if hmac.compare_digest(got.encode(), f"Bearer {self._api_key}".encode()):
-            return None
+        status, body = refusal
         self.refused += 1
-        self._log.info("embedded.refused", reason="missing" if not got else "wrong key")
-        return connection.respond(HTTPStatus.UNAUTHORIZED, _UNAUTHORIZED + "\n")
+        self._log.info("embedded.refused", status=int(status), path=request.path)
+        return connection.respond(status, body + "\n")
 
     async def _handler(self, ws: ServerConnection) -> None:
         self.connections += 1
         self.active_connections += 1
-        model = parse_qs(urlsplit(ws.request.path).query).get("model", ["embedded-echo"])[0]
+        query = parse_qs(urlsplit(ws.request.path).query)
+        model = (query.get("model") or query.get("deployment") or ["embedded-echo"])[0]
         log = self._log.bind(conn=self.connections, model=model)
         core = EchoCore(model=model, reply_pcm=self._reply_pcm, chunk_ms=self._chunk_ms,
                         call_tool=self._call_tool, tool_args=self._tool_args)
@@ -209,7 +215,8 @@ async def _serve_until_signal(args: argparse.Namespace) -> None:
     reply = load_wav_24k(args.reply_wav) if args.reply_wav else None
     record = _JsonlRecorder(args.record) if args.record else None
     model = EmbeddedModel(api_key=args.api_key, record=record, reply_pcm=reply, pace=args.pace,
-                          call_tool=args.call_tool, tool_args=args.tool_args)
+                          call_tool=args.call_tool, tool_args=args.tool_args,
+                          azure_deployment=args.azure_deployment, azure_api_version=args.azure_api_version)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -233,6 +240,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pace", type=float, default=4.0)
     parser.add_argument("--call-tool", default=None, metavar="NAME[,NAME...]")
     parser.add_argument("--tool-args", default="{}", metavar="JSON")
+    parser.add_argument("--azure-deployment", default=None, metavar="NAME",
+                        help="serve only Azure's realtime URL of this deployment (api-key header)")
+    parser.add_argument("--azure-api-version", default=None, metavar="VERSION",
+                        help="with --azure-deployment: the preview URL shape with this api-version")
     args = parser.parse_args(argv)
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
     asyncio.run(_serve_until_signal(args))

@@ -108,8 +108,15 @@ class RealtimeClient:
         session: SessionConfig,
         on_event: Callable[[ServerEvent], None],
         connect_timeout: float = 3.0,
+        auth: str = "bearer",
+        model_query: bool = True,
     ):
-        self.url = with_model(url, model or session.model)
+        # the provider's way (sipbridge/realtime/providers.py): OpenAI takes the model as
+        # ?model= and the key as a bearer token; Azure's URL is complete and its key goes in
+        # the api-key header (or an Entra token as a bearer token)
+        self.url = with_model(url, model or session.model) if model_query else url
+        self._auth = auth
+        self._openai = model_query
         self._api_key = api_key
         self._session = session
         self._sample_bytes = session.format.sample_bytes  # of both directions' audio
@@ -143,9 +150,11 @@ class RealtimeClient:
 
     def _headers(self) -> list[tuple[str, str]]:
         headers = []
-        if self._api_key:
+        if self._api_key and self._auth == "api-key":
+            headers.append(("api-key", self._api_key))
+        elif self._api_key:
             headers.append(("Authorization", f"Bearer {self._api_key}"))
-        if self._session.api == "beta":
+        if self._session.api == "beta" and self._openai:  # OpenAI's header; Azure goes by api-version
             headers.append(("OpenAI-Beta", "realtime=v1"))
         return headers
 

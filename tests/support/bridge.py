@@ -81,7 +81,9 @@ class Upstream:
     """``python -m sipbridge.embedded`` on loopback, recording every client event."""
 
     def __init__(self, tmp_path: Path, api_key: str | None = None, reply_wav: Path | None = None,
-                 pace: float = 4.0, call_tool: str | None = None, tool_args: str | None = None):
+                 pace: float = 4.0, call_tool: str | None = None, tool_args: str | None = None,
+                 extra_args: list[str] | None = None):
+        """``extra_args``: more options of ``python -m sipbridge.embedded`` (--azure-deployment)."""
         self.record = Path(tmp_path) / f"upstream-{time.monotonic_ns()}.jsonl"
         cmd = [PYTHON, "-m", "sipbridge.embedded", "--port", str(free_tcp_port()),
                "--record", str(self.record), "--pace", str(pace)]
@@ -93,6 +95,7 @@ class Upstream:
             cmd += ["--call-tool", call_tool]
         if tool_args is not None:
             cmd += ["--tool-args", tool_args]
+        cmd += list(extra_args or ())
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         self.url = self.proc.stdout.readline().decode().strip()
         if not self.url.startswith("ws://"):

@@ -1,0 +1,115 @@
+"""Which model provider a call talks to, and how to reach it: URL, key variable, auth header.
+
+``realtime.provider`` picks the service; both available ones speak the OpenAI Realtime protocol
+(:mod:`sipbridge.realtime.protocol`) and differ only in where and how the socket is opened:
+
+* ``openai``: ``wss://api.openai.com/v1/realtime?model=<realtime.model>`` (``realtime.url``
+  replaces the URL; the client adds ``?model=``), ``Authorization: Bearer <key>``, the key in
+  ``$OPENAI_API_KEY`` unless ``realtime.api_key_env`` names another variable. No key and no URL:
+  the embedded model answers. OpenAI retired the beta interface (its server answers
+  ``beta_api_shape_disabled``), so ``api: beta`` is refused for OpenAI's own endpoint.
+* ``azure``: Azure OpenAI. GA (``realtime.azure_api_version`` null, the default):
+  ``wss://<azure_resource>.openai.azure.com/openai/v1/realtime?model=<azure_deployment>``, GA
+  event shape. Preview (an ``azure_api_version`` such as ``2025-04-01-preview``):
+  ``.../openai/realtime?api-version=<v>&deployment=<azure_deployment>``, where Azure still
+  speaks the beta shape (set ``api: beta``). Auth is the ``api-key: <key>`` header
+  (``azure_auth: api_key``) or ``Authorization: Bearer <token>`` for a Microsoft Entra token
+  (``azure_auth: bearer``); the key or token is read from ``$AZURE_OPENAI_API_KEY`` unless
+  ``realtime.api_key_env`` names another variable. ``realtime.url`` (``wss://host[:port]``)
+  replaces ``wss://<azure_resource>.openai.azure.com`` (a proxy, a private endpoint, a test
+  server); the path and the query are still built here, never hand-written.
+
+``hydra``, ``gemini`` and ``media_stream`` are planned (their own protocols); naming one is a
+configuration error that says so.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from sipbridge.errors import ConfigError
+
+OPENAI_URL = "wss://api.openai.com/v1/realtime"
+AVAILABLE = ("openai", "azure")
+PLANNED = ("hydra", "gemini", "media_stream")
+KEY_ENV = {"openai": "OPENAI_API_KEY", "azure": "AZURE_OPENAI_API_KEY"}
+AZURE_AUTH = ("api_key", "bearer")
+_RESOURCE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(?:-preview)?$")
+
+
+def key_env(rc: Any) -> str:
+    """The variable holding the provider's key: ``realtime.api_key_env``, else the provider's."""
+    return rc.api_key_env or KEY_ENV.get(rc.provider, "OPENAI_API_KEY")
+
+
+def check(rc: Any, environ: Mapping[str, str] | None = None) -> None:
+    """Refuse a provider configuration that cannot work, naming the key (``ConfigError``)."""
+    if rc.provider in PLANNED:
+        raise ConfigError("realtime.provider", f"{rc.provider!r} is planned but not yet available "
+                          f"(available: {', '.join(AVAILABLE)})")
+    if rc.provider not in AVAILABLE:
+        raise ConfigError("realtime.provider", f"must be one of {', '.join(AVAILABLE)} "
+                          f"({', '.join(PLANNED)} are planned), got {rc.provider!r}")
+    if rc.provider == "openai":
+        azure = [k for k in ("azure_resource", "azure_deployment", "azure_api_version") if getattr(rc, k)]
+        if azure:
+            raise ConfigError(f"realtime.{azure[0]}", "is for provider azure (realtime.provider is openai)")
+        if rc.api == "beta" and rc.url is None:
+            raise ConfigError("realtime.api", "OpenAI retired the beta interface (it answers "
+                              "beta_api_shape_disabled): use ga; beta is kept for Azure's preview API "
+                              "versions and servers given by realtime.url that still speak it")
+        return
+    _check_azure(rc, os.environ if environ is None else environ)
+
+
+def _check_azure(rc: Any, environ: Mapping[str, str]) -> None:
+    if rc.url is None and not rc.azure_resource:
+        raise ConfigError("realtime.azure_resource", "provider azure needs the resource name "
+                          "(<name>.openai.azure.com) or realtime.url")
+    if rc.url is not None:
+        parts = urlsplit(rc.url)
+        if parts.scheme not in ("ws", "wss") or not parts.hostname or parts.path not in ("", "/") \
+                or parts.query:
+            raise ConfigError("realtime.url", "with provider azure it is the base ws[s]://host[:port] "
+                              f"only (path and query are built), got {rc.url!r}")
+    if rc.azure_resource is not None and not _RESOURCE.match(rc.azure_resource):
+        raise ConfigError("realtime.azure_resource", f"must be the resource's name (lowercase letters, "
+                          f"digits, '-'), not a URL, got {rc.azure_resource!r}")
+    if not rc.azure_deployment or not _NAME.match(rc.azure_deployment):
+        raise ConfigError("realtime.azure_deployment", "provider azure needs the deployment name of the "
+                          f"realtime model (letters, digits, . _ -), got {rc.azure_deployment!r}")
+    if rc.azure_api_version is not None and not _VERSION.match(rc.azure_api_version):
+        raise ConfigError("realtime.azure_api_version", "must be null (GA) or a date like "
+                          f"2025-04-01-preview, got {rc.azure_api_version!r}")
+    if rc.azure_api_version is None and rc.api == "beta":
+        raise ConfigError("realtime.api", "Azure's GA endpoint (azure_api_version null) speaks ga; "
+                          "beta is for a preview azure_api_version")
+    if rc.azure_auth not in AZURE_AUTH:
+        raise ConfigError("realtime.azure_auth", f"must be one of {', '.join(AZURE_AUTH)}, got "
+                          f"{rc.azure_auth!r}")
+    if not environ.get(key_env(rc)):
+        raise ConfigError("realtime.api_key_env", f"${key_env(rc)} is empty or unset: provider azure "
+                          "needs its key (or, with azure_auth: bearer, an Entra token)")
+
+
+def azure_url(rc: Any) -> str:
+    """The WebSocket URL of an Azure OpenAI realtime deployment (see the module docstring)."""
+    base = (rc.url or f"wss://{rc.azure_resource}.openai.azure.com").rstrip("/")
+    if rc.azure_api_version is None:
+        return f"{base}/openai/v1/realtime?" + urlencode({"model": rc.azure_deployment})
+    return f"{base}/openai/realtime?" + urlencode({"api-version": rc.azure_api_version,
+                                                   "deployment": rc.azure_deployment})
+
+
+def client_options(rc: Any) -> dict[str, Any]:
+    """Keyword arguments of :class:`~sipbridge.realtime.client.RealtimeClient` for the provider:
+    which auth header carries the key, and whether ``?model=`` is added to the URL."""
+    if rc.provider == "azure":
+        return {"auth": "bearer" if rc.azure_auth == "bearer" else "api-key", "model_query": False}
+    return {"auth": "bearer", "model_query": True}
