@@ -113,6 +113,18 @@ def place_calls(workers: list[Bridge], counts: list[int], cps: float, hold_ms: i
     return threads, results
 
 
+def native_port_totals(released: list[dict]) -> dict | None:
+    """``sip.media_port: native``: the C ports' counters summed over the calls released (None
+    with the pjsua2 port). ``underruns``: ticks the pump had not refilled in time (silence sent)."""
+    if not released:
+        return None
+    keys = ("frames_in", "frames_out", "underruns", "stale_dropped", "in_dropped", "paused_frames")
+    out = {k: int(sum(r.get(k) or 0 for r in released)) for k in keys}
+    out["calls"] = len(released)
+    out["calls_with_underruns_over_1"] = sum(1 for r in released if (r.get("underruns") or 0) > 1)
+    return out
+
+
 def count_logs(workers: list[Bridge], event: str, marks: list[int] | None = None) -> list[dict]:
     out = []
     for k, w in enumerate(workers):
@@ -198,6 +210,7 @@ def run_step(pool: Pool, calls: int, workers_n: int, args, tmp: Path, pcap_path:
         "underruns": {"total": int(sum(underruns)), "calls_with_any": sum(1 for u in underruns if u),
                       "max_per_call": max(underruns, default=0), "calls_reported": len(closed)},
         "media_callback_errors": len(count_logs(workers, "media_callback_failed", marks)),
+        "native_port": native_port_totals(count_logs(workers, "native_port_released", marks)),
         "upstream_lost": len(count_logs(workers, "upstream_lost", marks)),
         "barge_ins": len(count_logs(workers, "barge_in", marks)),
         "tcpdump": tcpdump_stats,

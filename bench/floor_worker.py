@@ -96,7 +96,7 @@ class FloorWorker:
         if media == "cport":
             from sipbridge.media.native.pool import NativePortPool
             from sipbridge.sip.stack import library_path
-            self.ports = NativePortPool(library_path(), cfg.sip.media_rate)
+            self.ports = NativePortPool(library_path(), cfg.sip.media_rate, cfg.sip.media_priority)
         self.calls: dict[int, BridgeCall] = {}
         self._lock = threading.Lock()
         self._commands: queue.SimpleQueue = queue.SimpleQueue()

@@ -73,7 +73,8 @@ class Worker:
         self.ports = PortPool(self.stack.track, config.sip.media_rate)
         if config.sip.media_port == "native":  # a C pjmedia port per call: media/native
             from .media.native.pool import NativePortPool
-            self.ports = NativePortPool(library_path(), config.sip.media_rate)
+            self.ports = NativePortPool(library_path(), config.sip.media_rate,
+                                        config.sip.media_priority)
         self.calls: dict[int, BridgeCall] = {}
         self._calls_lock = threading.Lock()
         self._commands: queue.SimpleQueue = queue.SimpleQueue()

@@ -61,8 +61,9 @@ def _declare(pj) -> None:
 class NativePortPool:
     """The native counterpart of ``media.port.PortPool`` (same acquire/release/size)."""
 
-    def __init__(self, library_path: str, rate: int):
+    def __init__(self, library_path: str, rate: int, priority: str = "none"):
         self.library_path = library_path
+        self.priority = priority   # sip.media_priority, for the pump thread
         self.rate = rate
         self.frame_bytes = rate // 50 * 2   # 20 ms, mono PCM16
         self._pj = None
@@ -89,7 +90,7 @@ class NativePortPool:
         if not self._pool:
             raise PortError("pjsua_pool_create failed")
         self._pj = pj
-        self.pump = Pump(self._lib)
+        self.pump = Pump(self._lib, priority=self.priority)
         self.pump.start()
         log.info("native_media_port", rate=self.rate, layout="verified",
                  settle_ms=self.pump.settle_s * 1000, depth=self.pump.depth)

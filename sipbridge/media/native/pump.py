@@ -19,6 +19,7 @@ most once per second of frames, and the other calls' audio goes on.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import threading
 import time
@@ -26,6 +27,7 @@ from collections.abc import Callable
 
 import structlog
 
+from ..priority import _raise_one
 from .lib import NativePort
 
 log = structlog.get_logger("sipbridge.media")
@@ -36,6 +38,13 @@ DEPTH = 1          # agent frames queued ahead of the clock (see the module doc)
 
 def _drop(_pcm: bytes) -> None:
     return None
+
+
+def _name_thread(name: bytes) -> None:
+    try:
+        ctypes.CDLL(None).prctl(15, name, 0, 0, 0)   # PR_SET_NAME
+    except (OSError, AttributeError):
+        pass
 
 
 class PortFlags:
@@ -133,8 +142,10 @@ class CallAudio:
 class Pump:
     """The thread that serves every bound :class:`CallAudio` of the worker, once per tick."""
 
-    def __init__(self, lib, settle_s: float = SETTLE_S, depth: int = DEPTH):
+    def __init__(self, lib, settle_s: float = SETTLE_S, depth: int = DEPTH,
+                 priority: str = "none"):
         self.lib, self.settle_s, self.depth = lib, settle_s, depth
+        self.priority = priority   # sip.media_priority: the pump does what the clock did
         self._lock = threading.Lock()
         self._audio: dict[int, CallAudio] = {}
         self._snapshot: tuple[CallAudio, ...] = ()
@@ -180,6 +191,9 @@ class Pump:
         return frames
 
     def _run(self) -> None:
+        _name_thread(b"sb-media-pump")   # top -H / /proc/PID/task/TID/comm show it apart
+        got = _raise_one(threading.get_native_id(), self.priority) if self.priority != "none" else None
+        log.info("media_pump_started", priority=self.priority, got=got)
         while not self._stop:
             try:
                 os.eventfd_read(self._fd)
