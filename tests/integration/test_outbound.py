@@ -40,6 +40,16 @@ def api(port: int, method: str, path: str, body=None, raw: bytes | None = None):
         return exc.code, json.loads(exc.read() or b"{}"), dict(exc.headers)
 
 
+def final_record(port: int, uid: str, timeout: float = 5.0) -> dict:
+    """The call's record once it is closed (written off the call path, so polled)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status, body, _ = api(port, "GET", f"/v1/records/{uid}")
+        if status == 200 and body["status"] != "in_progress" or time.monotonic() > deadline:
+            return body
+        time.sleep(0.05)
+
+
 def wait_state(port: int, uid: str, states, timeout: float) -> dict:
     deadline = time.monotonic() + timeout
     while True:
@@ -165,6 +175,10 @@ def test_answered_through_the_carrier_with_digest_auth_and_the_greeting_reaches_
     assert down[0].active_mask(-40.0).sum() * 20 >= 300, "no agent audio reached the callee"
     states = [r["state"] for r in bridge.logs("outbound_progress") if r["uid"] == uid]
     assert states == ["queued", "ringing", "answered", "ended"]
+    record = final_record(port, uid)      # the record: an outbound call, completed
+    assert (record["direction"], record["status"], record["sip_status"]) == ("outbound", "completed", 200)
+    assert (record["caller"], record["called"], record["trunk"]) == ("+4930555", "100", "carrier")
+    assert record["invite_at"] <= record["answer_at"] < record["end_at"]
 
 
 def test_a_busy_number_is_reported_busy(cell, tmp_path):
@@ -178,6 +192,9 @@ def test_a_busy_number_is_reported_busy(cell, tmp_path):
         result = uas.stop()
     assert (final["state"], final["status"]) == ("busy", 486), final
     assert 486 in result.sent_codes
+    record = final_record(port, body["uid"])
+    assert (record["direction"], record["status"], record["sip_status"]) == ("outbound", "busy", 486)
+    assert record["ended_by"] == "callee" and record["answer_at"] is None
 
 
 def test_bad_requests_are_refused_by_field_and_unknown_calls_are_404(cell):
