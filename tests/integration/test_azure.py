@@ -63,3 +63,27 @@ def test_a_wrong_key_is_refused_by_the_server_and_the_call_gets_503(tmp_path):
         assert res.returncode == 0 and res.final_code == 503
         assert "401" in bridge.wait_log("upstream_unavailable")["reason"]
         assert upstream.events() == []
+
+
+def test_a_preview_api_version_speaks_beta_on_the_preview_url_with_a_bearer_token(tmp_path):
+    """azure_api_version + api: beta + azure_auth: bearer: the bridge opens
+    /openai/realtime?api-version=..&deployment=.. with its token (the server takes it as a bearer
+    token or an api-key; which header is sent is checked in tests/unit/realtime/test_providers.py),
+    sends the beta session shape, and the call is answered."""
+    version = "2025-04-01-preview"
+    with Upstream(tmp_path, api_key=KEY, extra_args=["--azure-deployment", "rt-test",
+                                                     "--azure-api-version", version]) as upstream, \
+            Bridge(tmp_path, None, extra=_azure(upstream, azure_api_version=version, api="beta",
+                                                azure_auth="bearer"),
+                   env={"AZURE_OPENAI_API_KEY": KEY}) as bridge:
+        back = _call(bridge)
+        url = bridge.wait_log("upstream_connected")["url"]
+        assert url.endswith(f"/openai/realtime?api-version={version}&deployment=rt-test")
+        bridge.wait_log("response.done", status="completed")
+        bridge.wait_log("session_closed")
+        assert not bridge.logs("upstream_error")
+        assert bridge.stop() == 0
+
+    session = upstream.events("session.update")[0]["session"]
+    assert session["input_audio_format"] == "pcm16" and "audio" not in session   # the beta shape
+    assert back.active_mask(-40.0).sum() * 20 >= 700, "the model's answer did not reach the caller"

@@ -110,3 +110,13 @@ def test_the_azure_style_server_refuses_wrong_urls_and_keys(url, key, opts, stat
     with pytest.raises(UpstreamError) as err:
         _connect(url, key, **opts)
     assert err.value.status == status
+
+
+def test_the_headers_follow_the_provider():
+    """Azure: the key in api-key (or a bearer token), no OpenAI-Beta header even in beta; OpenAI: Bearer."""
+    beta = p.SessionConfig(model="m", api="beta")
+    def headers(**opts):
+        return RealtimeClient("ws://127.0.0.1:9/x", "m", "k", beta, lambda e: None, **opts)._headers()
+    assert headers(auth="api-key", model_query=False) == [("api-key", "k")]
+    assert headers(auth="bearer", model_query=False) == [("Authorization", "Bearer k")]
+    assert headers() == [("Authorization", "Bearer k"), ("OpenAI-Beta", "realtime=v1")]
