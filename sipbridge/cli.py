@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker_index is not None:  # one worker of a cell: the cell's front registers trunks
         import dataclasses
         fields = {"worker": args.worker_index}
-        # nor do a cell's workers serve the HTTP API yet: they would all want api.listen's port
+        # nor api.listen: the supervisor serves the cell's API, the worker its channel (cell/api.py)
         cfg = dataclasses.replace(cfg, trunks=(), api=dataclasses.replace(cfg.api, listen=None))
     logs.configure(cfg.log.level, cfg.log.format, fields=fields)
     try:

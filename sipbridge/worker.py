@@ -97,6 +97,9 @@ class Worker:
         self.trunks = Registrations(config.trunks, self.stack, self.post, self._on_incoming)
         from .app.callfeed import Recording
         self.recording = Recording(config, self.loop, worker_index)  # records and call events
+        from .cell.channel import worker_channel
+        self.control = worker_channel(os.environ)  # a cell's worker: its supervisor's channel
+        self.recording.serves_api = self.control is not None
         self.dialer = Dialer(self)   # outbound calls (POST /v1/calls), see sip/dialer.py
         self.webhook = None   # app.webhook_url: the incoming-call webhook (app/webhook_client.py)
         if config.app.webhook_url:
@@ -147,8 +150,9 @@ class Worker:
     def _start_api(self) -> None:
         """The HTTP interface (app/server.py) on this worker's loop, with its metrics fed by the
         log tap; ``api.listen: null`` turns it off. Raises ListenError for a taken port."""
-        if self.config.api.listen is None:
+        if self.config.api.listen is None and self.control is None:
             return
+        import dataclasses
         import importlib
         from .app.guard import api_token
         from .app.health import worker_state
@@ -158,12 +162,19 @@ class Worker:
         api = self.config.api
         metrics = Metrics(lambda: {**worker_state(self), "tap_dropped": TAP.dropped})
         self._metrics_off = TAP.subscribe(metrics.observe)
-        ctx = ApiContext(self, self.config, api_token(api.listen, api.token_env, os.environ),
-                         metrics=metrics, tap=TAP)
+        config, token, unix = self.config, None, None
+        if self.control is not None:  # a cell's worker: on its supervisor's socket, its token
+            from .cell.channel import CONTROL_RATE_PER_S
+            unix, token = self.control
+            config = dataclasses.replace(config, api=dataclasses.replace(
+                api, rate_per_s=CONTROL_RATE_PER_S))
+        else:
+            token = api_token(api.listen, api.token_env, os.environ)
+        ctx = ApiContext(self, config, token, metrics=metrics, tap=TAP)
         ctx.extra.update(records=self.recording.store, event_hub=self.recording.hub)  # api_records
         routes = [importlib.import_module(f".app.{name}", __package__).routes
                   for name in API_ROUTES]
-        server = ApiServer(ctx, api.listen, routes)
+        server = ApiServer(ctx, api.listen, routes, unix_path=unix)
         self._await(server.start())
         self.api = server
 

@@ -57,6 +57,7 @@ class Recording:
         self.hub = EventHub(loop, self.sender)
         self.feed = CallFeed(self.store, self.hub)
         self._unsubscribe = None
+        self.serves_api = False   # a cell's worker serving its supervisor (no api.listen of its own)
 
     def start(self) -> None:
         if self.store is not None:
@@ -66,7 +67,8 @@ class Recording:
                 raise ConfigError("records.path", f"{self.config.records.path}: {exc}") from None
         if self.sender is not None:
             asyncio.run_coroutine_threadsafe(_on_loop(self.sender.start), self.loop).result(5)
-        if self.store is not None or self.sender is not None or self.config.api.listen:
+        if (self.store is not None or self.sender is not None or self.config.api.listen
+                or self.serves_api):
             self._unsubscribe = TAP.subscribe(self.feed)   # else nobody would read the output
 
     def stop(self, deadline_s: float = 2.0) -> None:

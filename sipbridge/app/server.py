@@ -140,17 +140,23 @@ async def _openapi(_request: web.Request) -> web.Response:
 class ApiServer:
     """Serves :func:`build_app` at ``listen`` on the running loop (``start``/``stop`` there)."""
 
-    def __init__(self, ctx: ApiContext, listen: str, routes: Iterable = ()):
-        self.host, self.port = parse_listen(listen)
+    def __init__(self, ctx: ApiContext, listen: str | None, routes: Iterable = (),
+                 unix_path: str | None = None):
+        # unix_path: a cell's worker serves its supervisor there instead (sipbridge/cell/channel.py)
+        self.unix_path = unix_path
+        self.host, self.port = parse_listen(listen) if unix_path is None else (unix_path, 0)
         self.app = build_app(ctx, routes)
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, backlog=128)
+        site = (web.TCPSite(self._runner, self.host, self.port, backlog=128)
+                if self.unix_path is None else web.UnixSite(self._runner, self.unix_path))
         try:
             await site.start()
+            if self.unix_path is not None:
+                os.chmod(self.unix_path, 0o600)   # the supervisor (same user) only
         except OSError as exc:
             await self._runner.cleanup()
             self._runner = None

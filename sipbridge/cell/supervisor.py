@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import secrets
 import selectors
 import shutil
 import signal
@@ -34,6 +35,7 @@ from pathlib import Path
 import structlog
 
 from ..kamailio import Kamailio, kamailio_binary, module_dir, sip_options_probe
+from .channel import SOCKET_ENV, TOKEN_ENV, socket_path
 from .kamailio_cfg import front_spec, render
 from .plan import WorkerSpec, plan, worker_environment
 from .policy import RestartPolicy, RestartTracker
@@ -93,6 +95,10 @@ class Supervisor:
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="sipbridge-cell-"))
         self._wake_r = self._wake_w = -1
         self._started_at = 0.0
+        # the cell's API (api.listen) and the token of its channel to the workers: fresh per run,
+        # handed to the workers in their environment, never logged (see cell/api.py, channel.py)
+        self.api = None
+        self._control_token = secrets.token_urlsafe(32)
 
     # -- process control ----------------------------------------------------------------------
     def _spawn(self, index: int) -> subprocess.Popen:
@@ -101,6 +107,9 @@ class Supervisor:
         if self.config_path:
             cmd += ["--config", str(self.config_path)]
         env = {**os.environ, **worker_environment(self.cfg, spec)}
+        if self.cfg.api.listen is not None:   # the worker serves the cell's API over this channel
+            env[SOCKET_ENV] = socket_path(self.workdir, index)
+            env[TOKEN_ENV] = self._control_token
         proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
                                 preexec_fn=_die_with_parent)
         self.procs[index] = proc
@@ -174,6 +183,14 @@ class Supervisor:
             proc = self._spawn(key)
             log.info("worker_restarted", worker=key, pid=proc.pid, attempt=self.attempts[key])
 
+    def running_workers(self) -> dict[int, int]:
+        """Index -> pid of the workers running now (any thread: a copy of a dict)."""
+        return {i: p.pid for i, p in self.procs.copy().items()}
+
+    def restart_count(self) -> int:
+        """Worker restarts since the cell started."""
+        return sum(self.attempts.copy().values())
+
     def _begin_stop(self, why: str) -> None:
         if not self.stopping:
             log.info("cell_stopping", why=why, workers=sorted(self.procs))
@@ -242,6 +259,15 @@ class Supervisor:
             log.warning("trunks_not_registered", trunks=[t.name for t in self.cfg.trunks],
                         why="a cell's workers never register; the front does (cell.front: "
                             "kamailio, or the db/ of `sipbridge kamailio-config --out DIR`)")
+        if self.cfg.api.listen is not None:   # first: a taken port stops the cell before it starts
+            from .api import CellApi
+            self.api = CellApi(self, self.workdir, self._control_token)
+            try:
+                self.api.start()
+            except BaseException:
+                if self._own_workdir:
+                    shutil.rmtree(self.workdir, ignore_errors=True)
+                raise
         sel = self._install_signals()
         self._started_at = self.clock()
         try:
@@ -271,6 +297,8 @@ class Supervisor:
                 proc.wait()
             if self.front is not None:
                 self.front.stop()
+            if self.api is not None:
+                self.api.stop()
             signal.set_wakeup_fd(-1)
             sel.close()
             os.close(self._wake_r)

@@ -6,12 +6,12 @@ The callbacks run on pjsua's worker thread. They never raise into SWIG; each for
 
 from __future__ import annotations
 
-import secrets
 from typing import Protocol
 
 import pjsua2 as pj
 import structlog
 
+from ..cell.uids import new_uid
 from ..media.port import CallPort
 from .tls import srtp_suite
 from .rtpstats import read_stats
@@ -52,7 +52,8 @@ class BridgeCall(pj.Call):
         self.sip_call_id = sip_call_id
         # the bridge's own id of the call: API paths, webhooks, events and records use it (a SIP
         # Call-ID is the far end's choice, may hold any characters and repeats across forks)
-        self.uid = "c_" + secrets.token_hex(8)
+        # (a cell's worker puts its index in it: c_<index>_<hex>, see sipbridge/cell/uids.py)
+        self.uid = new_uid(getattr(events, "worker_index", None))
         self.session = None           # the CallSession, set by the worker
         self.port: CallPort | None = None
         self._media = None

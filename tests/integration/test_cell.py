@@ -23,7 +23,7 @@ from sipbridge import config
 from sipbridge.cell.kamailio_cfg import Registration, front_spec, render
 from sipbridge.kamailio import Kamailio, module_dir
 from tests.support.bridge import _LineReader, terminate
-from tests.support.ports import free_port_block, free_udp_port
+from tests.support.ports import free_port_block, free_tcp_port, free_udp_port
 from tests.support.sipp import run_sipp
 
 # ----------------------------------------------------------------------------- front alone
@@ -177,24 +177,28 @@ RESTART_BACKOFF_MS = 12000 # the killed worker stays down through the BYEs and t
 class CellProcess:
     """``sipbridge run --workers 3 --front kamailio`` as a subprocess with its JSON log."""
 
-    def __init__(self, tmp_path: Path):
+    def __init__(self, tmp_path: Path, extra: dict | None = None, environ: dict | None = None,
+                 restart_backoff_ms: int = RESTART_BACKOFF_MS):
         self.sip_port = free_udp_port()
+        self.api_url = f"http://127.0.0.1:{free_tcp_port()}"   # the cell's one API
         base = free_port_block(3, align=1)
         rtp = free_port_block(60)
         cfg = {"sip": {"host": "127.0.0.1", "port": self.sip_port, "rtp_port": rtp,
                        "rtp_port_range": 60, "allow_from": ["127.0.0.1/32"]},
                "realtime": {"url": "embedded"},
                "cell": {"worker_port_base": base, "probe_interval_s": 1,
-                        "failover_timeout_ms": 2000, "restart_backoff_ms": RESTART_BACKOFF_MS},
+                        "failover_timeout_ms": 2000, "restart_backoff_ms": restart_backoff_ms},
                "log": {"format": "json", "level": "info"},
                # one file for the cell's workers (WAL), never the repo's working directory
-               "records": {"path": str(tmp_path / "records.db")}}
+               "records": {"path": str(tmp_path / "records.db")},
+               "api": {"listen": self.api_url[len("http://"):]}, **(extra or {})}
         self.records_path = tmp_path / "records.db"
         path = tmp_path / "cell.yaml"
         path.write_text(yaml.safe_dump(cfg))
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("SIPBRIDGE_") and k != "OPENAI_API_KEY"}
         env["PYTHONUNBUFFERED"] = "1"
+        env.update(environ or {})
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "sipbridge", "run", "-c", str(path), "--workers", "3",
              "--front", "kamailio"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)

@@ -1,0 +1,290 @@
+"""The cell's one HTTP interface: the supervisor serves ``api.listen`` for all its workers.
+
+Built with :func:`sipbridge.app.server.build_app`, so the cell's front answers with the same
+middlewares as a single process (JSON errors, ``api.rate_per_s`` per client, the bearer token
+from ``api.token_env``, ``api.max_body_kb``) and serves the same OpenAPI document. Behind it,
+each worker is asked over the local control channel (:mod:`sipbridge.cell.channel`):
+
+* ``/v1/calls/{uid}...`` (GET, actions, outbound progress) goes to the worker named in the uid
+  (``c_<worker>_<hex>``, :mod:`sipbridge.cell.uids`); a uid naming no running worker is 404;
+* ``GET /v1/calls`` merges every worker's list (each call tagged with its ``worker``);
+* ``POST /v1/calls`` is checked here (400 by field), then offered to the ready workers with the
+  most free slots first (their ``/readyz``); none free: 503 at once, with ``Retry-After``;
+* ``/healthz`` is the supervisor's; ``/readyz`` is ready while one worker is, with per-worker
+  detail; ``/metrics`` adds the workers' scrapes up (:mod:`sipbridge.cell.metrics_sum`) plus the
+  supervisor's worker restarts;
+* ``/v1/records`` reads the shared records file (the workers write it); ``/v1/events`` merges
+  the workers' live event streams.
+
+It runs on its own asyncio loop in a thread of the supervisor, whose ``select`` loop it never
+blocks; what it reads of the supervisor (which workers run, restarts) are plain attributes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import threading
+
+import structlog
+from aiohttp import web
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from ..app import api_records
+from ..app.guard import api_token
+from ..app.metrics import CONTENT_TYPE
+from ..app.outbound import parse_request
+from ..app.server import ApiContext, ApiServer, error, read_json
+from .channel import Channel, WorkerDown
+from .merge import cell_readiness, merge_calls, outbound_order
+from .metrics_sum import CellMetrics, parse, render
+from .uids import worker_of
+
+log = structlog.get_logger("sipbridge.cell")
+
+READY_TIMEOUT_S = 2.0       # a worker's /readyz, /v1/calls or /metrics answer
+RETRY_AFTER_S = 1
+KEEPALIVE_S = 15.0
+POLL_S = 0.5
+STREAM_QUEUE = 1000         # events held for one slow /v1/events client before dropping
+RECONNECT_S = 1.0           # a worker's stream that ended (restart) is opened again after this
+
+
+class CellApi:
+    """``start()``/``stop()`` from the supervisor's thread. ``cell`` is the supervisor: it has
+    ``cfg``, ``specs`` (index -> spec), ``running_workers()`` (index -> pid) and
+    ``restart_count()``."""
+
+    def __init__(self, cell, workdir, token: str):
+        self.cell = cell
+        self.cfg = cell.cfg
+        self.channel_args = (workdir, token)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="sipbridge-cell-api",
+                                       daemon=True)
+        self.channel: Channel | None = None
+        self.sums = CellMetrics()
+        self.server: ApiServer | None = None
+        self._streams: set[asyncio.Queue] = set()
+        self.stream_dropped = 0
+
+    # -- lifecycle (supervisor thread) ----------------------------------------------------------
+    def start(self) -> None:
+        """Serve ``api.listen``; raises ListenError (port taken) or ConfigError (token)."""
+        self.thread.start()
+        try:
+            asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
+        except BaseException:
+            self._halt()
+            raise
+
+    def stop(self) -> None:
+        try:
+            asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(5)
+        except Exception:  # noqa: BLE001 - exiting anyway
+            log.exception("cell_api_stop_failed")
+        self._halt()
+
+    def _halt(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+    async def _start(self) -> None:
+        self.channel = Channel(*self.channel_args)
+        api = self.cfg.api
+        ctx = ApiContext(worker=None, config=self.cfg, token=api_token(api.listen, api.token_env, os.environ))
+        if self.cfg.records.path:
+            from ..app.recordstore import RecordStore   # readers only: the workers write
+            ctx.extra["records"] = RecordStore(self.cfg.records.path, self.cfg.records.keep_days)
+        records = [r for r in api_records.routes(ctx) if r.path != "/v1/events"]
+        self.server = ApiServer(ctx, api.listen, [self.routes, *records])
+        await self.server.start()
+
+    async def _stop(self) -> None:
+        for q in list(self._streams):
+            _offer(q, None)
+        if self.server is not None:
+            await self.server.stop()
+        if self.channel is not None:
+            await self.channel.close()
+
+    # -- helpers ------------------------------------------------------------------------------
+    def running(self) -> dict[int, int]:
+        return self.cell.running_workers()
+
+    async def _ask_all(self, path: str) -> dict[int, dict | None]:
+        """GET ``path`` (JSON) from every running worker at once."""
+        running = sorted(self.running())
+        answers = await asyncio.gather(*(self.channel.json(i, path, READY_TIMEOUT_S)
+                                         for i in running))
+        return dict(zip(running, answers))
+
+    @staticmethod
+    def _pass(answer) -> web.Response:
+        return web.Response(status=answer.status, body=answer.body, headers=answer.headers)
+
+    async def _forward(self, request: web.Request, index: int) -> web.Response:
+        body = await request.read() if request.can_read_body else None
+        answer = await self.channel.request(index, request.method, request.path_qs, body=body,
+                                            content_type=request.headers.get("Content-Type"))
+        return self._pass(answer)
+
+    # -- handlers -----------------------------------------------------------------------------
+    async def healthz(self, _request: web.Request) -> web.Response:
+        return web.json_response({"status": "alive", "workers_running": len(self.running()),
+                                  "workers": len(self.cell.specs)})
+
+    async def readyz(self, _request: web.Request) -> web.Response:
+        body = cell_readiness(await self._ask_all("/readyz"), len(self.cell.specs))
+        return web.json_response(body, status=200 if body["ready"] else 503)
+
+    async def metrics(self, _request: web.Request) -> web.Response:
+        running = self.running()
+        indexes = sorted(self.cell.specs)
+
+        async def scrape(i):
+            if i not in running:
+                return None
+            try:
+                answer = await self.channel.request(i, "GET", "/metrics",
+                                                    timeout_s=READY_TIMEOUT_S)
+                return parse(answer.body.decode()) if answer.status == 200 else None
+            except (WorkerDown, ValueError, UnicodeDecodeError):
+                return None
+        scraped = await asyncio.gather(*(scrape(i) for i in indexes))
+        fresh = []
+        for i, families in zip(indexes, scraped):
+            self.sums.update(i, running.get(i), families)
+            if families is not None:
+                fresh.append(i)
+        own = [CounterMetricFamily("sipbridge_worker_restarts", "Worker processes restarted by "
+                                   "the cell supervisor", value=self.cell.restart_count()),
+               GaugeMetricFamily("sipbridge_cell_workers_up", "Workers of the cell that answered "
+                                 "this scrape", value=len(fresh)),
+               CounterMetricFamily("sipbridge_cell_stream_events_dropped", "Events a slow "
+                                   "/v1/events client of the cell missed",
+                                   value=self.stream_dropped)]
+        text = render(self.sums.total(fresh), own)
+        return web.Response(body=text, headers={"Content-Type": CONTENT_TYPE})
+
+    async def list_calls(self, _request: web.Request) -> web.Response:
+        return web.json_response(merge_calls(await self._ask_all("/v1/calls")))
+
+    async def one_call(self, request: web.Request) -> web.Response:
+        """GET a call, its outbound progress, or an action on it: to the worker holding it."""
+        uid = request.match_info["uid"]
+        index = worker_of(uid)
+        if index is None or index not in self.running():
+            return error(404, f"no call {uid} in progress")
+        try:
+            return await self._forward(request, index)
+        except WorkerDown:
+            return error(404, f"no call {uid} in progress (its worker is not answering)")
+
+    async def place_call(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        body = await read_json(request)
+        # the workers' own view: a cell's workers never hold the trunks' registrations
+        parse_request(body, dataclasses.replace(self.cfg, trunks=()))   # 400 here, by field
+        refusals = []
+        for index in outbound_order(await self._ask_all("/readyz")):
+            try:
+                answer = await self.channel.request(index, "POST", "/v1/calls", body=raw,
+                                                    content_type="application/json")
+            except WorkerDown as exc:
+                refusals.append(str(exc))
+                continue
+            if answer.status == 503:   # it filled up meanwhile: the next one
+                refusals.append(f"worker {index}: {answer.body[:200].decode(errors='replace')}")
+                continue
+            if answer.status == 201:
+                log.info("cell_outbound_placed", worker=index)
+            return self._pass(answer)
+        log.warning("outbound_refused", status=503, reason="no free call slot in the cell",
+                    tried=len(refusals))
+        return error(503, "no free call slot in the cell", headers={"Retry-After":
+                                                                     str(RETRY_AFTER_S)})
+
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                           "Cache-Control": "no-cache"})
+        await resp.prepare(request)
+        q: asyncio.Queue = asyncio.Queue(STREAM_QUEUE)
+        self._streams.add(q)
+        relays = [asyncio.create_task(self._relay(i, q)) for i in sorted(self.cell.specs)]
+        try:
+            await resp.write(b": sipbridge cell events\n\n")
+            idle = 0.0
+            while True:
+                try:
+                    block = await asyncio.wait_for(q.get(), POLL_S)
+                except asyncio.TimeoutError:
+                    if request.transport is None or request.transport.is_closing():
+                        break
+                    idle += POLL_S
+                    if idle >= KEEPALIVE_S:
+                        idle = 0.0
+                        await resp.write(b": keepalive\n\n")
+                    continue
+                if block is None:
+                    break
+                idle = 0.0
+                await resp.write(block)
+        except ConnectionResetError:
+            pass
+        finally:
+            self._streams.discard(q)
+            for task in relays:
+                task.cancel()
+            await asyncio.gather(*relays, return_exceptions=True)
+        return resp
+
+    async def _relay(self, index: int, q: asyncio.Queue) -> None:
+        """Copy worker ``index``'s event stream into ``q``, event by event (comments dropped),
+        opening it again after a restart, until cancelled."""
+        while True:
+            if index in self.running():
+                try:
+                    stream = await self.channel.stream(index, "/v1/events")
+                except WorkerDown:
+                    stream = None
+                if stream is not None:
+                    try:
+                        block: list[bytes] = []
+                        async for line in stream.content:
+                            if line.strip():
+                                block.append(line)
+                                continue
+                            if block and not block[0].startswith(b":"):
+                                if not _offer(q, b"".join(block) + b"\n"):
+                                    self.stream_dropped += 1
+                            block = []
+                    except Exception:  # noqa: BLE001 - the worker went away: open it again
+                        pass
+                    finally:
+                        stream.release()
+            await asyncio.sleep(RECONNECT_S)
+
+    def routes(self, _ctx) -> list[web.RouteDef]:
+        return [web.get("/healthz", self.healthz), web.get("/readyz", self.readyz),
+                web.get("/metrics", self.metrics), web.get("/v1/calls", self.list_calls),
+                web.post("/v1/calls", self.place_call), web.get("/v1/events", self.events),
+                web.get("/v1/calls/{uid}", self.one_call),
+                web.get("/v1/calls/{uid}/progress", self.one_call),
+                web.post("/v1/calls/{uid}/{action}", self.one_call)]
+
+
+def _offer(q: asyncio.Queue, item) -> bool:
+    """Put without waiting; a full queue drops its oldest item first (False: one was dropped)."""
+    try:
+        q.put_nowait(item)
+        return True
+    except asyncio.QueueFull:
+        try:
+            q.get_nowait()
+        except asyncio.QueueEmpty:
+            pass
+        q.put_nowait(item)
+        return False
+
