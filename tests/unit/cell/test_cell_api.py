@@ -1,0 +1,200 @@
+"""The cell's API (sipbridge/cell/api.py) on a real loopback port, in front of stand-in workers:
+real aiohttp servers on the unix sockets the supervisor would hand its workers, answering
+``/readyz``, ``/v1/calls`` and ``POST /v1/calls`` as scripted, and checking the internal token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import urllib.error
+import urllib.request
+
+import pytest
+from aiohttp import web
+
+from sipbridge import config
+from sipbridge.cell.api import CellApi
+from sipbridge.cell.channel import socket_path
+from sipbridge.errors import ListenError
+from tests.support.ports import free_tcp_port
+
+INTERNAL = "internal-token-for-the-test"
+
+
+class StandIn:
+    """Worker ``index``: its readiness, its calls, and the outbound requests it was given."""
+
+    def __init__(self, index: int, calls: int = 0, slots: int = 4, ready: bool = True,
+                 refuse: bool = False):
+        self.index, self.calls, self.slots, self.ready, self.refuse = index, calls, slots, ready, refuse
+        self.placed: list[dict] = []
+        self.unauthorized = 0
+
+    def app(self) -> web.Application:
+        @web.middleware
+        async def token(request, handler):
+            if request.headers.get("Authorization") != f"Bearer {INTERNAL}":
+                self.unauthorized += 1
+                return web.json_response({"error": "unauthorized"}, status=401)
+            return await handler(request)
+
+        async def readyz(_r):
+            ok = self.ready and self.calls < self.slots
+            return web.json_response({"ready": ok, "reasons": [] if ok else ["capacity"],
+                                      "calls": self.calls, "slots": self.slots},
+                                     status=200 if ok else 503)
+
+        async def calls(_r):
+            return web.json_response({"calls": [{"uid": f"c_{self.index}_{n:016x}",
+                                                 "state": "answered"} for n in range(self.calls)]})
+
+        async def place(request):
+            if self.refuse:
+                return web.json_response({"error": "unavailable"}, status=503,
+                                         headers={"Retry-After": "1"})
+            self.placed.append(await request.json())
+            self.calls += 1
+            uid = f"c_{self.index}_{len(self.placed):016x}"
+            return web.json_response({"uid": uid, "state": "queued"}, status=201,
+                                     headers={"Location": f"/v1/calls/{uid}"})
+
+        async def one(request):
+            uid = request.match_info["uid"]
+            return web.json_response({"uid": uid, "worker": self.index, "query": request.query_string})
+
+        app = web.Application(middlewares=[token])
+        app.router.add_get("/readyz", readyz)
+        app.router.add_get("/v1/calls", calls)
+        app.router.add_post("/v1/calls", place)
+        app.router.add_get("/v1/calls/{uid}", one)
+        return app
+
+
+class Cell:
+    """What CellApi reads of the supervisor."""
+
+    def __init__(self, cfg, running: dict[int, int]):
+        self.cfg = cfg
+        self.specs = {0: None, 1: None, 2: None}
+        self.running = running
+        self.restarts = 0
+
+    def running_workers(self):
+        return dict(self.running)
+
+    def restart_count(self):
+        return self.restarts
+
+
+@pytest.fixture
+def front(tmp_path):
+    workers = [StandIn(0, calls=3), StandIn(1, calls=1), StandIn(2, calls=2)]
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    runners = []
+
+    async def serve(w):
+        runner = web.AppRunner(w.app())
+        await runner.setup()
+        await web.UnixSite(runner, socket_path(tmp_path, w.index)).start()
+        runners.append(runner)
+    for w in workers:
+        asyncio.run_coroutine_threadsafe(serve(w), loop).result(5)
+    port = free_tcp_port()
+    cfg = config.build({"api": {"listen": f"127.0.0.1:{port}"}, "records": {"path": None}},
+                       environ={})
+    cell = Cell(cfg, {0: 100, 1: 101, 2: 102})
+    api = CellApi(cell, tmp_path, INTERNAL)
+    api.start()
+    yield f"http://127.0.0.1:{port}", workers, cell
+    api.stop()
+    for r in runners:
+        asyncio.run_coroutine_threadsafe(r.cleanup(), loop).result(5)
+    loop.call_soon_threadsafe(loop.stop)
+
+
+def call(url, method="GET", body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read()), dict(r.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read()), dict(e.headers)
+
+
+def test_outbound_goes_to_the_worker_with_most_free_slots(front):
+    """POST /v1/calls reaches worker 1 (3 free slots), its 201 and Location passed on as is."""
+    url, workers, _ = front
+    status, body, headers = call(url + "/v1/calls", "POST", {"to": "sip:100@127.0.0.1:5099"})
+    assert status == 201 and body["uid"].startswith("c_1_"), body
+    assert headers["Location"] == f"/v1/calls/{body['uid']}"
+    assert [len(w.placed) for w in workers] == [0, 1, 0]
+    assert workers[1].placed == [{"to": "sip:100@127.0.0.1:5099"}]
+    assert sum(w.unauthorized for w in workers) == 0
+
+
+def test_outbound_passes_over_a_worker_that_filled_up_meanwhile(front):
+    """A worker answering 503 after all is skipped for the next best one."""
+    url, workers, _ = front
+    workers[1].refuse = True
+    status, body, _ = call(url + "/v1/calls", "POST", {"to": "sip:100@127.0.0.1:5099"})
+    assert status == 201 and body["uid"].startswith("c_2_"), body
+
+
+def test_outbound_with_no_free_slot_in_the_cell_is_503_at_once(front):
+    """Every worker full, not ready or down: 503 JSON with Retry-After, nothing placed."""
+    url, workers, cell = front
+    workers[0].calls, workers[1].ready = 4, False
+    del cell.running[2]
+    status, body, headers = call(url + "/v1/calls", "POST", {"to": "sip:100@127.0.0.1:5099"})
+    assert status == 503 and body["error"] == "unavailable" and headers["Retry-After"] == "1"
+    assert [w.placed for w in workers] == [[], [], []]
+
+
+def test_a_bad_outbound_body_is_400_before_any_worker_is_asked(front):
+    """A body the workers would refuse is refused at the front, naming the field."""
+    url, workers, _ = front
+    status, body, _ = call(url + "/v1/calls", "POST", {"to": "sip:x@y", "ring_timeout_s": "soon"})
+    assert status == 400 and body["field"] == "ring_timeout_s", body
+    assert [w.placed for w in workers] == [[], [], []]
+
+
+def test_list_merges_and_requests_reach_the_worker_named_in_the_uid(front):
+    """GET /v1/calls merges all workers' calls; GET /v1/calls/{uid} (query kept) goes to the
+    worker in the uid; a uid naming no running worker, or none, is 404."""
+    url, _, cell = front
+    status, body, _ = call(url + "/v1/calls")
+    assert status == 200 and [c["worker"] for c in body["calls"]] == [0, 0, 0, 1, 2, 2]
+    status, body, _ = call(url + "/v1/calls/c_2_00000000000000ab?x=1")
+    assert status == 200 and body == {"uid": "c_2_00000000000000ab", "worker": 2, "query": "x=1"}
+    del cell.running[2]
+    for uid in ("c_2_00000000000000ab", "c_5_00000000000000ab", "c_00000000000000ab"):
+        status, body, _ = call(url + f"/v1/calls/{uid}")
+        assert status == 404 and body["error"] == "not_found", uid
+    status, body, _ = call(url + "/v1/calls")
+    assert body["workers_unavailable"] == [] and {c["worker"] for c in body["calls"]} == {0, 1}
+
+
+def test_readyz_is_ready_while_one_worker_is(front):
+    """Two full or stopped workers and one ready: 200 with each worker's detail; none: 503."""
+    url, workers, cell = front
+    workers[0].calls = 4
+    del cell.running[2]
+    status, body, _ = call(url + "/readyz")
+    assert status == 200 and body["workers_ready"] == 1 and body["workers"]["1"]["ready"]
+    assert body["workers"]["2"]["reasons"] == ["worker: not running"]
+    workers[1].ready = False
+    status, body, _ = call(url + "/readyz")
+    assert status == 503 and body["reasons"] == ["no worker is ready"]
+
+
+def test_a_taken_port_is_a_listen_error(front, tmp_path):
+    """A second cell API on the same api.listen raises ListenError (exit 1), not a hang."""
+    url, _, cell = front
+    other = CellApi(Cell(cell.cfg, {}), tmp_path, INTERNAL)
+    with pytest.raises(ListenError):
+        other.start()
