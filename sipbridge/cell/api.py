@@ -48,6 +48,7 @@ RETRY_AFTER_S = 1
 KEEPALIVE_S = 15.0
 POLL_S = 0.5
 STREAM_QUEUE = 1000         # events held for one slow /v1/events client before dropping
+MAX_EVENT_BYTES = 4 << 20   # one event of a worker's stream (a record with its transcript)
 RECONNECT_S = 1.0           # a worker's stream that ended (restart) is opened again after this
 
 
@@ -250,16 +251,17 @@ class CellApi:
                 except WorkerDown:
                     stream = None
                 if stream is not None:
-                    try:
-                        block: list[bytes] = []
-                        async for line in stream.content:
-                            if line.strip():
-                                block.append(line)
-                                continue
-                            if block and not block[0].startswith(b":"):
-                                if not _offer(q, b"".join(block) + b"\n"):
-                                    self.stream_dropped += 1
-                            block = []
+                    try:   # events are split on blank lines, whatever their length
+                        buf = b""
+                        async for chunk in stream.content.iter_any():
+                            buf += chunk
+                            *blocks, buf = buf.split(b"\n\n")
+                            for block in blocks:
+                                if block.strip() and not block.startswith(b":"):
+                                    if not _offer(q, block + b"\n\n"):
+                                        self.stream_dropped += 1
+                            if len(buf) > MAX_EVENT_BYTES:   # not an event stream: start over
+                                break
                     except Exception:  # noqa: BLE001 - the worker went away: open it again
                         pass
                     finally:

@@ -15,6 +15,11 @@ A worker that dies takes its own calls with it and nothing else; it is restarted
 :class:`~sipbridge.cell.policy.RestartPolicy`. On SIGTERM/SIGINT every worker gets SIGTERM (it
 drains its calls), the front keeps relaying their BYEs, and once the last worker has exited the
 front is stopped and the supervisor exits 0 (1 if every worker had been given up).
+
+With ``api.listen`` set the supervisor also serves the cell's one HTTP interface
+(:mod:`sipbridge.cell.api`, on a thread of its own) before it starts any worker (a taken port
+stops it at once, exit 1), and gives each worker a unix socket in its working directory and a
+token made for this run (:mod:`sipbridge.cell.channel`), where the worker serves its own API.
 """
 
 from __future__ import annotations

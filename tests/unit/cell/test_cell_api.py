@@ -31,6 +31,9 @@ class StandIn:
         self.index, self.calls, self.slots, self.ready, self.refuse = index, calls, slots, ready, refuse
         self.placed: list[dict] = []
         self.unauthorized = 0
+        self.events = [{"id": f"msg_{index}_{n}", "type": "call.ended",
+                        "data": {"uid": f"c_{index}_{n:016x}", "transcript": "\u00e9" * 40000 * n}}
+                       for n in range(2)]
 
     def app(self) -> web.Application:
         @web.middleware
@@ -64,7 +67,26 @@ class StandIn:
             uid = request.match_info["uid"]
             return web.json_response({"uid": uid, "worker": self.index, "query": request.query_string})
 
+        async def events(request):
+            resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            await resp.prepare(request)
+            await resp.write(b": stand-in\n\n")
+            for event in self.events:
+                data = json.dumps(event).encode()
+                # written in small pieces: an event may span many reads
+                text = b"id: " + event["id"].encode() + b"\nevent: " + event["type"].encode() \
+                    + b"\ndata: " + data + b"\n\n"
+                for i in range(0, len(text), 7000):
+                    await resp.write(text[i:i + 7000])
+                await resp.write(b": keepalive\n\n")
+            for _ in range(300):   # open until the cell lets go of it
+                if request.transport is None or request.transport.is_closing():
+                    break
+                await asyncio.sleep(0.1)
+            return resp
+
         app = web.Application(middlewares=[token])
+        app.router.add_get("/v1/events", events)
         app.router.add_get("/readyz", readyz)
         app.router.add_get("/v1/calls", calls)
         app.router.add_post("/v1/calls", place)
@@ -198,3 +220,33 @@ def test_a_taken_port_is_a_listen_error(front, tmp_path):
     other = CellApi(Cell(cell.cfg, {}), tmp_path, INTERNAL)
     with pytest.raises(ListenError):
         other.start()
+
+
+def test_events_merge_every_workers_stream_each_event_once(front):
+    """GET /v1/events at the cell carries each worker's events once, whole (a 240 kB one too),
+    the workers' comment lines left out."""
+    url, workers, _ = front
+    import http.client
+    conn = http.client.HTTPConnection(url[len("http://"):].split(":")[0],
+                                      int(url.rsplit(":", 1)[1]), timeout=10)
+    conn.request("GET", "/v1/events")
+    resp = conn.getresponse()
+    assert resp.status == 200 and resp.headers["Content-Type"] == "text/event-stream"
+    got, fields, comments = [], {}, 0
+    while len(got) < 6:
+        line = resp.readline().decode().rstrip("\n")
+        if line.startswith(":"):
+            comments += 1
+        elif not line:
+            if fields:
+                got.append((fields["id"], fields["event"], json.loads(fields["data"])))
+            fields = {}
+        else:
+            key, _, value = line.partition(": ")
+            fields[key] = value
+    conn.close()
+    want = {e["id"]: e for w in workers for e in w.events}
+    assert sorted(i for i, _, _ in got) == sorted(want)
+    for i, etype, event in got:
+        assert event == want[i] and etype == "call.ended"
+    assert comments == 1   # the cell's own opening comment only
