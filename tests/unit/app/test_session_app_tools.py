@@ -128,6 +128,7 @@ def test_a_tool_that_never_answers_gives_an_error_output_after_the_timeout(app_c
     backend.wait_requests(1)
     done = call.wait_log("tool_called", timeout=5)
     assert done["outcome"] == "tool_timeout" and 290 <= done["latency_ms"] < 2000, done
+    call.wait_for("conversation.item.create")
     (output,) = call.outputs()
     assert json.loads(output["output"])["error"] == "tool_timeout"
     call.wait_for("response.create", 2)
@@ -195,6 +196,7 @@ def test_a_barge_in_while_a_tool_runs_lets_the_caller_speak_and_the_model_answer
     assert barge["source"] == "local_vad"
     backend.release("lookup")
     call.wait_log("tool_output_held")
+    call.wait_for("conversation.item.create")       # the output is on its way to the model
     (output,) = call.outputs()
     assert json.loads(output["output"]) == {"beeps": 3}
     call.barrier()
