@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
-from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -34,12 +33,12 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.protocol import State
 
-from sipbridge.errors import SipBridgeError
 from sipbridge.realtime.events import (AudioDelta, ErrorEvent, Malformed, ResponseCreated, ResponseDone,
                                        ServerEvent, SessionUpdated)
 from sipbridge.realtime.parser import parse_server_event
 from sipbridge.realtime.protocol import SessionConfig, input_audio_append, session_update
 from sipbridge.realtime.rules import ResponseGate, VoiceLock
+from sipbridge.realtime.upstream import CloseInfo, UpstreamError  # noqa: F401 - re-exported
 
 MAX_MESSAGE_BYTES = 16 * 2**20
 _HINTS = {
@@ -48,24 +47,6 @@ _HINTS = {
     404: "wrong URL or unknown model",
     429: "rate limited or out of quota",
 }
-
-
-class UpstreamError(SipBridgeError):
-    """The model server refused, failed or dropped us. ``status`` is the HTTP
-    status of a refused upgrade; ``close_code`` the WebSocket close code."""
-
-    def __init__(self, message: str, *, status: int | None = None, close_code: int | None = None):
-        super().__init__(message)
-        self.status = status
-        self.close_code = close_code
-
-
-@dataclass(frozen=True)
-class CloseInfo:
-    """How a connection ended cleanly (close code 1000/1001, or our own close)."""
-
-    code: int | None
-    reason: str
 
 
 def with_model(url: str, model: str) -> str:

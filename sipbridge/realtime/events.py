@@ -23,6 +23,8 @@ Transcript              ``conversation.item.input_audio_transcription.completed`
                         ``response.output_audio_transcript.done`` (GA) /
                         ``response.audio_transcript.done`` (beta) (agent)
 ErrorEvent              ``error``
+TurnDiscarded           (none in OpenAI's protocol: Hydra's ``conversation.item.done`` of a
+                        user item with status ``incomplete``, a noise start it dropped)
 Unknown                 any other well-formed event
 Malformed               anything the parser could not read
 ======================  ==========================================================
@@ -186,6 +188,14 @@ class ErrorEvent:
 
 
 @dataclass(frozen=True)
+class TurnDiscarded:
+    """The provider's own turn detector dropped the caller turn it had started (``item_id``): its
+    ``speech_started`` was noise, nothing was committed, and no response follows from it."""
+
+    item_id: str
+
+
+@dataclass(frozen=True)
 class Unknown:
     """A well-formed event of a type this module does not model (transcripts,
     ``conversation.item.*``, ``rate_limits.updated``, ...)."""
@@ -217,6 +227,7 @@ ServerEvent = Union[
     ItemTruncated,
     Transcript,
     ErrorEvent,
+    TurnDiscarded,
     Unknown,
     Malformed,
 ]
