@@ -1,7 +1,10 @@
-"""Which model provider a call talks to, and how to reach it: URL, key variable, auth header.
+"""Which model provider a call talks to, how to reach it, and the registry of adapters.
 
-``realtime.provider`` picks the service; both available ones speak the OpenAI Realtime protocol
-(:mod:`sipbridge.realtime.protocol`) and differ only in where and how the socket is opened:
+``realtime.provider`` picks the service. :data:`ADAPTERS` maps each available name to the factory
+of its :class:`~sipbridge.realtime.upstream.Upstream` adapter, and :func:`make_upstream` builds
+one for a call; a new provider is one module in this package, one line there and its config
+checks in :func:`check`. Both available ones speak the OpenAI Realtime protocol (the adapter
+:mod:`sipbridge.realtime.providers.openai`) and differ only in where and how the socket is opened:
 
 * ``openai``: ``wss://api.openai.com/v1/realtime?model=<realtime.model>`` (``realtime.url``
   replaces the URL; the client adds ``?model=``), ``Authorization: Bearer <key>``, the key in
@@ -27,14 +30,27 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from sipbridge.errors import ConfigError
+from sipbridge.realtime.upstream import ServerEvent, SessionConfig, Upstream, UpstreamFactory
 
+
+def _openai(rc: Any, url: str, api_key: str | None, session: SessionConfig,
+            on_event: Callable[[ServerEvent], None]) -> Upstream:
+    from sipbridge.realtime.providers import openai  # the adapter imports the socket library
+    return openai.factory(rc, url, api_key, session, on_event, **client_options(rc))
+
+
+# realtime.provider -> the factory of its adapter: factory(rc, url, api_key, session, on_event)
+ADAPTERS: dict[str, UpstreamFactory] = {
+    "openai": _openai,
+    "azure": _openai,   # the same protocol; its URL and auth header come from client_options
+}
 OPENAI_URL = "wss://api.openai.com/v1/realtime"
-AVAILABLE = ("openai", "azure")
+AVAILABLE = tuple(ADAPTERS)
 PLANNED = ("hydra", "gemini", "media_stream")
 KEY_ENV = {"openai": "OPENAI_API_KEY", "azure": "AZURE_OPENAI_API_KEY"}
 AZURE_AUTH = ("api_key", "bearer")
@@ -113,3 +129,14 @@ def client_options(rc: Any) -> dict[str, Any]:
     if rc.provider == "azure":
         return {"auth": "bearer" if rc.azure_auth == "bearer" else "api-key", "model_query": False}
     return {"auth": "bearer", "model_query": True}
+
+
+def make_upstream(rc: Any, url: str, api_key: str | None, session: SessionConfig,
+                  on_event: Callable[[ServerEvent], None]) -> Upstream:
+    """A new, unconnected adapter of ``rc.provider`` for one call (and one per reconnect)."""
+    try:
+        factory = ADAPTERS[rc.provider]
+    except KeyError:
+        raise ConfigError("realtime.provider", f"must be one of {', '.join(AVAILABLE)}, "
+                          f"got {rc.provider!r}") from None
+    return factory(rc, url, api_key, session, on_event)
