@@ -11,8 +11,10 @@ Threads meet here, each with its own entry points:
 
 Every cancel, whatever its source (local VAD, the provider's ``speech_started``, DTMF, an API
 call), goes through :meth:`interrupt`: clear the buffer (bumping its generation, so late deltas
-of the cancelled response are refused), then ``response.cancel`` and a truncate of the item at
-exactly the audio handed to RTP (or a delete when none was).
+of the cancelled response are refused), then tell the provider to stop and what was heard of the
+item: exactly the audio handed to RTP. The model is reached only through the provider-neutral
+:class:`~sipbridge.realtime.upstream.Upstream` (``self.client``, an adapter chosen by
+``realtime.provider``); no provider's wire events appear here.
 """
 
 from __future__ import annotations
@@ -31,13 +33,12 @@ from .bargein import Action, BargeInPolicy, Decision
 from .media.echo import EchoCanceller, EchoSettings
 from .media.gate import SpeechGate
 from .media.playout import Cleared, PlayoutBuffer
-from .realtime import protocol as rt
+from .realtime import upstream as up
 from .realtime.append_batch import AppendBatcher
 from .realtime.audio_format import by_name as audio_format
-from .realtime.client import RealtimeClient
 from .realtime.link import UpstreamLink
 from .realtime.prompt import PROMPT_ITEM, load_prompt
-from .realtime.providers import client_options
+from .realtime.providers import make_upstream
 from .realtime.retry import backoff_ms
 from .realtime.tools import (END_CALL, TRANSFER_CALL, Hangup, call_reason, called_off_output,
                              transfer_failed_output, unknown_output, busy_output)
@@ -111,7 +112,7 @@ class CallSession:
         self._cancel_reason: dict[str, str] = {}   # response -> interrupted | client_cancelled
         # {caller} and {called} in the instructions and the greeting name this call's parties
         self.parties = parties or Parties()
-        self.session_config = rt.SessionConfig(
+        self.session_config = up.SessionConfig(
             model=rc.model, instructions=fill(rc.instructions, self.parties), voice=rc.voice,
             audio_format=rc.audio_format, api=rc.api,
             turn_detection=self._server_turn_detection(),
@@ -126,17 +127,15 @@ class CallSession:
         # the native port's C-side pause/clear (media/native/pump.py PortFlags), set when the
         # call's media attaches; None with the pjsua2 port, whose next_frame is the send itself
         self.media_flags = None
-        self._new_client = lambda: RealtimeClient(url, rc.model, api_key, self.session_config,
-                                                  self._on_event,
-                                                  connect_timeout=rc.connect_timeout_ms / 1000,
-                                                  **client_options(rc))  # the provider's auth/URL
+        # the call's model session: the adapter of realtime.provider (realtime/providers/)
+        self._new_client = lambda: make_upstream(rc, url, api_key, self.session_config, self._on_event)
         self.client = self._new_client()
         self.uid = uid or call_id   # the bridge's call id (BridgeCall.uid)
         # the app's functions: each call POSTed to realtime.tools_url off the media path
         self.app_tools = AppTools(
             url=rc.tools_url, timeout_ms=config.app.tool_timeout_ms,
             secret_env=config.app.webhook_secret_env, uid=self.uid, sip_call_id=call_id,
-            send=lambda event: self.client.send(event), log=self.log, loop=loop,
+            upstream=lambda: self.client, log=self.log, loop=loop,
             context=lambda: {"caller": self.parties.caller, "called": self.parties.called,
                              "metadata": getattr(self, "metadata", None) or {}})
         # a dropped upstream is reconnected (see realtime/link.py); the caller stays on the line
@@ -176,7 +175,7 @@ class CallSession:
         if self.closed or self._greeted:
             return
         self._greeted = True
-        self.client.send(rt.response_create(instructions=self.greeting))
+        self.client.create_response(instructions=self.greeting)
         self.log.info("greeting_requested")
 
     async def _read(self) -> None:
@@ -200,7 +199,7 @@ class CallSession:
             self.playout.push(self._prompt, PROMPT_ITEM, self.playout.generation)
             self.playout.end_item(PROMPT_ITEM)
 
-    def _upstream_restored(self, client: RealtimeClient) -> None:
+    def _upstream_restored(self, client: up.Upstream) -> None:
         """A new session is configured (loop thread): forget the old one's responses and send
         from now on to ``client``; re-send ``session.update`` if the settings changed meanwhile."""
         with self._batch_lock:
@@ -213,7 +212,7 @@ class CallSession:
         self.app_tools.reset()
         self._down.clear()
         if old_config is not self.session_config:
-            client.send(rt.session_update(self.session_config))
+            client.update_session(self.session_config)
 
     async def close(self) -> None:
         """Close the upstream session; media callbacks become no-ops."""
@@ -310,7 +309,7 @@ class CallSession:
         elif isinstance(event, SpeechRejected):
             self.gate.stop(cleared=True)
             self.flush_audio()
-            self._to_loop(self.client.send, rt.input_audio_clear())  # drop the cough upstream
+            self._to_loop(self.client.clear_input)  # drop the cough upstream
         elif isinstance(event, SpeechStopped):
             self.gate.stop()
 
@@ -377,7 +376,7 @@ class CallSession:
         if (old.type == "server_vad") != (new.type == "server_vad") or new.type == "server_vad":
             self.session_config = replace(self.session_config,
                                           turn_detection=self._server_turn_detection())
-            self._to_loop(self.client.send, rt.session_update(self.session_config))
+            self._to_loop(self.client.update_session, self.session_config)
         self.log.info("turn_detection_updated", **{k: getattr(new, k) for k in (
             "type", "threshold", "min_speech_ms", "silence_threshold_ms", "prefix_padding_ms",
             "silence_floor_dbfs")})
@@ -423,7 +422,7 @@ class CallSession:
             self._to_loop(self._commit_turn)
         elif digit == self.settings.clear_digit:
             self.flush_audio()
-            self._to_loop(self.client.send, rt.input_audio_clear())
+            self._to_loop(self.client.clear_input)
 
     # -- the call control API (any thread; see sipbridge/app/control.py) ----------------------
     def say(self, instructions: str) -> None:
@@ -434,7 +433,7 @@ class CallSession:
     def _say(self, instructions: str) -> None:
         if self.closed:
             return
-        self.client.send(rt.response_create(instructions=instructions))
+        self.client.create_response(instructions=instructions)
         self.log.info("say_requested", chars=len(instructions))
 
     def commit_turn(self) -> None:
@@ -445,7 +444,7 @@ class CallSession:
     def clear_turn(self) -> None:
         """Discard the caller's audio not yet committed (as DTMF ``clear_digit`` does)."""
         self.flush_audio()
-        self._to_loop(lambda: None if self.closed else self.client.send(rt.input_audio_clear()))
+        self._to_loop(lambda: None if self.closed else self.client.clear_input())
 
     def update_model(self, instructions: str | None = None, voice: str | None = None,
                      tools: tuple | None = None) -> None:
@@ -468,7 +467,7 @@ class CallSession:
             return
         self.session_config = replace(self.session_config, **changes)
         self._to_loop(lambda: None if self.closed else
-                      self.client.send(rt.session_update(self.session_config)))
+                      self.client.update_session(self.session_config))
         self.log.info("session_updated", fields=sorted(changes))
 
     def _send_up(self, pcm: bytes) -> None:
@@ -496,8 +495,8 @@ class CallSession:
     def _commit_turn(self) -> None:
         if self.closed:
             return
-        self.client.send(rt.input_audio_commit())
-        self.client.send(rt.response_create())
+        self.client.commit_input()
+        self.client.create_response()
         self.app_tools.committed(requested=True)
 
     def _cancel_upstream(self, cleared: Cleared, reason: str, source: str, timing: dict) -> None:
@@ -508,14 +507,13 @@ class CallSession:
         if response is not None:
             self._cancelled.add(response)
             self._cancel_reason[response] = reason
-            self.client.send(rt.response_cancel(response))
+        self.client.cancel(response)  # the provider stops generating (None: none is known)
         audio_end_ms = None
         if cleared.item_id is not None and cleared.item_id != PROMPT_ITEM:  # the prompt is ours
+            # what the caller heard of the item; the adapter corrects the provider's history
+            # where its protocol allows (OpenAI: truncate there, or delete an unheard item)
             audio_end_ms = min(cleared.played_ms, cleared.received_ms)
-            if audio_end_ms > 0:
-                self.client.send(rt.item_truncate(cleared.item_id, audio_end_ms))
-            else:
-                self.client.send(rt.item_delete(cleared.item_id))
+            self.client.truncate(cleared.item_id, audio_end_ms)
         if response is not None or cleared.item_id is not None:
             self.barge_ins += 1
             self.log.info("barge_in", source=source, reason=reason, response_id=response,
@@ -548,13 +546,13 @@ class CallSession:
         if self.closed or transfer is None:
             return
         self.log.warning("transfer_failed", status=status, why=reason, target=self.transfer_to)
-        self.client.send(rt.function_output(transfer.call_id, transfer_failed_output(status, reason)))
-        self.client.send(rt.response_create())
+        self.client.function_output(transfer.call_id, transfer_failed_output(status, reason))
+        self.client.create_response()
 
     def _call_off_hangup(self, hangup: Hangup, source: str) -> None:
         if self.closed:
             return
-        self.client.send(rt.function_output(hangup.call_id, called_off_output(hangup.action)))
+        self.client.function_output(hangup.call_id, called_off_output(hangup.action))
         self.log.info("end_call_called_off", source=source, response_id=hangup.response_id,
                       action=hangup.action)
 
@@ -566,28 +564,28 @@ class CallSession:
             self.app_tools.call(event)   # the app's function: POSTed, the answer comes back
         elif event.name not in offered:  # say so, and let the model go on talking to the caller
             self.log.warning("unknown_function_call", function=event.name)
-            self.client.send(rt.function_output(event.call_id, unknown_output(event.name)))
-            self.client.send(rt.response_create())
+            self.client.function_output(event.call_id, unknown_output(event.name))
+            self.client.create_response()
         elif self.hangup is not None or self._transfer is not None:
-            self.client.send(rt.function_output(event.call_id, busy_output()))
+            self.client.function_output(event.call_id, busy_output())
         else:
             self.hangup = Hangup(event.response_id, event.call_id, call_reason(event.arguments),
                                  action=event.name)
 
     def _on_event(self, event) -> None:
-        if isinstance(event, rt.AudioDelta):
+        if isinstance(event, up.AudioDelta):
             self._on_audio(event)
-        elif isinstance(event, rt.ResponseCreated):
+        elif isinstance(event, up.ResponseCreated):
             self.response_id = event.response_id
             self._response_gen[event.response_id] = self.playout.generation
             self.log.info("response.created", response_id=event.response_id)
             self.app_tools.response_created()
-        elif isinstance(event, rt.AudioDone):
+        elif isinstance(event, up.AudioDone):
             self.playout.end_item(event.item_id)
             self._down.pop(event.item_id, None)
-        elif isinstance(event, rt.FunctionCall):
+        elif isinstance(event, up.FunctionCall):
             self._on_function_call(event)
-        elif isinstance(event, rt.ResponseDone):
+        elif isinstance(event, up.ResponseDone):
             if self.hangup is not None:
                 self.hangup.response_done(event.response_id)
             if self.response_id == event.response_id:
@@ -600,23 +598,25 @@ class CallSession:
                           status_details={"type": status, "reason": ours or event.reason},
                           upstream_status=event.status)
             self.app_tools.response_done()  # an app tool's answer may be waiting for it
-        elif isinstance(event, rt.InputCommitted):
+        elif isinstance(event, up.InputCommitted):
             if self.settings.type == "server_vad":  # the provider ended the caller's turn
                 self.app_tools.committed(requested=False)
-        elif isinstance(event, rt.SpeechStarted):
+        elif isinstance(event, up.SpeechStarted):
             self.log.info("speech_started", source="server", audio_start_ms=event.audio_start_ms)
             if self.settings.type == "server_vad" and self.playout.playing:
                 self.interrupt("interrupted", source="server_vad")
-        elif isinstance(event, rt.SpeechStopped):
+        elif isinstance(event, up.SpeechStopped):
             self.log.info("speech_stopped", source="server", audio_end_ms=event.audio_end_ms)
-        elif isinstance(event, rt.ErrorEvent):
+        elif isinstance(event, up.ErrorEvent):
             self.log.warning("upstream_error", type=event.kind, code=event.code, message=event.message)
             self.app_tools.refused(event.code)
-            # a fatal type or code drops the socket: reconnect (realtime/retry.py)
-            self.link.fatal(event.code, event.message, event.kind)
-        elif isinstance(event, rt.Malformed):
+            if self.client.fatal(event):  # the provider's session is gone: drop it, reconnect
+                self.link.drop(f"server error {event.kind or 'error'}/{event.code}: {event.message}")
+        elif isinstance(event, up.TurnDiscarded):  # the provider's detector dropped a noise start
+            self.log.info("turn_discarded", source="server", item_id=event.item_id)
+        elif isinstance(event, up.Malformed):
             self.log.warning("upstream_malformed_event", reason=event.reason)
-        elif isinstance(event, rt.Transcript):  # into the call's record (sipbridge/app/records.py)
+        elif isinstance(event, up.Transcript):  # into the call's record (sipbridge/app/records.py)
             self.log.info("transcript", role=event.role, item_id=event.item_id, text=event.text)
 
     def _on_audio(self, event) -> None:
@@ -632,11 +632,9 @@ class CallSession:
         s = self.settings
         if s.type != "server_vad":
             return None
-        # said explicitly, not left to the provider's defaults: the server ends the turn and
-        # answers it (the bridge commits nothing in this mode), but never cancels a response on
-        # its own: its speech_started also fires on noise, and the bridge's pause-first barge-in
-        # owns the cancel (pause, then cancel + truncate at what was played, or resume)
+        # the provider's detector ends the turn and answers it (the bridge commits nothing in
+        # this mode); the adapter says what its protocol needs about cancelling (OpenAI: never on
+        # its own, the bridge's pause-first barge-in owns the cancel; realtime/providers/openai.py)
         return {"type": "server_vad", "threshold": s.threshold,
                 "prefix_padding_ms": s.prefix_padding_ms,
-                "silence_duration_ms": s.silence_threshold_ms,
-                "create_response": True, "interrupt_response": False}
+                "silence_duration_ms": s.silence_threshold_ms}

@@ -19,7 +19,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from ..realtime import protocol as rt
+from ..realtime import upstream as rt
+from ..realtime.upstream import Upstream
 from . import toolcall
 from .toolclient import ToolClient
 from .tooldecl import signing_key
@@ -30,14 +31,14 @@ class AppTools:
     """Runs the app's function calls of one call (event loop thread only)."""
 
     def __init__(self, *, url: str | None, timeout_ms: int, secret_env: str, uid: str | None,
-                 sip_call_id: str, send: Callable[[dict], None], log, loop: asyncio.AbstractEventLoop,
+                 sip_call_id: str, upstream: Callable[[], Upstream], log, loop: asyncio.AbstractEventLoop,
                  context: Callable[[], dict[str, Any]]):
-        """``send`` puts a client event on the current upstream socket; ``context()`` gives the
+        """``upstream()`` is the call's current model session; ``context()`` gives the
         call's ``caller``, ``called`` and ``metadata`` when a call is made."""
         self.client = ToolClient(url, timeout_ms) if url else None
         self.uid = uid or sip_call_id
         self.sip_call_id = sip_call_id
-        self.send = send
+        self.upstream = upstream
         self.log = log
         self.loop = loop
         self.context = context
@@ -94,9 +95,9 @@ class AppTools:
         if event.call_id not in self.turns.running:  # made on an upstream session since replaced
             self.log.info("tool_output_dropped", tool_call_id=event.call_id, why="upstream restarted")
             return
-        self.send(rt.function_output(event.call_id, outcome.output))
+        self.upstream().function_output(event.call_id, outcome.output)
         if self.turns.finished(event.call_id):
-            self.send(rt.response_create())
+            self.upstream().create_response()
         elif self.turns.caller_turn:
             self.log.info("tool_output_held", tool_call_id=event.call_id,
                           why="the caller barged in: the model answers their turn with it")
@@ -121,7 +122,7 @@ class AppTools:
 
     def response_done(self) -> None:
         if self.turns.response_done() and not self.closed:
-            self.send(rt.response_create())
+            self.upstream().create_response()
 
     def refused(self, code: str | None) -> None:
         """An upstream error: a refused ``response.create`` is no longer expected."""

@@ -1,12 +1,12 @@
 """Keep one call's model session alive: watch the socket, reconnect after a drop, or give up.
 
 :class:`UpstreamLink` is the asyncio shell around :mod:`sipbridge.realtime.retry`. It reads the
-current :class:`~sipbridge.realtime.client.RealtimeClient` until it ends, then:
+current :class:`~sipbridge.realtime.upstream.Upstream` (any provider's adapter) until it ends, then:
 
 * a deliberate close (code 1000) ends the conversation: ``upstream_closed``, then
   ``on_end("upstream_closed")`` (the call is hung up with BYE);
 * anything else is a drop (no close frame, 1001, 1011 after a ping timeout, any other code, a
-  failed read, or an ``error`` event of a fatal kind reported through :meth:`fatal`):
+  failed read, or an ``error`` event the adapter calls fatal, reported through :meth:`drop`):
   ``upstream_lost`` (reason, code), ``on_lost()`` (the session silences the agent and may start
   a prompt), then up to ``attempts`` reconnects, each after its backoff delay
   (``upstream_reconnecting`` attempt, delay_ms; a failure logs ``upstream_reconnect_failed``).
@@ -25,16 +25,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from sipbridge.realtime.client import RealtimeClient, UpstreamError
 from sipbridge.realtime.retry import Outage, classify_close, is_fatal_error
+from sipbridge.realtime.upstream import Upstream, UpstreamError
 from sipbridge.backoff import Backoff
 
 
 class UpstreamLink:
     """Supervises the upstream session of one call; see the module docstring."""
 
-    def __init__(self, *, make_client: Callable[[], RealtimeClient], attempts: int, backoff: Backoff,
-                 log, on_lost: Callable[[], None], on_restored: Callable[[RealtimeClient], None],
+    def __init__(self, *, make_client: Callable[[], Upstream], attempts: int, backoff: Backoff,
+                 log, on_lost: Callable[[], None], on_restored: Callable[[Upstream], None],
                  on_end: Callable[[str], None]):
         self._make_client = make_client
         self.attempts = attempts
@@ -44,8 +44,8 @@ class UpstreamLink:
         self._on_restored = on_restored
         self._on_end = on_end
         self._closing = False
-        self._watched: RealtimeClient | None = None
-        self._connecting: RealtimeClient | None = None
+        self._watched: Upstream | None = None
+        self._connecting: Upstream | None = None
         self._fatal: str | None = None
         self.outages = 0
         self.reconnects = 0
@@ -53,9 +53,16 @@ class UpstreamLink:
     def fatal(self, code: str | None, message: str, kind: str | None = None) -> bool:
         """An ``error`` event arrived (``kind`` is its ``error.type``); if it is of a fatal kind
         or code, drop the current socket. Returns that."""
-        if not is_fatal_error(code, kind) or self._watched is None or self._fatal is not None:
+        if not is_fatal_error(code, kind):
             return False
-        self._fatal = f"server error {kind or 'error'}/{code}: {message}"
+        return self.drop(f"server error {kind or 'error'}/{code}: {message}")
+
+    def drop(self, reason: str) -> bool:
+        """The current session is unusable though its socket is open (the adapter judged an
+        error fatal): close it and reconnect as after any drop. Returns whether it was dropped."""
+        if self._watched is None or self._fatal is not None:
+            return False
+        self._fatal = reason
         asyncio.ensure_future(self._watched.close())
         return True
 
@@ -65,7 +72,7 @@ class UpstreamLink:
         if self._connecting is not None:
             await self._connecting.close()
 
-    async def supervise(self, client: RealtimeClient) -> None:
+    async def supervise(self, client: Upstream) -> None:
         """Run until the call ends or the session is closed (see the module docstring)."""
         while True:
             kind, reason, code = await self._watch(client)
@@ -83,7 +90,7 @@ class UpstreamLink:
             if client is None:
                 return
 
-    async def _watch(self, client: RealtimeClient) -> tuple[str, str, int | None]:
+    async def _watch(self, client: Upstream) -> tuple[str, str, int | None]:
         self._watched, self._fatal = client, None
         try:
             info = await client.run()
@@ -97,7 +104,7 @@ class UpstreamLink:
             return "drop", self._fatal, info.code
         return classify_close(info.code), info.reason or "closed by the model server", info.code
 
-    async def _reconnect(self) -> RealtimeClient | None:
+    async def _reconnect(self) -> Upstream | None:
         loop = asyncio.get_running_loop()
         outage = Outage(self.backoff, self.attempts, loop.time() * 1000)
         while (delay := outage.next_delay_ms(loop.time() * 1000)) is not None:
