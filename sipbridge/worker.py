@@ -174,6 +174,9 @@ class Worker:
         ctx.extra.update(records=self.recording.store, event_hub=self.recording.hub)  # api_records
         routes = [importlib.import_module(f".app.{name}", __package__).routes
                   for name in API_ROUTES]
+        if self.control is not None:  # what only the supervisor asks (cell/metrics_sum.py)
+            from .cell.metrics_sum import routes as cell_routes
+            routes.append(cell_routes)
         server = ApiServer(ctx, api.listen, routes, unix_path=unix)
         self._await(server.start())
         self.api = server

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
 import threading
 
@@ -38,7 +39,7 @@ from ..app.outbound import parse_request
 from ..app.server import ApiContext, ApiServer, error, read_json
 from .channel import Channel, WorkerDown
 from .merge import cell_readiness, merge_calls, outbound_order
-from .metrics_sum import CellMetrics, parse, render
+from .metrics_sum import CellMetrics, from_json, render
 from .uids import worker_of
 
 log = structlog.get_logger("sipbridge.cell")
@@ -148,10 +149,10 @@ class CellApi:
             if i not in running:
                 return None
             try:
-                answer = await self.channel.request(i, "GET", "/metrics",
+                answer = await self.channel.request(i, "GET", "/v1/cell/metrics",
                                                     timeout_s=READY_TIMEOUT_S)
-                return parse(answer.body.decode()) if answer.status == 200 else None
-            except (WorkerDown, ValueError, UnicodeDecodeError):
+                return from_json(json.loads(answer.body)) if answer.status == 200 else None
+            except (WorkerDown, ValueError):
                 return None
         scraped = await asyncio.gather(*(scrape(i) for i in indexes))
         fresh = []

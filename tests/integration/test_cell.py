@@ -191,7 +191,9 @@ class CellProcess:
                "log": {"format": "json", "level": "info"},
                # one file for the cell's workers (WAL), never the repo's working directory
                "records": {"path": str(tmp_path / "records.db")},
-               "api": {"listen": self.api_url[len("http://"):]}, **(extra or {})}
+               "api": {"listen": self.api_url[len("http://"):]}}
+        for section, keys in (extra or {}).items():   # laid over the sections above
+            cfg[section] = {**cfg.get(section, {}), **keys}
         self.records_path = tmp_path / "records.db"
         path = tmp_path / "cell.yaml"
         path.write_text(yaml.safe_dump(cfg))

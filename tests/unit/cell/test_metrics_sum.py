@@ -4,11 +4,13 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 
 from sipbridge.app.metrics import Metrics
-from sipbridge.cell.metrics_sum import CellMetrics, parse, render
+import json
+
+from sipbridge.cell.metrics_sum import CellMetrics, families_of, from_json, parse, render
 
 
 def scrape(incoming: int, active: int, ended: dict | None = None, setup=()) -> dict:
-    """One worker's real /metrics text (app/metrics.py), parsed."""
+    """One worker's real metrics (app/metrics.py) as it answers the supervisor (JSON), read back."""
     m = Metrics(lambda: {"active": active, "capacity": 4, "restarts": 0})
     for i in range(incoming):
         m.observe({"event": "call_incoming", "call_id": f"c{i}", "ts": 100.0})
@@ -17,7 +19,7 @@ def scrape(incoming: int, active: int, ended: dict | None = None, setup=()) -> d
     for status, n in (ended or {}).items():
         for _ in range(n):
             m.observe({"event": "call_ended", "call_id": "x", "status": status})
-    return parse(m.render().decode())
+    return from_json(json.loads(json.dumps(families_of(m.registry))))
 
 
 def samples(text: bytes) -> dict:
@@ -79,10 +81,30 @@ def test_the_supervisors_families_replace_the_workers_placeholders():
     assert samples(text.encode())[("sipbridge_worker_restarts_total", ())] == 2
 
 
-def test_text_that_is_not_prometheus_is_refused():
-    """A garbled scrape raises ValueError (the cell API then counts the worker as silent)."""
+def test_a_garbled_answer_is_refused():
+    """Garbled JSON or text raises ValueError (the cell API then counts the worker as silent)."""
+    for bad in ({"name": 1}, [{"name": "x", "type": "counter", "doc": "", "samples": [["x", {}, "1"]]}],
+                [{"name": "x", "type": "counter"}], [[1, 2]], [{"name": "x", "type": "gauge",
+                                                               "doc": "", "samples": [["x", []]]}]):
+        try:
+            from_json(bad)
+        except ValueError:
+            continue
+        raise AssertionError(f"read garbage {bad}")
     try:
         parse("sipbridge_calls_active{oops 1\n")
     except ValueError:
         return
     raise AssertionError("parsed garbage")
+
+
+def test_the_text_scrape_and_the_json_answer_sum_the_same():
+    """parse() of a worker's /metrics text and from_json() of its JSON answer give equal sums."""
+    from sipbridge.app.metrics import Metrics
+    m = Metrics(lambda: {"active": 2, "capacity": 4, "refused": {"486": 1}})
+    m.observe({"event": "call_incoming", "call_id": "a", "ts": 1.0})
+    m.observe({"event": "barge_in", "source": "api", "onset_to_pause_ms": 30})
+    by_text, by_json = CellMetrics(), CellMetrics()
+    by_text.update(0, 1, parse(m.render().decode()))
+    by_json.update(0, 1, from_json(json.loads(json.dumps(families_of(m.registry)))))
+    assert samples(render(by_text.total([0]))) == samples(render(by_json.total([0])))
