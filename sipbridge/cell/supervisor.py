@@ -52,12 +52,17 @@ READY_TIMEOUT_S = 120.0
 FRONT = "front"
 
 
+try:  # looked up here, in the parent: the child between fork and exec only calls it (the
+    # supervisor has threads, the cell API's: a dlopen there could wait on a lock forever)
+    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # pragma: no cover - not glibc
+    _PRCTL = None
+
+
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
     """Ask Linux to SIGTERM this child if the supervisor dies without forwarding a signal."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:  # noqa: BLE001
-        pass
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class _FrontProcess(Kamailio):
