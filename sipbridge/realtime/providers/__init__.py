@@ -3,7 +3,7 @@
 ``realtime.provider`` picks the service. :data:`ADAPTERS` maps each available name to the factory
 of its :class:`~sipbridge.realtime.upstream.Upstream` adapter, and :func:`make_upstream` builds
 one for a call; a new provider is one module in this package, one line there and its config
-checks in :func:`check`. Both available ones speak the OpenAI Realtime protocol (the adapter
+checks in :data:`CHECKS`. Both available ones speak the OpenAI Realtime protocol (the adapter
 :mod:`sipbridge.realtime.providers.openai`) and differ only in where and how the socket is opened:
 
 * ``openai``: ``wss://api.openai.com/v1/realtime?model=<realtime.model>`` (``realtime.url``
@@ -65,23 +65,28 @@ def key_env(rc: Any) -> str:
 
 
 def check(rc: Any, environ: Mapping[str, str] | None = None) -> None:
-    """Refuse a provider configuration that cannot work, naming the key (``ConfigError``)."""
-    if rc.provider in PLANNED:
-        raise ConfigError("realtime.provider", f"{rc.provider!r} is planned but not yet available "
-                          f"(available: {', '.join(AVAILABLE)})")
-    if rc.provider not in AVAILABLE:
-        raise ConfigError("realtime.provider", f"must be one of {', '.join(AVAILABLE)} "
-                          f"({', '.join(PLANNED)} are planned), got {rc.provider!r}")
-    if rc.provider == "openai":
-        azure = [k for k in ("azure_resource", "azure_deployment", "azure_api_version") if getattr(rc, k)]
-        if azure:
-            raise ConfigError(f"realtime.{azure[0]}", "is for provider azure (realtime.provider is openai)")
-        if rc.api == "beta" and rc.url is None:
-            raise ConfigError("realtime.api", "OpenAI retired the beta interface (it answers "
-                              "beta_api_shape_disabled): use ga; beta is kept for Azure's preview API "
-                              "versions and servers given by realtime.url that still speak it")
-        return
-    _check_azure(rc, os.environ if environ is None else environ)
+    """Refuse a provider configuration that cannot work, naming the key (``ConfigError``). A
+    provider's own checks are ``CHECKS[name](rc, environ)`` (none for a provider not listed)."""
+    if rc.provider not in ADAPTERS:
+        if rc.provider in PLANNED:
+            raise ConfigError("realtime.provider", f"{rc.provider!r} is planned but not yet available "
+                              f"(available: {', '.join(ADAPTERS)})")
+        raise ConfigError("realtime.provider", f"must be one of {', '.join(ADAPTERS)} "
+                          f"({', '.join(p for p in PLANNED if p not in ADAPTERS)} are planned), "
+                          f"got {rc.provider!r}")
+    own = CHECKS.get(rc.provider)
+    if own is not None:
+        own(rc, os.environ if environ is None else environ)
+
+
+def _check_openai(rc: Any, environ: Mapping[str, str]) -> None:
+    azure = [k for k in ("azure_resource", "azure_deployment", "azure_api_version") if getattr(rc, k)]
+    if azure:
+        raise ConfigError(f"realtime.{azure[0]}", "is for provider azure (realtime.provider is openai)")
+    if rc.api == "beta" and rc.url is None:
+        raise ConfigError("realtime.api", "OpenAI retired the beta interface (it answers "
+                          "beta_api_shape_disabled): use ga; beta is kept for Azure's preview API "
+                          "versions and servers given by realtime.url that still speak it")
 
 
 def _check_azure(rc: Any, environ: Mapping[str, str]) -> None:
@@ -131,12 +136,19 @@ def client_options(rc: Any) -> dict[str, Any]:
     return {"auth": "bearer", "model_query": True}
 
 
+# realtime.provider -> its configuration checks, run when the config is loaded
+CHECKS: dict[str, Callable[[Any, Mapping[str, str]], None]] = {
+    "openai": _check_openai,
+    "azure": _check_azure,
+}
+
+
 def make_upstream(rc: Any, url: str, api_key: str | None, session: SessionConfig,
                   on_event: Callable[[ServerEvent], None]) -> Upstream:
     """A new, unconnected adapter of ``rc.provider`` for one call (and one per reconnect)."""
     try:
         factory = ADAPTERS[rc.provider]
     except KeyError:
-        raise ConfigError("realtime.provider", f"must be one of {', '.join(AVAILABLE)}, "
+        raise ConfigError("realtime.provider", f"must be one of {', '.join(ADAPTERS)}, "
                           f"got {rc.provider!r}") from None
     return factory(rc, url, api_key, session, on_event)
