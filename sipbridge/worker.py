@@ -98,7 +98,8 @@ class Worker:
         from .app.callfeed import Recording
         self.recording = Recording(config, self.loop, worker_index)  # records and call events
         from .cell.channel import worker_channel
-        self.control = worker_channel(os.environ)  # a cell's worker: its supervisor's channel
+        # a cell's worker (started with --worker-index): its supervisor's channel
+        self.control = worker_channel(os.environ) if worker_index is not None else None
         self.recording.serves_api = self.control is not None
         self.dialer = Dialer(self)   # outbound calls (POST /v1/calls), see sip/dialer.py
         self.webhook = None   # app.webhook_url: the incoming-call webhook (app/webhook_client.py)
