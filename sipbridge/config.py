@@ -64,7 +64,7 @@ class SipConfig:
 
 @dataclass(frozen=True)
 class RealtimeConfig:
-    provider: str = "openai"         # openai | azure (sipbridge/realtime/providers.py)
+    provider: str = "openai"         # openai | azure (adapters: sipbridge/realtime/providers/)
     url: str | None = None
     model: str = "gpt-realtime"
     api_key_env: str | None = None   # null: OPENAI_API_KEY (openai), AZURE_OPENAI_API_KEY (azure)
