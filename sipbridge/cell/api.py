@@ -95,7 +95,8 @@ class CellApi:
     async def _start(self) -> None:
         self.channel = Channel(*self.channel_args)
         api = self.cfg.api
-        ctx = ApiContext(worker=None, config=self.cfg, token=api_token(api.listen, api.token_env, os.environ))
+        token = api_token(api.listen, api.token_env, os.environ)
+        ctx = ApiContext(worker=None, config=self.cfg, token=token)
         if self.cfg.records.path:
             from ..app.recordstore import RecordStore   # readers only: the workers write
             ctx.extra["records"] = RecordStore(self.cfg.records.path, self.cfg.records.keep_days)

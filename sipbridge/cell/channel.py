@@ -14,6 +14,7 @@ when the worker is not running or does not answer within the timeout.
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,7 +80,6 @@ class Channel:
         except WorkerDown:
             return None
         try:
-            import json
             data = json.loads(answer.body)
         except ValueError:
             return None
