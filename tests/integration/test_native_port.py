@@ -61,3 +61,41 @@ def test_dtmf_clears_the_native_port_from_the_pjsua_thread(tmp_path):
     assert r.onset_to_silence_ms is not None and r.onset_to_silence_ms <= 100, r.onset_to_silence_ms
     assert r.leaked_packets == 0 and r.onset_to_cancel_ms is not None
     assert abs(r.truncate_error_ms) <= 20
+
+
+def test_line_echo_alone_does_not_interrupt_the_native_port(tmp_path):
+    """On the native port the agent's own voice echoed back 12 dB down, 40 ms late, never interrupts it."""
+    from tests.support.barge import reply_pcm
+    r = run_call(tmp_path, speak_over=False, echo=(40.0, 12.0), bridge_extra=native(8000))
+    assert r.barge_ins == [] and r.cancels == 0
+    assert [d["status"] for d in r.responses_done] == ["completed"]
+    loud_ms = 20 * int((audio.frame_dbfs(reply_pcm(), 20, 8000) > -45).sum())
+    assert r.agent_ms_heard >= loud_ms - 100, (r.agent_ms_heard, loud_ms)
+
+
+def test_speech_over_the_line_echo_still_interrupts_the_native_port(tmp_path):
+    """On the native port, with the agent's echo on the line, the caller speaking over it still interrupts it."""
+    r = run_call(tmp_path, echo=(40.0, 12.0), bridge_extra=native(8000))
+    assert len(r.barge_ins) == 1 and r.barge_ins[0]["source"] == "local_vad", r.barge_ins
+    assert r.loud_onset_to_silence_ms is not None and r.loud_onset_to_silence_ms <= 150
+    assert r.onset_to_silence_ms <= 300, r.onset_to_silence_ms
+    assert r.leaked_packets == 0
+
+
+def test_quick_calls_reuse_native_ports_and_the_worker_lives(tmp_path):
+    """40 calls at 8/s on the native port, each answered then hung up at once: no crash, <= 4 ports, clean exit."""
+    from tests.support.bridge import Upstream
+    from tests.support.sipp import run_sipp
+    calls = 40
+    with Upstream(tmp_path) as up, Bridge(tmp_path, up.url, extra=native()) as bridge:
+        res = run_sipp("uac_flood", bridge.target, service="bot", calls=calls, timeout=40,
+                       extra_args=["-r", "8", "-rp", "1000", "-l", "8"])
+        assert bridge.proc.poll() is None, bridge.output()[-3000:]
+        codes = [c for c in res.invite_codes if c >= 200]
+        assert len(codes) == calls and set(codes) <= {200, 486}, sorted(codes)
+        assert codes.count(200) >= calls - 4, sorted(codes)
+        assert len(bridge.logs("media_active")) == codes.count(200)
+        assert bridge.stop() == 0
+    assert 1 <= bridge.logs("stopped")[-1]["audio_ports"] <= 4
+    assert len(bridge.logs("native_port_released")) == codes.count(200)
+    assert not bridge.logs("media_callback_failed")
