@@ -1,0 +1,300 @@
+"""The Smallest AI Hydra adapter: ``realtime.provider: hydra``.
+
+What Smallest AI documents (docs.smallest.ai, "Speech to Speech (Hydra)": "WebSocket connection",
+"Managing sessions", "Audio I/O", "Turn detection & barge-in", "Tool calling", "Errors &
+reconnection", and the API reference page "Hydra (Realtime / WebSocket)"; read December 2026):
+
+* endpoint ``wss://api.smallest.ai/waves/v1/s2s?model=hydra``; the key may go in ``&api_key=``
+  or, per the API reference, as ``Authorization: Bearer <key>``. We send the header (a key in
+  the URL would land in logs); a bad key is HTTP 401 at the upgrade. JSON text frames only.
+* handshake: the server's first frame is ``session.created``; the client sends exactly one
+  ``session.configure`` (``instructions``, ``voice``, ``tools``, ``generate_initial_response``;
+  unknown keys silently ignored there) and waits for ``session.configured`` (audio sent before it
+  is silently dropped). Mid-session ``session.update`` applies ``tools`` only (unknown keys:
+  ``invalid_frame``), answered by ``session.updated`` only when something changed.
+* audio: in, pcm16 LE mono 16 kHz, base64 in ``input_audio_buffer.append.audio``, 20-40 ms
+  chunks (too small: ``invalid_audio``); out, pcm16 LE mono 48 kHz in
+  ``response.output_audio.delta``. Voices: wren, sloane, marlowe, reed, knox, tate.
+* turns are always the server's; the client streams continuously and sends nothing between
+  turns. Per turn: ``input_audio_buffer.speech_started`` {audio_start_ms, item_id},
+  ``conversation.item.added`` (user), ``speech_stopped``, ``conversation.item.done`` (user,
+  completed), ``response.created``, audio deltas, ``response.output_audio.done``,
+  ``response.done``. Barge-in: ``speech_started`` and the server cancels the response itself
+  (``response.done`` status ``cancelled``, reason ``interrupted``); the client drops the old
+  response's scheduled audio at the next ``response.created``. ``speech_started`` also fires on
+  background noise; a turn the detector then rejects ends as a user ``conversation.item.done``
+  with status ``incomplete``. ``response.cancel`` answers ``response.done`` cancelled /
+  ``client_cancelled`` and is a no-op when nothing is in flight. No transcripts, no truncate.
+* tools: ``response.function_call_arguments.done`` {call_id, name, arguments}; the result goes
+  back as a ``conversation.item.create`` of a ``function_call_output`` plus ``response.create``.
+* errors: ``{"type": "error", "error": {"type", "code", "message", "event_id"}}``; the session
+  stays usable unless a close follows (1013 after ``server_full``; 1000 after ~30 s idle).
+
+Assumed where the docs are silent: a delta's ``response_id``/``item_id`` (used when present; else
+the response in progress and a made-up item id), the exact shape of ``conversation.item.done``
+(``item.id``, ``item.role``, ``item.status``), and that ``response.create`` takes no per-response
+instructions (the greeting's text is dropped: put the opening line in the instructions). How far
+into a response the server cancels on noise is its own affair: we never relied on it.
+
+How the bridge uses it: turn detection must be ``server_vad`` (the server's; its threshold and
+timings are not settable). The bridge's pause-first barge-in pauses on Hydra's ``speech_started``
+and clears on its own cancel, a new ``response.created`` or the local detector's confirmation;
+an ``incomplete`` user item resumes the answer (:mod:`sipbridge.bargein`). ``cancel`` sends
+``response.cancel`` (harmless when Hydra already cancelled); ``truncate`` does nothing (there is
+no truncate: Hydra believes the whole answer was heard). The session's audio format is kept; this
+adapter resamples it to 16 kHz for Hydra and Hydra's 48 kHz back to it, and sends 20-40 ms appends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, Callable
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import numpy as np
+import structlog
+from sipcodecs import StreamResampler
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.protocol import State
+
+from sipbridge.realtime.client import _is_loopback
+from sipbridge.realtime.providers import hydra_wire as wire
+from sipbridge.realtime.rules import ResponseGate
+from sipbridge.realtime.upstream import (AudioDelta, Capabilities, CloseInfo, ErrorEvent, ResponseCreated,
+                                         ResponseDone, ServerEvent, SessionConfig, UpstreamError)
+
+CAPABILITIES = Capabilities(local_turns=False, server_turns=True, truncate=False,
+                            server_cancels_on_speech=True,
+                            audio_formats=("pcm16", "g711_ulaw", "g711_alaw"),
+                            response_instructions=False)
+
+
+def hydra_url(base: str | None) -> str:
+    """``base`` (default :data:`~hydra_wire.URL`) with ``model=hydra`` in its query, no key."""
+    parts = urlsplit(base or wire.URL)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in ("model", "api_key")]
+    return urlunsplit(parts._replace(query=urlencode(query + [("model", wire.MODEL)])))
+
+
+class HydraUpstream:
+    """One Hydra session behind the neutral interface (see the module docstring)."""
+
+    capabilities = CAPABILITIES
+
+    def __init__(self, url: str, api_key: str | None, session: SessionConfig,
+                 on_event: Callable[[ServerEvent], None], connect_timeout: float = 3.0):
+        self.url = hydra_url(url)
+        self._key = api_key
+        self._session = session
+        self._fmt = session.format
+        self._on_event = on_event
+        self._timeout = connect_timeout
+        self._reader = wire.Reader()
+        self._up = StreamResampler(self._fmt.rate, wire.INPUT_RATE)
+        self._carry = np.zeros(0, dtype=np.int16)        # < 20 ms of 16 kHz audio, sent next time
+        self._down: dict[str, StreamResampler] = {}      # item -> 48 kHz -> the session's rate
+        self._tools = session.tools
+        self._ws: ClientConnection | None = None
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+        self._state = "new"
+        self.responses = ResponseGate()
+        self.dropped = 0
+        self._log = structlog.get_logger().bind(component="realtime.hydra", url=self.url)
+
+    @property
+    def session(self) -> SessionConfig:
+        return self._session
+
+    # -- life cycle ---------------------------------------------------------------------------
+    async def connect(self) -> None:
+        if self._state != "new":
+            raise UpstreamError(f"connect() on a HydraUpstream in state {self._state!r}")
+        self._state = "connecting"
+        ws: ClientConnection | None = None
+        headers = [("Authorization", f"Bearer {self._key}")] if self._key else []
+        try:
+            async with asyncio.timeout(self._timeout):
+                ws = await ws_connect(self.url, additional_headers=headers, open_timeout=None,
+                                      close_timeout=2.0, max_size=16 * 2**20, compression=None,
+                                      proxy=None if _is_loopback(self.url) else True)
+                await self._handshake(ws)
+        except TimeoutError:
+            self._fail(ws)
+            raise UpstreamError(f"no session.configured from Hydra {self.url} within {self._timeout:g} s") from None
+        except InvalidStatus as exc:
+            self._fail(ws)
+            status = exc.response.status_code
+            hint = " (API key missing or invalid)" if status == 401 else ""
+            raise UpstreamError(f"Hydra {self.url} refused the WebSocket upgrade: HTTP {status}{hint}",
+                                status=status) from None
+        except (OSError, InvalidURI, InvalidHandshake) as exc:
+            self._fail(ws)
+            raise UpstreamError(f"cannot connect to Hydra {self.url}: {exc}") from None
+        except ConnectionClosed as exc:
+            self._fail(ws)
+            code = exc.rcvd.code if exc.rcvd else None
+            raise UpstreamError(f"Hydra {self.url} closed during the handshake (code {code})",
+                                close_code=code) from None
+        except UpstreamError:
+            self._fail(ws)
+            raise
+        if self._state == "closed":
+            await ws.close()
+            raise UpstreamError("HydraUpstream closed while connecting")
+        self._ws, self._state = ws, "open"
+        self._writer = asyncio.get_running_loop().create_task(self._write_loop(ws), name="hydra-writer")
+        self._log.info("realtime.connected")
+
+    async def _handshake(self, ws: ClientConnection) -> None:
+        first = self._reader.handshake(await ws.recv())
+        if not isinstance(first, dict) or first.get("type") != "session.created":
+            raise UpstreamError(f"Hydra's first frame was not session.created: {first!r}"[:300])
+        await ws.send(json.dumps(wire.configure(self._session)))
+        while True:
+            frame = self._reader.handshake(await ws.recv())
+            if isinstance(frame, dict) and frame.get("type") == "session.configured":
+                return
+            if isinstance(frame, ErrorEvent):
+                raise UpstreamError(f"Hydra refused session.configure: {frame.code}: {frame.message}")
+
+    def _fail(self, ws: ClientConnection | None) -> None:
+        if self._state == "connecting":
+            self._state = "failed"
+        if ws is not None and ws.transport is not None:
+            ws.transport.abort()
+
+    async def run(self) -> CloseInfo:
+        ws = self._ws
+        if ws is None:
+            raise UpstreamError("run() before connect()")
+        try:
+            async for message in ws:
+                self._ingest(message)
+        except ConnectionClosed:
+            pass
+        code = None if ws.close_code is None else int(ws.close_code)
+        reason = ws.close_reason or ""
+        self._log.info("realtime.closed", code=code, reason=reason,
+                       stale_deltas=self._reader.stale_deltas)
+        if self._state == "closed" or code in (1000, 1001):
+            return CloseInfo(code, reason)
+        raise UpstreamError(f"Hydra {self.url} dropped the connection (code {code}) {reason}".rstrip(),
+                            close_code=code)
+
+    async def close(self) -> None:
+        if self._state == "closed":
+            return
+        self._state = "closed"
+        self.dropped += self._queue.qsize()
+        if self._writer is not None:
+            self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)
+        if self._ws is not None:
+            await self._ws.close()
+
+    @property
+    def connected(self) -> bool:
+        return self._state == "open" and self._ws is not None and self._ws.state is State.OPEN
+
+    # -- frames -------------------------------------------------------------------------------
+    def _send(self, frame: dict[str, Any]) -> None:
+        if self._state in ("failed", "closed") or (self._writer is not None and self._writer.done()):
+            self.dropped += 1
+            return
+        self._queue.put_nowait(json.dumps(frame))
+
+    async def _write_loop(self, ws: ClientConnection) -> None:
+        while True:
+            text = await self._queue.get()
+            try:
+                await ws.send(text)
+            except ConnectionClosed:
+                self.dropped += 1 + self._queue.qsize()
+                return
+
+    def _ingest(self, message: str | bytes) -> None:
+        event = self._reader.read(message)
+        if event is None:
+            return
+        if isinstance(event, AudioDelta):
+            event = self._to_session_rate(event)
+        elif isinstance(event, ResponseCreated):
+            self.responses.created(event.response_id)
+        elif isinstance(event, ResponseDone):
+            self._down.pop(f"{event.response_id}/audio", None)
+            self._release(self.responses.done(event.response_id))
+        elif isinstance(event, ErrorEvent):
+            self._log.warning("realtime.server_error", type=event.kind, code=event.code, message=event.message)
+            self._release(self.responses.refused(event.event_id, event.code))
+        try:
+            self._on_event(event)
+        except Exception:
+            self._log.exception("realtime.on_event_failed", event_type=type(event).__name__)
+
+    def _release(self, frame: dict[str, Any] | None) -> None:
+        if frame is not None:
+            self._send(frame)
+
+    def _to_session_rate(self, event: AudioDelta) -> AudioDelta:
+        down = self._down.get(event.item_id)
+        if down is None:
+            down = self._down[event.item_id] = StreamResampler(wire.OUTPUT_RATE, self._fmt.rate)
+        samples = down.process_array(np.frombuffer(event.pcm, dtype="<i2").astype(np.int16))
+        return AudioDelta(event.response_id, event.item_id, 0, self._fmt.encode(samples))
+
+    # -- the neutral commands -----------------------------------------------------------------
+    def send_audio(self, audio: bytes) -> None:
+        samples = self._up.process_array(self._fmt.decode(audio))
+        pending = np.concatenate([self._carry, samples]) if len(self._carry) else samples
+        start = 0
+        while len(pending) - start >= wire.MIN_CHUNK_SAMPLES:
+            end = min(start + wire.CHUNK_SAMPLES, len(pending))
+            self._send(wire.append(pending[start:end].astype("<i2", copy=False).tobytes()))
+            start = end
+        self._carry = pending[start:].copy()
+
+    def commit_input(self) -> None:
+        """Hydra ends turns itself: nothing to send."""
+
+    def clear_input(self) -> None:
+        """Hydra has no input buffer to clear: nothing to send."""
+
+    def create_response(self, instructions: str | None = None) -> None:
+        if instructions is not None:
+            self._log.info("realtime.instructions_dropped", why="Hydra's response.create takes none")
+        frame = wire.response_create()
+        if self.responses.offer(frame):
+            self._send(frame)
+
+    def cancel(self, response_id: str | None) -> None:
+        if response_id is not None:
+            self._send(wire.response_cancel())
+
+    def truncate(self, item_id: str, heard_ms: int) -> None:
+        """No truncate in Hydra's protocol: it believes the whole answer was heard."""
+
+    def update_session(self, config: SessionConfig) -> None:
+        if config.tools != self._tools:
+            self._tools = config.tools
+            self._send(wire.tools_update(config.tools))
+        if (config.instructions, config.voice) != (self._session.instructions, self._session.voice):
+            self._log.warning("realtime.update_ignored", fields=["instructions", "voice"],
+                              why="Hydra fixes persona and voice at the handshake")
+        self._session = config
+
+    def function_output(self, call_id: str, output: str) -> None:
+        self._send(wire.function_output(call_id, output))
+
+    def fatal(self, error: ErrorEvent) -> bool:
+        """Hydra's errors leave the session usable; a close that follows is what drops it."""
+        return False
+
+
+def factory(rc: Any, url: str, api_key: str | None, session: SessionConfig,
+            on_event: Callable[[ServerEvent], None]) -> HydraUpstream:
+    """The registry's entry for ``hydra``."""
+    return HydraUpstream(url, api_key, session, on_event, connect_timeout=rc.connect_timeout_ms / 1000)
