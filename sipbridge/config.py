@@ -64,10 +64,10 @@ class SipConfig:
 
 @dataclass(frozen=True)
 class RealtimeConfig:
-    provider: str = "openai"         # openai | azure (adapters: sipbridge/realtime/providers/)
+    provider: str = "openai"         # openai | azure | gemini (adapters: sipbridge/realtime/providers/)
     url: str | None = None
     model: str = "gpt-realtime"
-    api_key_env: str | None = None   # null: OPENAI_API_KEY (openai), AZURE_OPENAI_API_KEY (azure)
+    api_key_env: str | None = None   # null: OPENAI_API_KEY / AZURE_OPENAI_API_KEY / GEMINI_API_KEY
     azure_resource: str | None = None      # <name>.openai.azure.com
     azure_deployment: str | None = None    # the realtime model's deployment name
     azure_api_version: str | None = None   # null: GA /openai/v1/realtime; a preview version
@@ -171,6 +171,9 @@ class Config:
         key = env.get(key_env(self.realtime)) or None
         if self.realtime.provider == "azure":
             return azure_url(self.realtime), key
+        if self.realtime.provider == "gemini":   # the key goes in the URL's query when connecting
+            from .realtime.providers.gemini import gemini_url
+            return gemini_url(self.realtime), key
         url = self.realtime.url
         if url is None:
             return (OPENAI_URL, key) if key else (EMBEDDED, None)

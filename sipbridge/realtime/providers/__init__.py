@@ -22,6 +22,12 @@ checks in :data:`CHECKS`. Both available ones speak the OpenAI Realtime protocol
   replaces ``wss://<azure_resource>.openai.azure.com`` (a proxy, a private endpoint, a test
   server); the path and the query are still built here, never hand-written.
 
+* ``gemini``: Google Gemini Live (:mod:`sipbridge.realtime.providers.gemini`, its own protocol):
+  ``wss://generativelanguage.googleapis.com/ws/...BidiGenerateContent`` (``realtime.url``
+  replaces it), the key from ``$GEMINI_API_KEY`` (or ``realtime.api_key_env``) sent as
+  ``?key=``; ``realtime.model`` left at ``gpt-realtime`` means Gemini's default live model.
+  Audio is pcm16 only.
+
 ``hydra``, ``gemini`` and ``media_stream`` are planned (their own protocols); naming one is a
 configuration error that says so.
 """
@@ -44,15 +50,22 @@ def _openai(rc: Any, url: str, api_key: str | None, session: SessionConfig,
     return openai.factory(rc, url, api_key, session, on_event, **client_options(rc))
 
 
+def _gemini(rc: Any, url: str, api_key: str | None, session: SessionConfig,
+            on_event: Callable[[ServerEvent], None]) -> Upstream:
+    from sipbridge.realtime.providers import gemini
+    return gemini.factory(rc, url, api_key, session, on_event)
+
+
 # realtime.provider -> the factory of its adapter: factory(rc, url, api_key, session, on_event)
 ADAPTERS: dict[str, UpstreamFactory] = {
     "openai": _openai,
     "azure": _openai,   # the same protocol; its URL and auth header come from client_options
+    "gemini": _gemini,  # Google Gemini Live (BidiGenerateContent): providers/gemini.py
 }
 OPENAI_URL = "wss://api.openai.com/v1/realtime"
 AVAILABLE = tuple(ADAPTERS)
 PLANNED = ("hydra", "gemini", "media_stream")
-KEY_ENV = {"openai": "OPENAI_API_KEY", "azure": "AZURE_OPENAI_API_KEY"}
+KEY_ENV = {"openai": "OPENAI_API_KEY", "azure": "AZURE_OPENAI_API_KEY", "gemini": "GEMINI_API_KEY"}
 AZURE_AUTH = ("api_key", "bearer")
 _RESOURCE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -119,6 +132,24 @@ def _check_azure(rc: Any, environ: Mapping[str, str]) -> None:
                           "needs its key (or, with azure_auth: bearer, an Entra token)")
 
 
+def _check_gemini(rc: Any, environ: Mapping[str, str]) -> None:
+    azure = [k for k in ("azure_resource", "azure_deployment", "azure_api_version") if getattr(rc, k)]
+    if azure:
+        raise ConfigError(f"realtime.{azure[0]}", "is for provider azure (realtime.provider is gemini)")
+    if rc.url is not None:
+        parts = urlsplit(rc.url)
+        if parts.scheme not in ("ws", "wss") or not parts.hostname or "key=" in parts.query:
+            raise ConfigError("realtime.url", "with provider gemini it is the ws[s]:// URL of the "
+                              "BidiGenerateContent endpoint, without the key (that comes from "
+                              f"${key_env(rc)}), got {rc.url!r}")
+    if rc.audio_format != "pcm16":
+        raise ConfigError("realtime.audio_format", "Gemini Live speaks PCM only (16 kHz in, 24 kHz "
+                          f"out): use pcm16, got {rc.audio_format!r}")
+    if not environ.get(key_env(rc)):
+        raise ConfigError("realtime.api_key_env", f"${key_env(rc)} is empty or unset: provider gemini "
+                          "needs its API key")
+
+
 def azure_url(rc: Any) -> str:
     """The WebSocket URL of an Azure OpenAI realtime deployment (see the module docstring)."""
     base = (rc.url or f"wss://{rc.azure_resource}.openai.azure.com").rstrip("/")
@@ -140,6 +171,7 @@ def client_options(rc: Any) -> dict[str, Any]:
 CHECKS: dict[str, Callable[[Any, Mapping[str, str]], None]] = {
     "openai": _check_openai,
     "azure": _check_azure,
+    "gemini": _check_gemini,
 }
 
 

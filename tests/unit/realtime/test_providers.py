@@ -53,7 +53,7 @@ def test_openai_stays_as_it_was():
 
 
 @pytest.mark.parametrize("realtime, environ, key, words", [
-    ({"provider": "gemini"}, {}, "realtime.provider", "planned"),
+    ({"provider": "gemini"}, {}, "realtime.api_key_env", "GEMINI_API_KEY"),
     ({"provider": "hydra"}, {}, "realtime.provider", "planned"),
     ({"provider": "media_stream"}, {}, "realtime.provider", "planned"),
     ({"provider": "bedrock"}, {}, "realtime.provider", "openai, azure"),
