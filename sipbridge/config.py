@@ -88,6 +88,7 @@ class RealtimeConfig:
     transfer_to: str | None = None   # sip: URI the model may transfer the caller to (REFER)
     tools: tuple = ()                # the app's functions (realtime.protocol.Tool; app/tooldecl.py)
     tools_url: str | None = None     # where they are POSTed (http/https); needed with tools
+    media_stream_resume_ms: int = 1500   # media_stream: a local barge-in waits this for the bot's clear
 
 
 @dataclass(frozen=True)
@@ -211,7 +212,7 @@ _RANGES = {
     "sip.invite_rate_per_s": (1, 100000), "sip.invite_burst": (1, 100000),
     "sip.auth_nonce_ttl_s": (5, 86400),
     "log.pjsip_level": (0, 6), "barge_in.resume_window_ms": (100, 10000),
-    "realtime.append_ms": (20, 1000),
+    "realtime.append_ms": (20, 1000), "realtime.media_stream_resume_ms": (100, 10000),
     "realtime.reconnect_attempts": (0, 100), "realtime.reconnect_backoff_min_ms": (10, 60000),
     "realtime.reconnect_backoff_max_ms": (10, 600000),
     "cell.workers": (1, 64), "cell.worker_port_base": (1, 65535), "cell.probe_interval_s": (1, 300),

@@ -109,6 +109,7 @@ class CallSession:
                      if bc.echo_guard else None)
         self._barge_lock = threading.Lock()
         self._pause: Decision | None = None        # the pause in force, for the barge-in log
+        self._held = 0                             # a pause held for the provider's clear (its token)
         self._cancel_reason: dict[str, str] = {}   # response -> interrupted | client_cancelled
         # {caller} and {called} in the instructions and the greeting name this call's parties
         self.parties = parties or Parties()
@@ -128,7 +129,8 @@ class CallSession:
         # call's media attaches; None with the pjsua2 port, whose next_frame is the send itself
         self.media_flags = None
         # the call's model session: the adapter of realtime.provider (realtime/providers/)
-        self._new_client = lambda: make_upstream(rc, url, api_key, self.session_config, self._on_event)
+        self._new_client = lambda: self._bound(
+            make_upstream(rc, url, api_key, self.session_config, self._on_event), uid or call_id)
         self.client = self._new_client()
         self.uid = uid or call_id   # the bridge's call id (BridgeCall.uid)
         # the app's functions: each call POSTed to realtime.tools_url off the media path
@@ -321,7 +323,7 @@ class CallSession:
         """
         with self._barge_lock:
             decision = decide(*args)
-            if decision is None:
+            if decision is None or (decision.action is Action.RESUME and self._held > 0):
                 return
             if decision.action is Action.PAUSE:
                 self.playout.pause()
@@ -340,11 +342,51 @@ class CallSession:
             self.held_ms += paused_ms or 0
             self.log.info("barge_in_resumed", why=decision.source, paused_ms=paused_ms)
             return
+        if self.client.capabilities.provider_clears:  # the provider decides: hold for its clear
+            self._hold_for_clear(decision)
+            return
         onset = None
         if isinstance(event, SpeechStarted):  # the first speech chunk, without the padding
             onset = event.audio_start_sample + min(self.settings.prefix_padding_ms * self.rate // 1000,
                                                    event.at_sample)
         self.interrupt("interrupted", source=decision.source, onset_sample=onset)
+
+    def _hold_for_clear(self, decision: Decision) -> None:
+        """A confirmed barge-in with a provider that clears itself (a Media Streams bot): keep
+        the line paused for its clear (:class:`~.realtime.upstream.PlayoutClear`, the one cancel
+        path); if none comes within ``clear_wait_ms`` the bot kept talking: resume."""
+        with self._barge_lock:
+            self.barge.reset()
+            self.playout.pause()
+            if self.media_flags is not None:
+                self.media_flags.pause()
+            self._pause = self._pause or decision
+            self._held = token = abs(self._held) + 1
+        wait = self.client.clear_wait_ms
+        self.log.info("barge_in_held", source=decision.source, wait_ms=wait)
+        self._to_loop(lambda: self.loop.call_later(wait / 1000, self._hold_expired, token))
+
+    def _hold_expired(self, token: int) -> None:
+        with self._barge_lock:
+            if self.closed or self._held != token:
+                return
+            self._held = -token
+            self.playout.resume()
+            if self.media_flags is not None:
+                self.media_flags.resume()
+            pause, self._pause = self._pause, None
+        paused_ms = self._ms(self._samples_in - pause.at_sample) if pause else None
+        self.held_ms += paused_ms or 0
+        self.log.info("barge_in_resumed", why="provider_kept_talking", paused_ms=paused_ms)
+
+    def _bound(self, client: up.Upstream, uid: str) -> up.Upstream:
+        """A new adapter, told its call when it asks (``bind``: ids, numbers, what was played)."""
+        bind = getattr(client, "bind", None)
+        if bind is not None:
+            bind(up.CallContext(call_id=self.call_id, uid=uid, caller=self.parties.caller,
+                                called=self.parties.called, played_ms=self.playout.played_ms,
+                                frames_out=lambda: self.playout.frames_out))
+        return client
 
     def _ms(self, samples: int) -> int:
         return samples * 1000 // self.rate
@@ -396,6 +438,7 @@ class CallSession:
             if self.media_flags is not None:
                 self.media_flags.clear()
             hangup, self.hangup = self.hangup, None  # speech over the goodbye: the call goes on
+            self._held = -abs(self._held) - 1        # a held pause is over
         if hangup is not None and hangup.claim():  # not if the clock just acted on it
             self._to_loop(self._call_off_hangup, hangup, source)
         timing = {}
@@ -415,6 +458,9 @@ class CallSession:
         """RFC 4733 digit from the caller (pjsua worker thread)."""
         self.log.info("dtmf", digit=digit)
         self._barge(self.barge.on_dtmf, self._samples_in, self.playout.playing)
+        if getattr(self.client, "send_dtmf", None) is not None:  # the provider hears digits too
+            self.flush_audio()
+            self._to_loop(lambda: None if self.closed else self.client.send_dtmf(digit))
         if self.settings.type != "none":
             return
         if digit == self.settings.commit_digit:
@@ -612,6 +658,8 @@ class CallSession:
             self.app_tools.refused(event.code)
             if self.client.fatal(event):  # the provider's session is gone: drop it, reconnect
                 self.link.drop(f"server error {event.kind or 'error'}/{event.code}: {event.message}")
+        elif isinstance(event, up.PlayoutClear):  # the provider drops the agent's audio itself
+            self.interrupt("interrupted", source="provider_clear")
         elif isinstance(event, up.TurnDiscarded):  # the provider's detector dropped a noise start
             self.log.info("turn_discarded", source="server", item_id=event.item_id)
         elif isinstance(event, up.Malformed):

@@ -25,6 +25,7 @@ Transcript              ``conversation.item.input_audio_transcription.completed`
 ErrorEvent              ``error``
 TurnDiscarded           (none in OpenAI's protocol: Hydra's ``conversation.item.done`` of a
                         user item with status ``incomplete``, a noise start it dropped)
+PlayoutClear            (none in OpenAI's protocol: a Twilio Media Streams bot's ``clear``)
 Unknown                 any other well-formed event
 Malformed               anything the parser could not read
 ======================  ==========================================================
@@ -196,6 +197,13 @@ class TurnDiscarded:
 
 
 @dataclass(frozen=True)
+class PlayoutClear:
+    """(none in OpenAI's protocol: a Twilio Media Streams bot's ``clear``) The provider asks
+    for every sample of agent audio still queued for the caller to be dropped now; the session
+    runs its one cancel path (the line is silent on the next packet)."""
+
+
+@dataclass(frozen=True)
 class Unknown:
     """A well-formed event of a type this module does not model (transcripts,
     ``conversation.item.*``, ``rate_limits.updated``, ...)."""
@@ -228,6 +236,7 @@ ServerEvent = Union[
     Transcript,
     ErrorEvent,
     TurnDiscarded,
+    PlayoutClear,
     Unknown,
     Malformed,
 ]

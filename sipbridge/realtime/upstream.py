@@ -28,7 +28,12 @@ started: noise), :class:`FunctionCall` (``call_id``, ``name``, ``arguments`` as 
 ``message``; :meth:`Upstream.fatal` says whether the session must be reconnected),
 :class:`Malformed`. Anything else (``SessionCreated``, ``Unknown``, ...) may be passed on and is
 ignored. A provider without response ids makes up stable ones (one per model turn), so the
-session can refuse the late audio of a cancelled one.
+session can refuse the late audio of a cancelled one. :class:`PlayoutClear`: the provider asks
+for the agent's queued audio to be dropped now (the session runs its one cancel path).
+
+Optional methods (the session looks for them; an adapter without them is unchanged):
+``bind(context)`` receives the :class:`CallContext` right after the factory, and
+``send_dtmf(digit)`` receives the caller's RFC 4733 digits (after the audio before them).
 
 Barge-in, what an adapter must do. The session owns the decision and the local half: on the
 caller's speech (its own detector, DTMF, the API, or the provider's ``SpeechStarted`` with
@@ -54,12 +59,13 @@ from typing import Protocol, runtime_checkable
 from sipbridge.errors import SipBridgeError
 from sipbridge.realtime.events import (AudioDelta, AudioDone, ErrorEvent, FunctionCall, InputCommitted,
                                        Malformed, ResponseCreated, ResponseDone, ServerEvent,
-                                       SpeechStarted, SpeechStopped, Transcript, TurnDiscarded)
+                                       PlayoutClear, SpeechStarted, SpeechStopped, Transcript,
+                                       TurnDiscarded)
 from sipbridge.realtime.sessionconfig import SessionConfig, Tool
 
 __all__ = [
-    "Capabilities", "CloseInfo", "Upstream", "UpstreamError", "UpstreamFactory", "SessionConfig", "Tool",
-    "ServerEvent", "AudioDelta", "AudioDone", "ErrorEvent", "FunctionCall", "InputCommitted", "Malformed", "ResponseCreated",
+    "CallContext", "Capabilities", "CloseInfo", "Upstream", "UpstreamError", "UpstreamFactory", "SessionConfig", "Tool",
+    "ServerEvent", "AudioDelta", "AudioDone", "ErrorEvent", "FunctionCall", "InputCommitted", "Malformed", "PlayoutClear", "ResponseCreated",
     "ResponseDone", "SpeechStarted", "SpeechStopped", "Transcript", "TurnDiscarded",
 ]
 
@@ -91,7 +97,11 @@ class Capabilities:
     ``truncate``: what the caller heard of an answer can be corrected; ``server_cancels_on_speech``:
     with server turns the provider cancels its response at its own ``speech_started``;
     ``audio_formats``: the ``SessionConfig.audio_format`` values it speaks;
-    ``response_instructions``: ``create_response`` honours per-response instructions.
+    ``response_instructions``: ``create_response`` honours per-response instructions;
+    ``provider_clears``: the provider decides whether the caller interrupted and clears the
+    playout itself (a Twilio Media Streams bot's ``clear``, as :class:`PlayoutClear`): a local
+    barge-in only pauses the line, holds the pause ``clear_wait_ms`` (an attribute of such an
+    adapter) for the provider's clear, and resumes the agent if none comes.
     """
 
     local_turns: bool
@@ -100,6 +110,23 @@ class Capabilities:
     server_cancels_on_speech: bool
     audio_formats: tuple[str, ...]
     response_instructions: bool = True
+    provider_clears: bool = False
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """What an adapter that asks for it (optional ``bind(context)``) may know of its call:
+    ``call_id`` (SIP Call-ID), ``uid`` (the bridge's call id), the ``caller`` and ``called``
+    numbers, and ``played_ms(item_id)``: how much of an agent item the playout has handed to RTP
+    so far, and ``frames_out()``: 20 ms frames the playout has sent (both safe from the loop
+    thread; a Twilio-style mark is due only once its audio is played)."""
+
+    call_id: str
+    uid: str
+    caller: str
+    called: str
+    played_ms: Callable[[str], int]
+    frames_out: Callable[[], int]
 
 
 @runtime_checkable

@@ -28,6 +28,11 @@ checks in :data:`CHECKS`. Both available ones speak the OpenAI Realtime protocol
   ``?key=``; ``realtime.model`` left at ``gpt-realtime`` means Gemini's default live model.
   Audio is pcm16 only.
 
+* ``media_stream``: any bot that speaks Twilio Media Streams
+  (:mod:`sipbridge.realtime.providers.media_stream`): sipbridge plays Twilio's part toward
+  ``realtime.url`` (required, ``ws[s]://``); ``audio_format: g711_ulaw`` (audio/x-mulaw 8 kHz);
+  ``$MEDIA_STREAM_TOKEN`` (or ``realtime.api_key_env``), when set, goes as a bearer token.
+
 ``hydra``, ``gemini`` and ``media_stream`` are planned (their own protocols); naming one is a
 configuration error that says so.
 """
@@ -56,16 +61,24 @@ def _gemini(rc: Any, url: str, api_key: str | None, session: SessionConfig,
     return gemini.factory(rc, url, api_key, session, on_event)
 
 
+def _media_stream(rc: Any, url: str, api_key: str | None, session: SessionConfig,
+                  on_event: Callable[[ServerEvent], None]) -> Upstream:
+    from sipbridge.realtime.providers import media_stream
+    return media_stream.factory(rc, url, api_key, session, on_event)
+
+
 # realtime.provider -> the factory of its adapter: factory(rc, url, api_key, session, on_event)
 ADAPTERS: dict[str, UpstreamFactory] = {
     "openai": _openai,
     "azure": _openai,   # the same protocol; its URL and auth header come from client_options
     "gemini": _gemini,  # Google Gemini Live (BidiGenerateContent): providers/gemini.py
+    "media_stream": _media_stream,  # any Twilio Media Streams bot: providers/media_stream.py
 }
 OPENAI_URL = "wss://api.openai.com/v1/realtime"
 AVAILABLE = tuple(ADAPTERS)
 PLANNED = ("hydra", "gemini", "media_stream")
 KEY_ENV = {"openai": "OPENAI_API_KEY", "azure": "AZURE_OPENAI_API_KEY", "gemini": "GEMINI_API_KEY"}
+KEY_ENV["media_stream"] = "MEDIA_STREAM_TOKEN"   # optional: sent as a bearer token to the bot
 AZURE_AUTH = ("api_key", "bearer")
 _RESOURCE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -150,6 +163,22 @@ def _check_gemini(rc: Any, environ: Mapping[str, str]) -> None:
                           "needs its API key")
 
 
+def _check_media_stream(rc: Any, environ: Mapping[str, str]) -> None:
+    azure = [k for k in ("azure_resource", "azure_deployment", "azure_api_version") if getattr(rc, k)]
+    if azure:
+        raise ConfigError(f"realtime.{azure[0]}", "is for provider azure (realtime.provider is media_stream)")
+    parts = urlsplit(rc.url or "")
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ConfigError("realtime.url", "provider media_stream needs the bot's ws[s]:// URL (where "
+                          f"Twilio's <Stream url> would point), got {rc.url!r}")
+    if rc.audio_format != "g711_ulaw":
+        raise ConfigError("realtime.audio_format", "a Media Streams bot speaks audio/x-mulaw 8 kHz: "
+                          f"use g711_ulaw, got {rc.audio_format!r}")
+    if not rc.send_silence:
+        raise ConfigError("realtime.send_silence", "a Media Streams bot expects the caller's audio "
+                          "without gaps (Twilio sends every 20 ms): use true")
+
+
 def azure_url(rc: Any) -> str:
     """The WebSocket URL of an Azure OpenAI realtime deployment (see the module docstring)."""
     base = (rc.url or f"wss://{rc.azure_resource}.openai.azure.com").rstrip("/")
@@ -172,6 +201,7 @@ CHECKS: dict[str, Callable[[Any, Mapping[str, str]], None]] = {
     "openai": _check_openai,
     "azure": _check_azure,
     "gemini": _check_gemini,
+    "media_stream": _check_media_stream,
 }
 
 
