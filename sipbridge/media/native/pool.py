@@ -83,6 +83,9 @@ class NativePortPool:
             self._lib = load()
             pj = ctypes.CDLL(self.library_path)
             layout.verify(pj, self.rate, self.frame_bytes)
+        except AttributeError as exc:   # a pjmedia function this wheel does not export
+            raise ConfigError("sip.media_port", f"native port unavailable: the pjsua library "
+                              f"lacks a function the layout check needs ({exc})") from None
         except (BuildError, LayoutError, OSError) as exc:
             raise ConfigError("sip.media_port", f"native port unavailable: {exc}") from None
         _declare(pj)
