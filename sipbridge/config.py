@@ -175,6 +175,9 @@ class Config:
         if self.realtime.provider == "gemini":   # the key goes in the URL's query when connecting
             from .realtime.providers.gemini import gemini_url
             return gemini_url(self.realtime), key
+        if self.realtime.provider == "hydra":    # the adapter adds ?model=hydra; the key is a header
+            from .realtime.providers.hydra_wire import URL as HYDRA_URL
+            return self.realtime.url or HYDRA_URL, key
         url = self.realtime.url
         if url is None:
             return (OPENAI_URL, key) if key else (EMBEDDED, None)
@@ -360,6 +363,8 @@ def build(raw: Mapping | None, environ: Mapping[str, str] | None = None) -> Conf
     _check(cfg)
     from .realtime.providers import check as check_provider  # URL shape, auth, the key's variable
     check_provider(cfg.realtime, os.environ if environ is None else environ)
+    from .realtime.providers import check_turns  # hydra: the server's turns only
+    check_turns(cfg.realtime.provider, cfg.turn_detection.type)
     _check_inbound(cfg, os.environ if environ is None else environ)
     from .app.guard import api_token  # api.listen's form; its token when not on loopback
     api_token(cfg.api.listen, cfg.api.token_env, os.environ if environ is None else environ)

@@ -33,8 +33,13 @@ checks in :data:`CHECKS`. Both available ones speak the OpenAI Realtime protocol
   ``realtime.url`` (required, ``ws[s]://``); ``audio_format: g711_ulaw`` (audio/x-mulaw 8 kHz);
   ``$MEDIA_STREAM_TOKEN`` (or ``realtime.api_key_env``), when set, goes as a bearer token.
 
-``hydra``, ``gemini`` and ``media_stream`` are planned (their own protocols); naming one is a
-configuration error that says so.
+* ``hydra``: Smallest AI Hydra (:mod:`sipbridge.realtime.providers.hydra`, its own protocol):
+  ``wss://api.smallest.ai/waves/v1/s2s?model=hydra`` (``realtime.url`` replaces the base; the
+  ``model`` query is added), ``Authorization: Bearer <key>``, the key from ``$SMALLEST_API_KEY``
+  (or ``realtime.api_key_env``). Turns are always Hydra's: ``turn_detection.type: server_vad``.
+
+The providers once planned (``hydra``, ``gemini``, ``media_stream``: :data:`PLANNED`) are all
+available now; a name in :data:`PLANNED` that is not in :data:`ADAPTERS` is refused as planned.
 """
 
 from __future__ import annotations
@@ -67,18 +72,26 @@ def _media_stream(rc: Any, url: str, api_key: str | None, session: SessionConfig
     return media_stream.factory(rc, url, api_key, session, on_event)
 
 
+def _hydra(rc: Any, url: str, api_key: str | None, session: SessionConfig,
+           on_event: Callable[[ServerEvent], None]) -> Upstream:
+    from sipbridge.realtime.providers import hydra
+    return hydra.factory(rc, url, api_key, session, on_event)
+
+
 # realtime.provider -> the factory of its adapter: factory(rc, url, api_key, session, on_event)
 ADAPTERS: dict[str, UpstreamFactory] = {
     "openai": _openai,
     "azure": _openai,   # the same protocol; its URL and auth header come from client_options
-    "gemini": _gemini,  # Google Gemini Live (BidiGenerateContent): providers/gemini.py
     "media_stream": _media_stream,  # any Twilio Media Streams bot: providers/media_stream.py
+    "gemini": _gemini,  # Google Gemini Live (BidiGenerateContent): providers/gemini.py
+    "hydra": _hydra,    # Smallest AI Hydra (server turns, self-cancelling): providers/hydra.py
 }
 OPENAI_URL = "wss://api.openai.com/v1/realtime"
 AVAILABLE = tuple(ADAPTERS)
 PLANNED = ("hydra", "gemini", "media_stream")
 KEY_ENV = {"openai": "OPENAI_API_KEY", "azure": "AZURE_OPENAI_API_KEY", "gemini": "GEMINI_API_KEY"}
 KEY_ENV["media_stream"] = "MEDIA_STREAM_TOKEN"   # optional: sent as a bearer token to the bot
+KEY_ENV["hydra"] = "SMALLEST_API_KEY"
 AZURE_AUTH = ("api_key", "bearer")
 _RESOURCE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -179,6 +192,31 @@ def _check_media_stream(rc: Any, environ: Mapping[str, str]) -> None:
                           "without gaps (Twilio sends every 20 ms): use true")
 
 
+def _check_hydra(rc: Any, environ: Mapping[str, str]) -> None:
+    from sipbridge.realtime.providers.hydra_wire import VOICES
+    azure = [k for k in ("azure_resource", "azure_deployment", "azure_api_version") if getattr(rc, k)]
+    if azure:
+        raise ConfigError(f"realtime.{azure[0]}", "is for provider azure (realtime.provider is hydra)")
+    if rc.url is not None:
+        parts = urlsplit(rc.url)
+        if parts.scheme not in ("ws", "wss") or not parts.hostname or "api_key=" in parts.query:
+            raise ConfigError("realtime.url", "with provider hydra it is the ws[s]:// URL of the s2s "
+                              f"endpoint, without the key (that comes from ${key_env(rc)}), got {rc.url!r}")
+    if rc.voice is not None and rc.voice not in VOICES:
+        raise ConfigError("realtime.voice", f"Hydra's voices are {', '.join(VOICES)} (an unknown one "
+                          f"silently falls back to its default), got {rc.voice!r}")
+    if not environ.get(key_env(rc)):
+        raise ConfigError("realtime.api_key_env", f"${key_env(rc)} is empty or unset: provider hydra "
+                          "needs its API key")
+
+
+def check_turns(provider: str, turn_type: str) -> None:
+    """Refuse a turn detection the provider cannot do (Hydra's turns are always its own)."""
+    if provider == "hydra" and turn_type != "server_vad":
+        raise ConfigError("turn_detection.type", "provider hydra always detects turns itself (the "
+                          f"client sends nothing between turns): use server_vad, got {turn_type!r}")
+
+
 def azure_url(rc: Any) -> str:
     """The WebSocket URL of an Azure OpenAI realtime deployment (see the module docstring)."""
     base = (rc.url or f"wss://{rc.azure_resource}.openai.azure.com").rstrip("/")
@@ -200,8 +238,9 @@ def client_options(rc: Any) -> dict[str, Any]:
 CHECKS: dict[str, Callable[[Any, Mapping[str, str]], None]] = {
     "openai": _check_openai,
     "azure": _check_azure,
-    "gemini": _check_gemini,
     "media_stream": _check_media_stream,
+    "gemini": _check_gemini,
+    "hydra": _check_hydra,
 }
 
 

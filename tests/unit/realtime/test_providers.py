@@ -54,7 +54,9 @@ def test_openai_stays_as_it_was():
 
 @pytest.mark.parametrize("realtime, environ, key, words", [
     ({"provider": "gemini"}, {}, "realtime.api_key_env", "GEMINI_API_KEY"),
-    ({"provider": "hydra"}, {}, "realtime.provider", "planned"),
+    ({"provider": "hydra"}, {}, "realtime.api_key_env", "SMALLEST_API_KEY"),
+    ({"provider": "hydra", "voice": "alloy"}, {"SMALLEST_API_KEY": "k"}, "realtime.voice", "wren"),
+    ({"provider": "hydra", "url": "wss://h/s2s?api_key=k"}, {"SMALLEST_API_KEY": "k"}, "realtime.url", "without the key"),
     ({"provider": "media_stream"}, {}, "realtime.url", "ws[s]://"),
     ({"provider": "media_stream", "url": "embedded"}, {}, "realtime.url", "the bot's"),
     ({"provider": "media_stream", "url": "ws://127.0.0.1/bot"}, {}, "realtime.audio_format", "g711_ulaw"),
