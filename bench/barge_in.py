@@ -46,7 +46,14 @@ def main() -> int:
     ap.add_argument("--false-calls", type=int, default=2, help="calls per false-barge-in case")
     ap.add_argument("--media-rate", type=int, choices=(16000, 8000), default=16000,
                     help="the bridge's sip.media_rate")
+    ap.add_argument("--provider", choices=("openai", "gemini"), default="openai",
+                    help="the model: openai (the embedded model, OpenAI's protocol) | gemini "
+                    "(the local Gemini Live server; bench/barge_gemini.py)")
+    ap.add_argument("--server-turns", action="store_true", help="gemini: Gemini's own turns")
     args = ap.parse_args()
+    if args.provider == "gemini":
+        from barge_gemini import gemini_bench
+        return gemini_bench(args)
     extra = {"sip": {"media_rate": args.media_rate}}
     started = time.monotonic()
     tmp = Path(tempfile.mkdtemp(prefix="bench-barge-"))

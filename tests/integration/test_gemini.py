@@ -17,13 +17,13 @@ import numpy as np
 from tests.support import audio
 from tests.support.bridge import Bridge
 from tests.support.capture import RtpCapture
+from tests.support.gemini_barge import run_gemini_call
 from tests.support.gemini_server import GeminiServer
 from tests.support.ports import free_port_block
 from tests.support.rtp_peer import ExternalMediaCall, RtpPeer
 from tests.support.sipp import PCMU_SPEECH_PCAP, pcap_duration_ms, run_sipp
 
 KEY = "gm-test-key"
-SILENT_DBFS = -55.0
 LOUD_DBFS = -45.0
 
 
@@ -81,75 +81,35 @@ def test_a_call_reaches_gemini_as_16khz_and_the_echo_comes_back(tmp_path):
     assert down.active_mask(-40.0).sum() * 20 >= 700, "the model's answer did not reach the caller"
 
 
-def _barge_call(tmp_path, server: GeminiServer, bridge: Bridge):
-    """The caller says ~3 s, the agent echoes it (real time), the caller talks over it 1 s in.
-    Returns (peer rx packets, onset, end of the interruption)."""
-    first = audio.make_utterance(["tt-weasels", "hello-world", "vm-goodbye"], 300).pcm
-    second = audio.trim_silence(audio.load_wav(audio.asterisk_prompt("tt-somethingwrong")))
-    with RtpPeer() as peer:
-        call = ExternalMediaCall(bridge.target, peer, hold_ms=0, timeout=40,
-                                 trace_dir=tmp_path / "sipp").start()
-        call.connect_peer()
-        peer.play(first, at_s=0.5)
-        said_end = peer.t0 + 0.5 + len(first) / 8000
-        agent = _wait(lambda: peer.first_time(LOUD_DBFS, after=said_end), 10.0)
-        assert agent is not None, "the agent never answered:\n" + bridge.output()[-3000:]
-        at_s = agent - peer.t0 + 1.0
-        peer.play(second, at_s=at_s)
-        quiet_from = peer.t0 + at_s + len(second) / 8000
-        peer.sleep_until(quiet_from - peer.t0 + 0.5)
-        onset = peer.first_time(-40.0, after=peer.t0 + at_s - 0.005, direction="tx", component="source",
-                                span_ms=60)
-        bridge.stop()
-        call.wait()
-        return peer.rx_audio(), onset, quiet_from
-
-
-def _silence_after(rx, onset: float, quiet_from: float):
-    window = [p for p in rx if onset <= p.arrival <= quiet_from]
-    for i, p in enumerate(window):
-        if all(q.level < SILENT_DBFS for q in window[i:]):
-            return p.arrival
-    return None
-
-
 def test_a_barge_in_with_local_turns_silences_the_agent_and_sends_activity_start(tmp_path):
-    """Bridge turns: speech over the answer silences the line within the bridge's barge-in time, and the server receives activityStart mid-answer (it says interrupted): the model was stopped."""
-    with GeminiServer(tmp_path, KEY, pace=1.0) as server, \
-            Bridge(tmp_path, None, extra=_gemini(server), env={"GEMINI_API_KEY": KEY}) as bridge:
-        rx, onset, quiet_from = _barge_call(tmp_path, server, bridge)
-        barge = bridge.logs("barge_in")
-    assert onset is not None
-    stop = _silence_after(rx, onset, quiet_from)
-    assert stop is not None, "the agent went on talking over the caller"
-    assert (stop - onset) * 1000 < 600, f"onset -> silent took {(stop - onset) * 1000:.0f} ms"
+    """Bridge turns: speech over the answer silences the line on the bridge's barge-in path with no agent packet leaking, and the server receives activityStart mid-answer (it says interrupted): the model was stopped."""
+    r = run_gemini_call(tmp_path)
+    assert r.onset_s is not None and r.refusals == []
+    assert r.onset_to_silence_ms is not None, "the agent went on talking over the caller"
+    assert r.onset_to_silence_ms < 600, f"onset -> silent took {r.onset_to_silence_ms:.0f} ms"
+    assert r.leaked_packets == 0
+    barge = [e for e in r.bridge_log if e.get("event") == "barge_in"]
     assert len(barge) == 1 and barge[0]["response_id"] == "gemini_resp_1"
-    assert server.refusals() == []
-    starts = [r for r in server.timed("realtimeInput") if "activityStart" in r["msg"]["realtimeInput"]]
-    assert len(starts) >= 2 and onset < starts[1]["_t"] < quiet_from, "no activityStart after the onset"
-    (cut,) = server.sent("interrupted")
-    assert cut["_t"] >= starts[1]["_t"]
+    assert r.stop_signals and r.stop_signals[0]["_t"] < r.quiet_from, "no activityStart after the onset"
+    (cut,) = r.interrupted
+    assert cut["_t"] >= r.stop_signals[0]["_t"]
 
 
 def test_a_barge_in_with_server_turns_follows_geminis_interrupted(tmp_path):
     """server_vad: audio streams with detection on (no activity markers); Gemini's interrupted on the caller's speech silences the line through the one cancel path."""
-    with GeminiServer(tmp_path, KEY, pace=1.0) as server, \
-            Bridge(tmp_path, None, extra=_gemini(server, type="server_vad"),
-                   env={"GEMINI_API_KEY": KEY}) as bridge:
-        rx, onset, quiet_from = _barge_call(tmp_path, server, bridge)
-        barge = bridge.logs("barge_in")
-        done = bridge.logs("response.done")
-    assert onset is not None
-    assert server.refusals() == []
-    setup = server.messages("setup")[0]["setup"]
-    assert setup["realtimeInputConfig"]["automaticActivityDetection"]["disabled"] is False
-    assert not [m for m in server.messages("realtimeInput") if "audio" not in m["realtimeInput"]]
-    (cut,) = server.sent("interrupted")
-    assert onset < cut["_t"] < quiet_from
-    stop = _silence_after(rx, onset, quiet_from)
-    assert stop is not None, "the agent went on talking over the caller"
-    assert (stop - onset) * 1000 < 600, f"onset -> silent took {(stop - onset) * 1000:.0f} ms"
+    r = run_gemini_call(tmp_path, turns={"type": "server_vad"})
+    assert r.onset_s is not None and r.refusals == []
+    aad = r.setups[0]["setup"]["realtimeInputConfig"]["automaticActivityDetection"]
+    assert aad["disabled"] is False
+    assert not [x for x in r.realtime_inputs if "audio" not in x["msg"]["realtimeInput"]]
+    (cut,) = r.interrupted
+    assert r.onset_s < cut["_t"] < r.quiet_from
+    assert r.onset_to_silence_ms is not None, "the agent went on talking over the caller"
+    assert r.onset_to_silence_ms < 600, f"onset -> silent took {r.onset_to_silence_ms:.0f} ms"
+    assert r.leaked_packets == 0
+    barge = [e for e in r.bridge_log if e.get("event") == "barge_in"]
     assert barge and barge[0]["source"] == "server_vad" and barge[0]["reason"] == "interrupted"
+    done = [e for e in r.bridge_log if e.get("event") == "response.done"]
     assert {"response_id": "gemini_resp_1", "status": "cancelled"}.items() <= done[0].items()
 
 

@@ -146,7 +146,8 @@ class GeminiUpstream:
                     self.events_in += 1
                     if mapped.setup_complete:
                         return ws
-                    self._log.warning("realtime.before_setup_complete", events=[type(e).__name__ for e in mapped.events])
+                    self._log.warning("realtime.before_setup_complete",
+                                      events=[type(e).__name__ for e in mapped.events])
         except TimeoutError:
             _abort(ws)
             stage = "no setupComplete" if ws is not None else "could not open the WebSocket"
@@ -354,6 +355,9 @@ class GeminiUpstream:
         if (config.turn_detection is None) != self._local:
             self._local = config.turn_detection is None
             self._mapper.server_turns = not self._local
+            if not self._local:   # Gemini's turns from the next connection: no activity to carry
+                self._activity = False
+                self._held, self._held_bytes = deque(), 0
         self._want_resume("update_session")
 
     def function_output(self, call_id: str, output: str) -> None:

@@ -124,6 +124,33 @@ def test_a_go_away_resumes_on_a_new_connection_with_the_handle(server):
     assert [e.status for e in events if isinstance(e, ResponseDone)] == ["completed"]
 
 
+def test_a_session_update_resumes_with_the_new_setup_and_the_handle(server):
+    """update_session (new instructions, server turns): a new connection whose setup carries them and the latest handle; the call's audio then streams without activity markers."""
+    events: list = []
+
+    async def go():
+        up = make(server, events, instructions="first")
+        await up.connect()
+        reader = asyncio.ensure_future(up.run())
+        await asyncio.sleep(0.2)
+        up.update_session(SessionConfig(model="x", instructions="second", turn_detection={
+            "type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 200, "silence_duration_ms": 400}))
+        await wait_until(lambda: up.resumes == 1, 3)
+        up.send_audio(tone(200))
+        await asyncio.sleep(0.3)
+        await up.close()
+        await asyncio.gather(reader, return_exceptions=True)
+
+    arun(go(), 10)
+    assert server.refusals() == []
+    first, second = (m["setup"] for m in server.messages("setup"))
+    assert first["systemInstruction"]["parts"][0]["text"] == "first"
+    assert second["systemInstruction"]["parts"][0]["text"] == "second"
+    assert second["sessionResumption"] == {"handle": "h1-0"}
+    assert second["realtimeInputConfig"]["automaticActivityDetection"]["disabled"] is False
+    assert len(heard(server, conn=2)) == 16000 * 2 * 200 // 1000 and markers(server) == []
+
+
 def test_a_tool_call_is_answered_with_a_tool_response(tmp_path):
     """toolCall -> FunctionCall; function_output -> toolResponse with the call's id and name; the model speaks on."""
     events: list = []
