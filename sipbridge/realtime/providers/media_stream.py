@@ -99,6 +99,7 @@ class MediaStreamUpstream:
                                  parameters={"caller": ctx.caller, "called": ctx.called,
                                              "call_id": ctx.call_id, "uid": ctx.uid})
             self._turns = BotTurns(self._out.stream_sid[-8:], TURN_GAP_MS)
+            self._start = self._out.start()   # sequence 1, whatever is queued before connect()
         return self._out
 
     # -- life cycle --------------------------------------------------------------------------
@@ -117,7 +118,7 @@ class MediaStreamUpstream:
                                       close_timeout=2.0, max_size=MAX_MESSAGE_BYTES, compression=None,
                                       proxy=None)
                 await ws.send(json.dumps(out.connected()))
-                await ws.send(json.dumps(out.start()))
+                await ws.send(json.dumps(self._start))
         except TimeoutError:
             self._state = "failed"
             raise UpstreamError(f"could not open the bot's WebSocket {self.url} within {self._timeout:g} s") from None
