@@ -22,7 +22,7 @@ import threading
 
 import structlog
 
-from ...errors import ConfigError
+from ...errors import ConfigError, SipBridgeError
 from . import layout
 from .build import BuildError
 from .lib import LayoutError, NativePort, load
@@ -31,7 +31,7 @@ from .pump import CallAudio, Pump
 log = structlog.get_logger("sipbridge.media")
 
 
-class PortError(RuntimeError):
+class PortError(SipBridgeError):
     """pjsua refused to add or connect a native port."""
 
 
@@ -83,12 +83,12 @@ class NativePortPool:
             self._lib = load()
             pj = ctypes.CDLL(self.library_path)
             layout.verify(pj, self.rate, self.frame_bytes)
+            _declare(pj)
         except AttributeError as exc:   # a pjmedia function this wheel does not export
             raise ConfigError("sip.media_port", f"native port unavailable: the pjsua library "
                               f"lacks a function the layout check needs ({exc})") from None
         except (BuildError, LayoutError, OSError) as exc:
             raise ConfigError("sip.media_port", f"native port unavailable: {exc}") from None
-        _declare(pj)
         self._pool = pj.pjsua_pool_create(b"sipbridge-native", 4096, 4096)
         if not self._pool:
             raise PortError("pjsua_pool_create failed")
