@@ -18,7 +18,11 @@ a varied delay. Reported, over the calls:
   cross-correlation of the last audio received with the answer; target |error| <= 20);
 * ``leaked_packets``: agent packets louder than -45 dBFS after it went silent (target 0);
 * ``false_barge_ins``: cancels on calls where the caller only echoes the agent (12 dB down,
-  40 ms late), only plays music on hold at -30 dBFS over it, or only clicks (target 0).
+  40 ms late), only plays music on hold at -30 dBFS over it, or only clicks (target 0), or
+  has music at -25 dBFS on the line all call long; with the pauses (``barge_in_resumed``) and
+  the longest of them;
+* ``over_music``: ``--over-music`` calls with that music all call long, the caller's
+  sentences 12 dB over it: onset -> silence (the prompt's own onset, as scheduled), leaks.
 """
 
 from __future__ import annotations
@@ -46,11 +50,21 @@ def main() -> int:
     ap.add_argument("--false-calls", type=int, default=2, help="calls per false-barge-in case")
     ap.add_argument("--media-rate", type=int, choices=(16000, 8000), default=16000,
                     help="the bridge's sip.media_rate")
-    ap.add_argument("--provider", choices=("openai", "gemini"), default="openai",
+    ap.add_argument("--over-music", type=int, default=5,
+                    help="calls interrupting over -25 dBFS music playing all call long")
+    ap.add_argument("--provider", choices=("openai", "gemini", "hydra"), default="openai",
                     help="the model: openai (the embedded model, OpenAI's protocol) | gemini "
-                    "(the local Gemini Live server; bench/barge_gemini.py)")
+                    "(the local Gemini Live server; bench/barge_gemini.py) | hydra (the local "
+                    "Hydra server, with OpenAI calls interleaved as the baseline; bench/barge_hydra.py)")
+    ap.add_argument("--baseline-calls", type=int, default=None,
+                    help="hydra: OpenAI-protocol calls interleaved (default: --calls)")
+    ap.add_argument("--append-ms", type=int, default=None, help="hydra: realtime.append_ms")
     ap.add_argument("--server-turns", action="store_true", help="gemini: Gemini's own turns")
     args = ap.parse_args()
+    if args.provider == "hydra":
+        from barge_hydra import hydra_bench
+        args.baseline_calls = args.calls if args.baseline_calls is None else args.baseline_calls
+        return hydra_bench(args)
     if args.provider == "gemini":
         from barge_gemini import gemini_bench
         return gemini_bench(args)
@@ -71,11 +85,21 @@ def main() -> int:
         "echo_6db_20ms": dict(speak_over=False, echo=(20.0, 6.0)),
         "music_-30dbfs": dict(interrupt_sound="music"),
         "clicks": dict(interrupt_sound="clicks"),
+        "music_all_call_-25dbfs": dict(speak_over=False, background="music"),
     }
     for name, kwargs in cases.items():
         results = [run_call(tmp / f"{name}{i}", bridge_extra=extra, **kwargs) for i in range(args.false_calls)]
-        false[name] = {"calls": len(results), "false_barge_ins": sum(r.cancels for r in results)}
+        resumed = [e for r in results for e in r.bridge_log if e.get("event") == "barge_in_resumed"]
+        false[name] = {"calls": len(results), "false_barge_ins": sum(r.cancels for r in results),
+                       "pauses": len(resumed),
+                       "longest_pause_ms": max((e.get("paused_ms") or 0 for e in resumed), default=0)}
         print(f"{name}: {false[name]}", file=sys.stderr)
+    over = []
+    for i in range(args.over_music):
+        r = run_call(tmp / f"over_music{i}", barge_after_s=0.8 + (0.137 * i) % 2.0,
+                     interrupt_prompt=PROMPTS[i % len(PROMPTS)], background="music", bridge_extra=extra)
+        over.append(r)
+        print(f"over music {i}: onset->silence {r.onset_to_silence_ms} ms", file=sys.stderr)
     out = {
         "bench": "barge_in",
         "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
@@ -91,6 +115,11 @@ def main() -> int:
                                       else None for r in calls]),
         "leaked_packets": sum(r.leaked_packets for r in calls),
         "false_barge_ins": false,
+        "over_music": {"calls": len(over),
+                       "barged": sum(1 for r in over if len(r.barge_ins) == 1),
+                       "onset_to_silence_ms": summary([r.onset_to_silence_ms for r in over]),
+                       "loud_onset_to_silence_ms": summary([r.loud_onset_to_silence_ms for r in over]),
+                       "leaked_packets": sum(r.leaked_packets for r in over)},
         "elapsed_s": round(time.monotonic() - started, 1),
         "command": "python bench/barge_in.py " + " ".join(sys.argv[1:]),
     }

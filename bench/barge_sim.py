@@ -27,6 +27,7 @@ Reported:
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -43,10 +44,15 @@ from sipcodecs import StreamResampler  # noqa: E402
 
 from sipbridge import config as config_mod  # noqa: E402
 from sipbridge.session import CallSession  # noqa: E402
+from sipbridge.turn.events import SpeechStarted  # noqa: E402
 from sipbridge.turn.settings import resolve  # noqa: E402
 from sipbridge.turn.silero import load_model  # noqa: E402
 from tests.support import audio  # noqa: E402
 from tests.support.barge import _sound, reply_pcm, summary  # noqa: E402
+
+_NC = importlib.util.spec_from_file_location("noise_corpus", Path(__file__).with_name("noise_corpus.py"))
+noise_corpus = importlib.util.module_from_spec(_NC)
+_NC.loader.exec_module(noise_corpus)
 
 FRAME_8K = 160
 SILENT_DBFS = -55.0
@@ -58,10 +64,14 @@ class _NoLoop:
 
     def __init__(self) -> None:
         self.cancels = 0
+        self.commits = 0
 
     def call_soon_threadsafe(self, fn, *_args) -> None:
-        if getattr(fn, "__name__", "") == "_cancel_upstream":
+        name = getattr(fn, "__name__", "")
+        if name == "_cancel_upstream":
             self.cancels += 1
+        elif name == "_commit_turn":
+            self.commits += 1
 
 
 def _frames_dbfs(pcm: np.ndarray) -> np.ndarray:
@@ -72,45 +82,75 @@ def _frames_dbfs(pcm: np.ndarray) -> np.ndarray:
 
 
 def simulate(model, interrupt: np.ndarray | None, at_ms: int, *, echo=None,
-             total_ms: int = 6000, rate: int = 16000) -> dict:
-    """One call: the agent talks from 0 ms; ``interrupt`` (8 kHz) starts at ``at_ms``.
+             total_ms: int = 6000, rate: int = 16000, background: np.ndarray | None = None,
+             agent_at_ms: int | None = 0) -> dict:
+    """One call: the agent talks from ``agent_at_ms``; ``interrupt`` (8 kHz) starts at ``at_ms``.
 
     ``echo`` = (delay_ms, attenuation_db) of the line echo of the agent's own output.
     ``rate``: the session's media rate (8000: no resampler on either leg).
+    ``background`` (8 kHz) is on the caller's line from the start of the call, under
+    everything; ``agent_at_ms`` None: the agent never talks. Besides the agent's output levels
+    and the counts, ``paused`` says per frame whether the agent was held by a pause.
     """
     cfg = config_mod.Config(sip=config_mod.SipConfig(media_rate=rate), turn_detection=resolve({}))
     loop = _NoLoop()
     session = CallSession(call_id="sim", config=cfg, url="ws://127.0.0.1:9", api_key=None,
                           loop=loop, vad_model=model, on_end=lambda _r: None)
+    started = []
+    on_turn = session._on_turn
+
+    def counting(event) -> None:
+        if isinstance(event, SpeechStarted):
+            started.append(event.at_sample)
+        on_turn(event)
+
+    session._on_turn = counting
     reply = audio.resample(reply_pcm(), 8000, rate)
-    session.playout.push(reply.tobytes(), "item", session.playout.generation)
+    agent_frame = None if agent_at_ms is None else agent_at_ms // 20
     n_frames = total_ms // 20
-    caller = np.zeros(n_frames * FRAME_8K, dtype=np.int16)
+    caller = np.zeros(n_frames * FRAME_8K, dtype=np.float64)
     if interrupt is not None:
         start = at_ms * 8
         piece = interrupt[: len(caller) - start]
         caller[start: start + len(piece)] = piece
+    if background is not None:
+        piece = background[: len(caller)]
+        caller[: len(piece)] += piece
     native = rate == 8000                      # the line's own rate: no resampler either way
     down, up = (None, None) if native else (StreamResampler(rate, 8000), StreamResampler(8000, rate))
     sent_back: list[np.ndarray] = []           # agent output at 8 kHz, frame by frame
-    out_levels = []
+    out_levels, paused = [], []
     delay_frames, gain = 0, 0.0
     if echo is not None:
         delay_frames, gain = max(1, round(echo[0] / 20)), 10 ** (-echo[1] / 20)
     for k in range(n_frames):
-        frame = caller[k * FRAME_8K:(k + 1) * FRAME_8K].astype(np.float64)
+        if k == agent_frame:
+            session.playout.push(reply.tobytes(), "item", session.playout.generation)
+        frame = caller[k * FRAME_8K:(k + 1) * FRAME_8K].copy()
         if echo is not None and k >= delay_frames:
             frame = frame + gain * sent_back[k - delay_frames]
         line = audio.ulaw_decode(audio.ulaw_encode(np.clip(frame, -32768, 32767).astype(np.int16)))
         wire_in = line.astype("<i2").tobytes()
         session.on_caller_frame(wire_in if native else up.process(wire_in))
         out = session.next_frame()
+        paused.append(session.playout.paused)
         out8 = np.frombuffer(out if native else down.process(out), dtype=np.int16)
         wire = audio.ulaw_decode(audio.ulaw_encode(out8)).astype(np.float64)
         sent_back.append(wire)
         out_levels.append(audio.dbfs(out8) if np.any(out8) else -120.0)
     return {"out_dbfs": np.array(out_levels), "barge_ins": loop.cancels,
-            "pauses": session.pauses, "held_ms": session.held_ms}
+            "pauses": session.pauses, "held_ms": session.held_ms, "commits": loop.commits,
+            "started": len(started),
+            "paused": np.array(paused, dtype=bool)}
+
+
+def longest_gap_ms(res: dict) -> int:
+    """The longest stretch the agent was held by one pause, in ms."""
+    best = run = 0
+    for p in res["paused"]:
+        run = run + 1 if p else 0
+        best = max(best, run)
+    return 20 * best
 
 
 def onset_to_silence(res: dict, interrupt: np.ndarray, at_ms: int, span: int = 3) -> float | None:
@@ -128,6 +168,26 @@ def onset_to_silence(res: dict, interrupt: np.ndarray, at_ms: int, span: int = 3
     return None
 
 
+def speech_span(interrupt: np.ndarray, at_ms: int) -> tuple[int, int]:
+    """Frames of the call from the interruption's first to its last frame above -40 dBFS."""
+    loud = np.flatnonzero(_frames_dbfs(interrupt) > -40.0)
+    return at_ms // 20 + int(loud[0]), at_ms // 20 + int(loud[-1]) + 1
+
+
+def resumed_while_speaking(res: dict, interrupt: np.ndarray, at_ms: int) -> bool:
+    """The agent was paused during the interruption, then heard again before it ended."""
+    first, last = speech_span(interrupt, at_ms)
+    held = np.flatnonzero(res["paused"][first:last])
+    # the frame after the pause still carries the 16 -> 8 kHz resampler's tail: skip it
+    return bool(len(held)) and bool((res["out_dbfs"][first + held[0] + 2:last] > SILENT_DBFS).any())
+
+
+def paused_before_onset(res: dict, interrupt: np.ndarray, at_ms: int) -> bool:
+    """A pause (or a cancel) came before the interruption's first sound."""
+    first, _last = speech_span(interrupt, at_ms)
+    return bool(res["paused"][:first].any())
+
+
 def prompts(limit: int, names: list[str] | None = None) -> list[tuple[str, np.ndarray]]:
     """Every ``len/limit``-th Asterisk prompt of 0.6-3 s (or exactly ``names``), trimmed, 8 kHz."""
     root = audio.ASTERISK_SOUNDS
@@ -142,6 +202,81 @@ def prompts(limit: int, names: list[str] | None = None) -> list[tuple[str, np.nd
     return out
 
 
+def corpus(model, part: str, cases: int, prompts_per_kind: int, rate: int = 16000,
+           verbose: bool = False) -> dict:
+    """The background corpus (bench/noise_corpus.py) of ``part``, per kind of background.
+
+    * ``under_agent``: the background from the call's start, the agent talking from 2 s to
+      8 s: calls with any pause, pauses, the longest gap (ms), cancels;
+    * ``starts_under_agent``: the agent talking from 0, the background appearing 2 s in;
+    * ``agent_silent``: 8 s of background alone then 2 s of quiet, nobody talking: turns
+      committed (the model would answer the TV), and Silero's SpeechStarted events;
+    * ``speech_over``: the background from the start, the agent from 2 s, a prompt of the part
+      at 10-15 dB over the background from 3-4 s: onset -> silent, missed, pauses before the
+      onset, the agent heard again after it went silent while the caller still spoke; and the
+      same speech with the agent silent: turns taken (committed), of ``interruptions``.
+    """
+    out: dict = {}
+    prompts_ = noise_corpus.speech(part, 200)
+    for kind in noise_corpus.KINDS:
+        under, starts, silent, over = [], [], [], []
+        for i in range(cases):
+            bg, _level = noise_corpus.background(kind, part, i, 8000)
+            r = simulate(model, None, 0, background=bg, agent_at_ms=2000, total_ms=8000, rate=rate)
+            under.append((r["pauses"], longest_gap_ms(r), r["barge_ins"]))
+            late = np.concatenate([np.zeros(2000 * 8, dtype=np.int16), bg[: 4000 * 8]])
+            r = simulate(model, None, 0, background=late, agent_at_ms=0, total_ms=6000, rate=rate)
+            starts.append((r["pauses"], longest_gap_ms(r), r["barge_ins"]))
+            r = simulate(model, None, 0, background=bg, agent_at_ms=None, total_ms=10000, rate=rate)
+            silent.append((r["commits"], r["started"]))
+            if verbose:
+                print(f"{part} {kind} {i}: under {under[-1]} starts {starts[-1]} commits {silent[-1]}",
+                      file=sys.stderr)
+        resumed_n = taken = 0
+        for j in range(prompts_per_kind):
+            i = j % cases
+            bg, bg_level = noise_corpus.background(kind, part, i, 8000)
+            name, pcm = prompts_[(j * 7 + noise_corpus.KINDS.index(kind) * 3) % len(prompts_)]
+            snr = 10.0 + (j * 2.5) % 6
+            gain = 10 ** ((bg_level + snr - noise_corpus.speech_level(pcm)) / 20)
+            speech = np.clip(pcm * gain, -32768, 32767).astype(np.int16)
+            at_ms = 3000 + 20 * ((j * 13) % 50)
+            r = simulate(model, speech, at_ms, background=bg, agent_at_ms=2000,
+                         total_ms=at_ms + len(pcm) // 8 + 600, rate=rate)
+            d = onset_to_silence(r, speech, at_ms)
+            early = paused_before_onset(r, speech, at_ms) or r["barge_ins"] > 1
+            resumed = resumed_while_speaking(r, speech, at_ms)
+            over.append((d, early, name, at_ms, round(snr, 1)))
+            resumed_n += resumed
+            r = simulate(model, speech, at_ms, background=bg, agent_at_ms=None,
+                         total_ms=at_ms + len(pcm) // 8 + 1500, rate=rate)
+            taken += r["commits"] >= 1
+            if verbose:
+                print(f"{part} {kind} over {name}@{at_ms} snr {snr:.1f}: {d} early={early}",
+                      file=sys.stderr)
+        out[kind] = {
+            "under_agent": {"calls": cases, "calls_paused": sum(1 for p, _g, _c in under if p),
+                            "pauses": sum(p for p, _g, _c in under),
+                            "longest_gap_ms": max(g for _p, g, _c in under),
+                            "cancels": sum(c for _p, _g, c in under)},
+            "starts_under_agent": {"calls": cases, "calls_paused": sum(1 for p, _g, _c in starts if p),
+                                   "pauses": sum(p for p, _g, _c in starts),
+                                   "longest_gap_ms": max(g for _p, g, _c in starts),
+                                   "cancels": sum(c for _p, _g, c in starts)},
+            "agent_silent": {"calls": cases, "turns_committed": sum(c for c, _s in silent),
+                             "speech_started": sum(s for _c, s in silent)},
+            "speech_over": {"interruptions": len(over),
+                            "onset_to_silence_ms": summary([d for d, *_ in over]),
+                            "missed": sum(1 for d, *_ in over if d is None),
+                            "paused_before_onset": sum(1 for _d, e, *_ in over if e),
+                            "resumed_while_speaking": resumed_n,
+                            "agent_silent_turns_taken": taken,
+                            "over_120_ms": [{"prompt": n, "at_ms": a, "snr_db": s, "ms": d}
+                                            for d, _e, n, a, s in over if d is None or d > 120]},
+        }
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--prompts", type=int, default=60)
@@ -152,11 +287,23 @@ def main() -> int:
     ap.add_argument("--rate", type=int, choices=(16000, 8000), default=16000,
                     help="the session's media rate (sip.media_rate)")
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--corpus", choices=noise_corpus.PARTS, action="append",
+                    help="the background corpus (bench/noise_corpus.py) instead: tune, heldout")
+    ap.add_argument("--corpus-cases", type=int, default=6, help="calls per kind of background")
+    ap.add_argument("--corpus-speech", type=int, default=8, help="interruptions per kind")
     args = ap.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
     started = time.monotonic()
     model = load_model()
-    delays, first, missed, slow = [], [], 0, []
+    if args.corpus:
+        res = {part: corpus(model, part, args.corpus_cases, args.corpus_speech, args.rate,
+                            args.verbose) for part in args.corpus}
+        print(json.dumps({"bench": "barge_sim_corpus", "rate": args.rate, "parts": res,
+                          "elapsed_s": round(time.monotonic() - started, 1),
+                          "command": "python bench/barge_sim.py " + " ".join(sys.argv[1:])},
+                         indent=2))
+        return 0
+    delays, first, missed, slow, resumed, early = [], [], 0, [], 0, 0
     for i, (name, pcm) in enumerate(prompts(args.prompts, args.names)):
         for j in range(args.offsets):
             at_ms = 1200 + 20 * ((i * 7 + j * 37) % 100)
@@ -164,6 +311,8 @@ def main() -> int:
                            total_ms=at_ms + len(pcm) // 8 + 600, rate=args.rate)
             d = onset_to_silence(res, pcm, at_ms)
             first.append(onset_to_silence(res, pcm, at_ms, span=1))
+            resumed += resumed_while_speaking(res, pcm, at_ms)
+            early += paused_before_onset(res, pcm, at_ms)
             if d is None:
                 missed += 1
             delays.append(d)
@@ -176,6 +325,7 @@ def main() -> int:
         "echo_12db_40ms": dict(interrupt=None, echo=(40, 12)),
         "echo_6db_20ms": dict(interrupt=None, echo=(20, 6)),
         "echo_6db_60ms": dict(interrupt=None, echo=(60, 6)),
+        "echo_8db_13ms": dict(interrupt=None, echo=(13, 8)),
         "music_-30dbfs": dict(interrupt=_sound("music")),
         "clicks": dict(interrupt=_sound("clicks")),
     }
@@ -194,6 +344,8 @@ def main() -> int:
         "onset_to_silence_ms": summary(delays),
         "first_sound_to_silence_ms": summary(first),
         "missed": missed,
+        "resumed_while_speaking": resumed,
+        "paused_before_onset": early,
         "over_120_ms": slow,
         "false": false,
         "elapsed_s": round(time.monotonic() - started, 1),

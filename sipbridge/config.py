@@ -97,6 +97,7 @@ class BargeInConfig:
     dtmf: bool = True
     resume_window_ms: int = 800
     echo_guard: bool = True
+    foreground_margin_db: int = 9    # a voice must stand this far over the line's background level
 
 
 @dataclass(frozen=True)
@@ -215,6 +216,7 @@ _RANGES = {
     "sip.invite_rate_per_s": (1, 100000), "sip.invite_burst": (1, 100000),
     "sip.auth_nonce_ttl_s": (5, 86400),
     "log.pjsip_level": (0, 6), "barge_in.resume_window_ms": (100, 10000),
+    "barge_in.foreground_margin_db": (0, 60),
     "realtime.append_ms": (20, 1000), "realtime.media_stream_resume_ms": (100, 10000),
     "realtime.reconnect_attempts": (0, 100), "realtime.reconnect_backoff_min_ms": (10, 60000),
     "realtime.reconnect_backoff_max_ms": (10, 600000),

@@ -104,6 +104,8 @@ class CallSession:
         bc = config.barge_in
         self.barge = BargeInPolicy(enabled=bc.enabled, dtmf=bc.dtmf,
                                    resume_window_ms=bc.resume_window_ms,
+                                   foreground_margin_db=bc.foreground_margin_db,
+                                   confirm_ms=self.settings.min_speech_ms,
                                    floor_dbfs=self.settings.silence_floor_dbfs, rate=rate)
         self.echo = (EchoCanceller(LINE_ECHO, sample_rate=rate, frame_samples=rate // 50)
                      if bc.echo_guard else None)
@@ -252,7 +254,7 @@ class CallSession:
         if not gated:
             self._send_up(pcm)
         self._barge(self.barge.on_frame, self._samples_in, frame_dbfs(near), echo_only,
-                    self.playout.playing)
+                    self.playout.playing, near)
         end = self._samples_in
         if self.engine is None:
             self._after_turn([], gated, pcm, end)
@@ -300,7 +302,12 @@ class CallSession:
             # eou_ms: the caller's last speech sample -> this decision (silence_threshold_ms + a chunk)
             self.log.info("speech_stopped", audio_end_ms=event.audio_end_ms,
                           eou_ms=self._ms(event.at_sample - event.audio_end_sample))
-            if self.settings.type == "silero":
+            if self.settings.type == "silero" and not self.barge.turn_was_foreground:
+                # only a background (a TV's distant voices) held Silero's turn: drop it upstream
+                self.log.info("turn_ignored", why="background", audio_end_ms=event.audio_end_ms)
+                self.flush_audio()
+                self._to_loop(self.client.clear_input)
+            elif self.settings.type == "silero":
                 self.flush_audio()
                 self._to_loop(self._commit_turn)
 

@@ -96,8 +96,12 @@ def run_call(tmp_path: Path, *, speak_over: bool = True, dtmf: str | None = None
              echo: tuple[float, float] | None = None, barge_after_s: float = 1.0,
              bridge_extra: dict | None = None, listen_s: float = 3.0,
              interrupt_prompt: str = "tt-somethingwrong",
-             interrupt_sound: str | None = None) -> BargeResult:
+             interrupt_sound: str | None = None, background: str | None = None) -> BargeResult:
     """Place one call; ``echo`` = (delay_ms, attenuation_db) of the line echo of the agent.
+
+    ``background`` "music" plays music at -25 dBFS on the caller's line from the call's start
+    to its end, under everything the caller says (which is then raised to 12 dB over it); the
+    interruption's onsets are then those of the prompt alone, at the time it was scheduled.
 
     ``interrupt_sound`` "music" (3 s of music on hold at -30 dBFS) or "clicks" (five 100 ms
     bursts at -3 dBFS, 500 ms apart) is played over the agent instead of speech: not a
@@ -107,6 +111,9 @@ def run_call(tmp_path: Path, *, speak_over: bool = True, dtmf: str | None = None
     wav = reply_wav(tmp_path / "reply.wav")
     first = audio.trim_silence(audio.load_wav(audio.asterisk_prompt("hello-world")))
     second = audio.trim_silence(audio.load_wav(audio.asterisk_prompt(interrupt_prompt)))
+    bed = _sound({"music": "bed"}[background]) if background is not None else None
+    if bed is not None:
+        first, second = _over(first, bed), _over(second, bed)
     with Upstream(tmp_path, reply_wav=wav, pace=4.0) as up, \
             Bridge(tmp_path, up.url, extra=bridge_extra) as bridge, RtpPeer() as peer:
         call = ExternalMediaCall(bridge.target, peer, hold_ms=0, timeout=40,
@@ -114,6 +121,8 @@ def run_call(tmp_path: Path, *, speak_over: bool = True, dtmf: str | None = None
         call.connect_peer()
         if echo is not None:
             peer.echo(delay_ms=echo[0], atten_db=echo[1])
+        if bed is not None:
+            peer.play(bed, at_s=0.0)
         said_at = 0.5
         peer.play(first, at_s=said_at)
         said_end = peer.t0 + said_at + len(first) / 8000
@@ -147,7 +156,12 @@ def run_call(tmp_path: Path, *, speak_over: bool = True, dtmf: str | None = None
         return res
     loud_onset = None
     first_sound = onset
-    if speak_over:  # on the wire: the interruption's speech onset (60 ms above -40 dBFS)
+    if speak_over and bed is not None:  # the prompt's own onsets, where it was scheduled
+        scheduled = onset
+        onset = scheduled + _onset_s(second, span_ms=60)
+        first_sound = scheduled + _onset_s(second)
+        loud_onset = scheduled + _onset_s(second, level_dbfs=-30.0)
+    elif speak_over:  # on the wire: the interruption's speech onset (60 ms above -40 dBFS)
         scheduled = onset
         onset = peer.first_time(-40.0, after=scheduled - 0.005, direction="tx", component="source",
                                 span_ms=60)
@@ -196,7 +210,32 @@ def run_call(tmp_path: Path, *, speak_over: bool = True, dtmf: str | None = None
     return res
 
 
+def _over(speech: np.ndarray, bed: np.ndarray, snr_db: float = 12.0) -> np.ndarray:
+    """``speech`` scaled to ``snr_db`` over the level of ``bed`` (its 20 ms frames above -45 dBFS)."""
+    levels = audio.frame_dbfs(speech)
+    active = 10 * np.log10(np.mean(10 ** (levels[levels > -45.0] / 10)))
+    gain = 10 ** ((audio.dbfs(bed) + snr_db - active) / 20)
+    return np.clip(speech.astype(float) * gain, -32768, 32767).astype(np.int16)
+
+
+def _onset_s(pcm: np.ndarray, level_dbfs: float = -40.0, span_ms: int = 20) -> float:
+    """Seconds into ``pcm`` of its first sample louder than ``level_dbfs`` that opens ``span_ms``
+    that loud (each 20 ms of it), as :meth:`RtpPeer.first_time` judges the wire."""
+    x = pcm.astype(float)
+    amp = 32768.0 * 10 ** (level_dbfs / 20)
+    csum = np.concatenate([[0.0], np.cumsum(x * x)])
+    for i in np.flatnonzero(np.abs(x) >= amp):
+        spans = [(i + k * 160, min(i + (k + 1) * 160, len(x))) for k in range(max(1, span_ms // 20))]
+        if all(b > a and (csum[b] - csum[a]) / (b - a) > amp * amp for a, b in spans):
+            return float(i) / 8000
+    return 0.0
+
+
 def _sound(kind: str) -> np.ndarray:
+    if kind == "bed":  # 40 s of another track at -25 dBFS, under a whole call
+        track = audio.load_wav(audio.MOH_DIR / "macroform-robot_dity.wav")
+        piece = track[20 * 8000: 60 * 8000].astype(float)
+        return (piece * (10 ** (-25 / 20) * 32768 / max(audio.rms(piece), 1.0))).astype(np.int16)
     if kind == "music":
         track = audio.load_wav(audio.MOH_DIR / "macroform-cold_day.wav")
         piece = track[60 * 8000: 63 * 8000].astype(float)
