@@ -112,6 +112,7 @@ class CallSession:
         self._barge_lock = threading.Lock()
         self._pause: Decision | None = None        # the pause in force, for the barge-in log
         self._held = 0                             # a pause held for the provider's clear (its token)
+        self._kept: Decision | None = None         # ... which it talked through: this turn pauses no more
         self._cancel_reason: dict[str, str] = {}   # response -> interrupted | client_cancelled
         # {caller} and {called} in the instructions and the greeting name this call's parties
         self.parties = parties or Parties()
@@ -329,8 +330,15 @@ class CallSession:
         never land after a clear and leave the next answer paused.
         """
         with self._barge_lock:
+            if self._kept is not None and (isinstance(event, SpeechStopped) or not self.playout.playing):
+                self._kept = None   # the caller's turn, or the agent's audio, is over
             decision = decide(*args)
-            if decision is None or (decision.action is Action.RESUME and self._held > 0):
+            if decision is None:
+                return
+            if self._held > 0 or (self._kept is not None and decision.action is not Action.RESUME):
+                # held for the provider's clear (its wait runs from the first confirmation), or the
+                # provider chose to talk over this turn: no new pause, resume or cancel in it
+                self.barge.reset()
                 return
             if decision.action is Action.PAUSE:
                 self.playout.pause()
@@ -378,6 +386,7 @@ class CallSession:
             if self.closed or self._held != token:
                 return
             self._held = -token
+            self._kept = self._pause if self._pause and self._pause.source != "dtmf" else None
             self.playout.resume()
             if self.media_flags is not None:
                 self.media_flags.resume()
@@ -446,6 +455,7 @@ class CallSession:
                 self.media_flags.clear()
             hangup, self.hangup = self.hangup, None  # speech over the goodbye: the call goes on
             self._held = -abs(self._held) - 1        # a held pause is over
+            self._kept = None
         if hangup is not None and hangup.claim():  # not if the clock just acted on it
             self._to_loop(self._call_off_hangup, hangup, source)
         timing = {}

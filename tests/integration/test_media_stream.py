@@ -188,3 +188,28 @@ def test_a_digit_pauses_the_line_before_the_bots_clear_which_then_flushes_it(tmp
     last = loud(c.peer)[-1].arrival
     assert last - digit_at < 0.2, f"audio until {last - digit_at:.3f} s after the digit"
     assert len(barge) == 1 and barge[0]["source"] == "provider_clear" and barge[0]["paused_by"] == "dtmf"
+
+
+def test_speech_over_the_bot_pauses_the_line_once_and_it_resumes_when_the_bot_keeps_talking(tmp_path):
+    """The caller says a sentence over 5 s of the bot's tone and the bot does not clear: the line
+    pauses shortly after the onset, resumes media_stream_resume_ms after the confirmation (not
+    again paused by the same sentence), and all 5 s of the tone are heard."""
+    speech = audio.trim_silence(audio.load_wav(audio.asterisk_prompt("hello-world")))
+    with TwilioBot(on_start=[("media", tone(500, 5000))]) as bot:
+        c = Call(tmp_path, bot, hold_ms=9000)
+        first = wait_for(lambda: loud(c.peer), 8.0, "the bot's audio never reached the caller")[0].arrival
+        onset = c.peer.t0 + c.peer.play(speech, at_s=first - c.peer.t0 + 1.0) / 8000
+        c.finish()
+        logs = c.bridge.logs()
+    assert bot.violations == []
+    arrivals = np.array([p.arrival for p in loud(c.peer)])
+    gaps = np.flatnonzero(np.diff(arrivals) > 0.1)
+    assert len(gaps) == 1, f"{len(gaps)} pauses: {[round(float(np.diff(arrivals)[g]), 3) for g in gaps]}"
+    paused_at, resumed_at = arrivals[gaps[0]], arrivals[gaps[0] + 1]
+    assert paused_at - onset < 0.3, f"the line paused {paused_at - onset:.3f} s after the onset"
+    held = [r for r in logs if r.get("event") == "barge_in_held"]
+    assert len(held) == 1 and held[0]["wait_ms"] == RESUME_MS
+    assert RESUME_MS / 1000 <= resumed_at - paused_at <= RESUME_MS / 1000 + 0.8
+    assert 245 <= len(arrivals) <= 252, f"{len(arrivals) * 20} ms of the 5000 ms tone heard"
+    assert [r["why"] for r in logs if r.get("event") == "barge_in_resumed"] == ["provider_kept_talking"]
+    assert not [r for r in logs if r.get("event") == "barge_in"]
