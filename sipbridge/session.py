@@ -9,7 +9,7 @@ Threads meet here, each with its own entry points:
 * event loop thread: :meth:`start`, :meth:`close` and the upstream event handler.
 * pjsua worker thread: :meth:`on_dtmf`.
 
-Every cancel, whatever its source (local VAD, the provider's ``speech_started``, DTMF, an API
+Every cancel, whatever its source (local VAD, the provider's confirmed barge-in, DTMF, an API
 call), goes through :meth:`interrupt`: clear the buffer (bumping its generation, so late deltas
 of the cancelled response are refused), then tell the provider to stop and what was heard of the
 item: exactly the audio handed to RTP. The model is reached only through the provider-neutral
@@ -469,7 +469,9 @@ class CallSession:
             timing["echo_mode"] = self.echo.mode
             timing["echo_delay_ms"] = self.echo.delay_ms
         self.flush_audio()  # the model hears the caller's interruption before the cancel
-        self._to_loop(self._cancel_upstream, cleared, reason, source, timing)
+        # the response playing now: by the time the loop runs the cancel, a response.created
+        # that confirmed a server_vad pause may have made a newer one current
+        self._to_loop(self._cancel_upstream, cleared, reason, source, timing, self.response_id)
 
     def on_dtmf(self, digit: str) -> None:
         """RFC 4733 digit from the caller (pjsua worker thread)."""
@@ -562,11 +564,13 @@ class CallSession:
         self.client.create_response()
         self.app_tools.committed(requested=True)
 
-    def _cancel_upstream(self, cleared: Cleared, reason: str, source: str, timing: dict) -> None:
+    def _cancel_upstream(self, cleared: Cleared, reason: str, source: str, timing: dict,
+                         response: str | None = None) -> None:
         if self.closed:
             return
         self.app_tools.interrupted()  # a tool running: the caller has the turn (app/toolturn.py)
-        response = self.response_id
+        if response not in self._response_gen:  # done meanwhile (or the provider cancelled it)
+            response = None
         if response is not None:
             self._cancelled.add(response)
             self._cancel_reason[response] = reason
@@ -639,6 +643,8 @@ class CallSession:
         if isinstance(event, up.AudioDelta):
             self._on_audio(event)
         elif isinstance(event, up.ResponseCreated):
+            if self.barge.server_at is not None:  # the provider answers the turn it paused us for
+                self._barge(self.barge.on_server_confirm, self._samples_in, self.playout.playing)
             self.response_id = event.response_id
             self._response_gen[event.response_id] = self.playout.generation
             self.log.info("response.created", response_id=event.response_id)
@@ -649,6 +655,10 @@ class CallSession:
         elif isinstance(event, up.FunctionCall):
             self._on_function_call(event)
         elif isinstance(event, up.ResponseDone):
+            if (event.status == "cancelled" and event.response_id not in self._cancel_reason
+                    and self.settings.type == "server_vad" and event.response_id == self.response_id):
+                # the provider cancelled the answer itself (its barge-in): it is stale
+                self._barge(self.barge.on_server_confirm, self._samples_in, self.playout.playing)
             if self.hangup is not None:
                 self.hangup.response_done(event.response_id)
             if self.response_id == event.response_id:
@@ -666,10 +676,12 @@ class CallSession:
                 self.app_tools.committed(requested=False)
         elif isinstance(event, up.SpeechStarted):
             self.log.info("speech_started", source="server", audio_start_ms=event.audio_start_ms)
-            if self.settings.type == "server_vad" and self.playout.playing:
-                self.interrupt("interrupted", source="server_vad")
+            if self.settings.type == "server_vad":  # a pause: it also fires on noise (bargein.py)
+                self._barge(self.barge.on_server_speech, self._samples_in, self.playout.playing)
         elif isinstance(event, up.SpeechStopped):
             self.log.info("speech_stopped", source="server", audio_end_ms=event.audio_end_ms)
+            if self.settings.type == "server_vad":  # its answer should follow: the window restarts
+                self._barge(self.barge.on_server_speech_stopped, self._samples_in)
         elif isinstance(event, up.ErrorEvent):
             self.log.warning("upstream_error", type=event.kind, code=event.code, message=event.message)
             self.app_tools.refused(event.code)
@@ -679,6 +691,8 @@ class CallSession:
             self.interrupt("interrupted", source="provider_clear")
         elif isinstance(event, up.TurnDiscarded):  # the provider's detector dropped a noise start
             self.log.info("turn_discarded", source="server", item_id=event.item_id)
+            if self.settings.type == "server_vad":  # the answer resumes where it paused
+                self._barge(self.barge.on_server_discard, self._samples_in)
         elif isinstance(event, up.Malformed):
             self.log.warning("upstream_malformed_event", reason=event.reason)
         elif isinstance(event, up.Transcript):  # into the call's record (sipbridge/app/records.py)
