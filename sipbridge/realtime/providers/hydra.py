@@ -223,9 +223,9 @@ class HydraUpstream:
         if isinstance(event, AudioDelta):
             event = self._to_session_rate(event)
         elif isinstance(event, ResponseCreated):
+            self._down.clear()   # the previous response's audio is stale now (its deltas are dropped)
             self.responses.created(event.response_id)
         elif isinstance(event, ResponseDone):
-            self._down.pop(f"{event.response_id}/audio", None)
             self._release(self.responses.done(event.response_id))
         elif isinstance(event, ErrorEvent):
             self._log.warning("realtime.server_error", type=event.kind, code=event.code, message=event.message)
