@@ -103,6 +103,7 @@ class BargeInPolicy:
         self.in_candidate = False            # SpeechOnset .. SpeechStarted / SpeechRejected
         self.turn_voice_samples = 0          # foreground speech heard since the candidate began
         self.turn_was_foreground = False     # the last turn Silero ended held a foreground voice
+        self.mean_at_onset: float | None = None   # the background mean when that turn began
 
     def set_floor(self, floor_dbfs: float, margin_db: float = 10.0) -> None:
         self.fg.set_floor(floor_dbfs, margin_db)
@@ -213,6 +214,7 @@ class BargeInPolicy:
         if isinstance(event, SpeechOnset):
             if not self.in_turn:
                 self.in_candidate, self.turn_voice_samples = True, 0
+                self.mean_at_onset = self.fg.mean_power
         elif isinstance(event, SpeechRejected):
             self.in_candidate = False
         elif isinstance(event, SpeechStarted):
@@ -220,6 +222,8 @@ class BargeInPolicy:
         elif isinstance(event, SpeechStopped):
             self.in_turn = False
             self.turn_was_foreground = self.turn_voice_samples >= self.turn_voice
+            if self.turn_was_foreground:   # the caller's own turn is not the line's background
+                self.fg.restore_mean(self.mean_at_onset)
 
     def on_prob(self, prob: float) -> None:
         """Silero's score of the newest chunk (fed after each frame's chunks are scored)."""

@@ -9,8 +9,8 @@ frame:
   ``noise_margin_db`` above the background: someone may be talking (the caller counts as
   quiet when no frame has been active for a while);
 * ``foreground``: also ``margin_db`` (9 dB) above the background's recent mean power (a
-  2 s average that foreground frames move only slowly, the caller's own turns not at all
-  once it has 2 s of sound behind it, and digital silence never). The floor alone is not enough: it falls
+  2 s average that foreground frames move only slowly, the caller's own turns and the pauses
+  made for them not at all, and digital silence never). The floor alone is not enough: it falls
   into every gap of a TV's babble, and the babble coming back is then 30 dB "over" it.
   Measured on the noise corpus (bench/noise_corpus.py, tuning part): music and babble stay
   within 8 dB of their mean, road noise within 12 dB (unvoiced, and Silero never scores it);
@@ -89,7 +89,8 @@ class ForegroundTracker:
         """The newest caller frame: its level, and its samples (or its voicing, scripted).
 
         ``hold_mean``: the caller is talking (a turn with a foreground voice in it): the
-        background mean is left as it is (once it has 2 s of sound behind it); ``paused``: the
+        background mean is left as it is (once it has 2 s of sound behind it; before, see
+        :meth:`restore_mean`); ``paused``: the
         agent is paused for this sound, which is not learnt as background meanwhile either.
         """
         dt = max(end_sample - self._end, 1)
@@ -134,6 +135,26 @@ class ForegroundTracker:
         else:
             a = math.exp(-dt / tau)
             self._mean = a * self._mean + (1 - a) * power
+
+    @property
+    def mean_power(self) -> float | None:
+        """The background mean (linear power), for :meth:`restore_mean`; None while it has
+        heard under 300 ms of sound (then it is no one's background yet)."""
+        if self._start is None or self._end - self._start < self.rate * 3 // 10:
+            return None
+        return self._mean
+
+    def restore_mean(self, power: float | None) -> None:
+        """The caller's turn ended: forget what it added to the mean (``power``: the mean when
+        it began). Needed in the call's first seconds, when the mean still learns during turns."""
+        if power is None or self._mean is None:
+            return
+        # never under the floor plus 6 dB: music learnt only partly when the turn began is
+        # known by now from its floor
+        power = max(power, min(self._mean, 10 ** ((self.floor_dbfs + 6.0) / 10)))
+        if power < self._mean:
+            self._mean = power
+            self.mean_dbfs = 10 * math.log10(power)
 
     def voiced(self) -> bool:
         """Whether the newest frame is periodic at a pitch (computed once, on demand).
