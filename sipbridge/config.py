@@ -110,8 +110,8 @@ class LogConfig:
 @dataclass(frozen=True)
 class CellConfig:
     """Several worker processes behind one SIP address (see :mod:`sipbridge.cell`)."""
-    workers: int = 1
-    front: str = "none"
+    workers: int | str = "auto"   # worker processes; auto: sized to the machine (cell/plan.py)
+    front: str = "auto"           # none | kamailio | auto (kamailio when workers > 1 and installed)
     worker_port_base: int | None = None
     probe_interval_s: int = 5
     failover_timeout_ms: int = 2000
@@ -204,7 +204,7 @@ _CHOICES = {
     "sip.media_port": ("python", "native"),
     "log.level": ("debug", "info", "warning", "error"),
     "log.format": ("auto", "json", "console"),
-    "cell.front": ("none", "kamailio"),
+    "cell.front": ("auto", "none", "kamailio"),
     "app.on_webhook_failure": ("default_agent", "reject"),
 }
 _RANGES = {
@@ -234,6 +234,10 @@ def _coerce(key: str, value: Any, annotation: str) -> Any:
         from .app.tooldecl import check_url, parse_tools
         return parse_tools(value, key) if key.endswith(".tools") else check_url(value, key)
     optional = "None" in annotation
+    if key == "cell.workers" and isinstance(value, str):   # an integer or auto
+        if value != "auto":
+            raise ConfigError(key, f"must be an integer or auto, got {value!r}")
+        return value
     if value is False and key == "sip.srtp":
         value = "off"  # YAML 1.1 reads a bare `off` as false
     if value is None:
@@ -329,8 +333,12 @@ def env_overrides(environ: Mapping[str, str]) -> dict:
     return out
 
 
-def build(raw: Mapping | None, environ: Mapping[str, str] | None = None) -> Config:
-    """Validate a raw mapping (from YAML) plus environment overrides into a :class:`Config`."""
+def build(raw: Mapping | None, environ: Mapping[str, str] | None = None,
+          machine=None) -> Config:
+    """Validate a raw mapping (from YAML) plus environment overrides into a :class:`Config`.
+
+    ``cell.workers``/``cell.front`` ``auto`` are settled for ``machine``
+    (:class:`sipbridge.cell.plan.Machine`; None: this machine, probed only when one is auto)."""
     from .turn.settings import resolve as resolve_turn
 
     raw = dict(raw or {})
@@ -362,6 +370,7 @@ def build(raw: Mapping | None, environ: Mapping[str, str] | None = None) -> Conf
         records=_section("records", RecordsConfig, raw.get("records")),
         trunks=parse_trunks(raw.get("trunks"), os.environ if environ is None else environ),
     )
+    cfg = _resolve_cell(cfg, machine)
     _check(cfg)
     from .realtime.providers import check as check_provider  # URL shape, auth, the key's variable
     check_provider(cfg.realtime, os.environ if environ is None else environ)
@@ -377,6 +386,21 @@ def build(raw: Mapping | None, environ: Mapping[str, str] | None = None) -> Conf
     from .app.tooldecl import check_tools  # a tools_url needs the signing secret
     check_tools(cfg, os.environ if environ is None else environ)
     return cfg
+
+
+def _resolve_cell(cfg: Config, machine) -> Config:
+    """``cfg`` with ``cell.workers``/``cell.front`` ``auto`` settled (cell/plan.resolve_cell)."""
+    if "auto" not in (cfg.cell.workers, cfg.cell.front):
+        return cfg
+    from .cell.plan import resolve_cell
+    if machine is None:
+        from .cell.machine import probe
+        machine = probe()
+    workers, front = resolve_cell(cfg.cell.workers, cfg.cell.front, machine,
+                                  media_rate=cfg.sip.media_rate, max_calls=cfg.sip.max_calls,
+                                  tls=cfg.sip.tls_cert is not None)
+    return dataclasses.replace(cfg, cell=dataclasses.replace(cfg.cell, workers=workers,
+                                                             front=front))
 
 
 def _check_inbound(cfg: Config, environ: Mapping[str, str]) -> None:

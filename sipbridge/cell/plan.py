@@ -13,16 +13,70 @@ each a plain single-process sipbridge with its own SIP port and its own slice of
 
 ``workers: 1`` with ``front: none`` is not a cell: the one process listens on ``sip.port``
 itself, exactly as without this section.
+
+``workers: auto`` and ``front: auto`` (the defaults) are settled by :func:`resolve_cell` when the
+configuration is built, from the machine's facts (:class:`Machine`, probed by
+:mod:`sipbridge.cell.machine`), so everything after that sees plain numbers and names:
+
+* workers: the calls this machine sustains (cores x :data:`CALLS_PER_CORE` at the media rate)
+  over the calls one worker holds (4, the pjsua2 wheel's per-process limit, or ``sip.max_calls``
+  if lower), rounded up, clamped to [2, 64], and to what half the memory holds at
+  :data:`WORKER_RSS_MB` each; one plain process instead when there is no front to put before
+  them (Kamailio missing with ``front: auto``) or the SIP listener is TLS (a cell speaks UDP);
+* front: ``kamailio`` when there is more than one worker and Kamailio is installed, else none.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ..errors import ConfigError
 
 MIN_RTP_PORTS_PER_WORKER = 8  # 4 calls (the library's ceiling) x an RTP + RTCP pair
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+AUTO = "auto"
+LIBRARY_CALLS = 4   # calls one pjsua2 process holds (PJSUA_MAX_CALLS of the wheel)
+# Calls one core sustains (all answered, p99 packet interval <= 25 ms), from bench/README.md's
+# capacity runs on a 2-core VM *with the SIPp callers and the model server on the same cores*
+# (~1 % of a core per call of rig: on a real trunk with a remote model there is headroom):
+# 16 kHz: 24 calls sustained ("bench/capacity.py", GIL switch interval run); 8 kHz: 32 calls
+# sustained in 3 of 3 runs ("The 8 kHz media path", p99 23.1-23.7 ms).
+CALLS_PER_CORE = {16000: 12, 8000: 16}
+WORKER_RSS_MB = 140  # a worker with 4 calls up: 116-139 MB ("The native media port", churn)
+MIN_AUTO_WORKERS, MAX_AUTO_WORKERS = 2, 64
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What ``auto`` sizing reads of the machine: usable cores, total memory, Kamailio present."""
+    cores: int
+    memory_mb: int
+    kamailio: bool
+
+
+def auto_workers(machine: Machine, media_rate: int = 16000,
+                 calls_per_worker: int = LIBRARY_CALLS) -> int:
+    """Workers for ``cell.workers: auto``: the sustainable calls over the calls per worker,
+    rounded up, clamped to [2, 64] and to half the memory at :data:`WORKER_RSS_MB` each."""
+    calls = max(1, machine.cores) * CALLS_PER_CORE.get(media_rate, CALLS_PER_CORE[16000])
+    n = min(MAX_AUTO_WORKERS, max(MIN_AUTO_WORKERS, math.ceil(calls / calls_per_worker)))
+    return max(1, min(n, machine.memory_mb // 2 // WORKER_RSS_MB))
+
+
+def resolve_cell(workers, front: str, machine: Machine, media_rate: int = 16000,
+                 max_calls: int | None = None, tls: bool = False) -> tuple[int, str]:
+    """``(workers, front)`` with every ``auto`` settled for ``machine`` (see the module doc)."""
+    if workers == AUTO:
+        # front none + workers auto: the user's own front (kamailio-config), sized here all the same
+        if tls or (front == AUTO and not machine.kamailio):
+            workers = 1
+        else:
+            workers = auto_workers(machine, media_rate,
+                                   min(max_calls or LIBRARY_CALLS, LIBRARY_CALLS))
+    if front == AUTO:
+        front = "kamailio" if workers > 1 and machine.kamailio else "none"
+    return workers, front
 
 
 @dataclass(frozen=True)

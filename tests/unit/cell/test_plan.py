@@ -11,9 +11,9 @@ def build(cell=None, sip=None):
     return config.build({"cell": cell or {}, "sip": sip or {}}, environ={})
 
 
-def test_default_is_one_plain_process_on_sip_port():
-    """workers 1 + front none is not a cell: one worker on sip.port with every RTP port."""
-    cfg = build()
+def test_one_worker_is_one_plain_process_on_sip_port():
+    """workers 1 (front auto: none) is not a cell: one worker on sip.port with every RTP port."""
+    cfg = build({"workers": 1})
     assert not is_cell(cfg)
     [w] = plan(cfg)
     assert (w.sip_port, w.rtp_port, w.rtp_port_range) == (5060, 40000, 1000)
@@ -35,7 +35,7 @@ def test_worker_port_base_moves_the_workers():
 
 def test_a_front_alone_makes_a_cell_of_one():
     """front kamailio with one worker still moves the worker off sip.port."""
-    cfg = build({"front": "kamailio"})
+    cfg = build({"workers": 1, "front": "kamailio"})
     assert is_cell(cfg) and [w.sip_port for w in plan(cfg)] == [5061]
 
 
@@ -51,8 +51,8 @@ def test_worker_environment_pins_ports_and_behind_a_front_trusts_only_the_front(
     worker_cfg = config.build({"sip": {"host": "10.0.0.5"}}, environ=env)
     assert not is_cell(worker_cfg) and worker_cfg.sip.port == 5062
     assert worker_cfg.sip.rtp_port == plan(cfg)[1].rtp_port
-    assert "SIPBRIDGE_SIP__ALLOW_FROM" not in worker_environment(build({"workers": 2}),
-                                                                 plan(build({"workers": 2}))[0])
+    no_front = build({"workers": 2, "front": "none"})
+    assert "SIPBRIDGE_SIP__ALLOW_FROM" not in worker_environment(no_front, plan(no_front)[0])
 
 
 @pytest.mark.parametrize("cell, sip, key", [
@@ -80,12 +80,13 @@ def test_cell_keys_come_from_the_environment():
 
 
 def test_check_config_describes_the_cell(tmp_path, capsys):
-    """`sipbridge check-config` prints the workers' SIP ports, RTP share and front."""
+    """`sipbridge check-config` prints the workers, the calls they hold, their SIP ports, RTP
+    share and front."""
     from sipbridge import cli
     path = tmp_path / "c.yaml"
     path.write_text("cell: {workers: 2, front: kamailio}\nsip: {rtp_port_range: 100}\n")
     assert cli.main(["check-config", str(path)]) == 0
-    assert "cell: 2 workers on SIP 5061-5062, 50 RTP ports each, front kamailio" in \
+    assert "cell: 2 workers (8 calls) on SIP 5061-5062, 50 RTP ports each, front kamailio" in \
         capsys.readouterr().out
 
 

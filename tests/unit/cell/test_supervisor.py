@@ -23,7 +23,7 @@ from sipbridge import config, logs
 from sipbridge.cell.supervisor import Supervisor
 logs.configure("info", "json")
 cfg = config.build({"sip": {"port": %(port)d, "rtp_port": %(rtp)d, "rtp_port_range": 40},
-                    "cell": {"workers": 2, "worker_port_base": %(base)d,
+                    "cell": {"workers": 2, "front": "none", "worker_port_base": %(base)d,
                              "restart_backoff_ms": 100, "restart_limit": 3},
                     "api": {"listen": None}}, environ={})  # the cell API: tests/integration
 sys.exit(Supervisor(cfg, None, python=%(python)r).run())
