@@ -21,8 +21,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="answer calls and bridge them to the realtime model")
     run.add_argument("--config", "-c", help="YAML config file (default: built-in defaults)")
-    run.add_argument("--workers", type=int, help="worker processes (overrides cell.workers)")
-    run.add_argument("--front", help="none | kamailio (overrides cell.front)")
+    run.add_argument("--workers", type=int, help="worker processes (overrides cell.workers, "
+                                                  "default auto: sized to the machine)")
+    run.add_argument("--front", help="none | kamailio | auto (overrides cell.front)")
     run.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)  # set by the supervisor
     kam = sub.add_parser("kamailio-config",
                          help="print the Kamailio configuration for a cell of workers")
@@ -62,11 +63,15 @@ def main(argv: list[str] | None = None) -> int:
         url, key = cfg.upstream()
         print(f"ok: sip {cfg.sip.host}:{cfg.sip.port}, upstream {url}"
               f"{' (api key set)' if key else ''}, turn_detection {cfg.turn_detection.type}")
-        from .cell.plan import is_cell, plan
-        if is_cell(cfg):
+        from .cell.plan import LIBRARY_CALLS, is_cell, plan
+        per = min(cfg.sip.max_calls or LIBRARY_CALLS, LIBRARY_CALLS)
+        if is_cell(cfg):   # the size cell.workers/front (auto: this machine's) came to
             ws = plan(cfg)
-            print(f"cell: {len(ws)} workers on SIP {ws[0].sip_port}-{ws[-1].sip_port}, "
-                  f"{ws[0].rtp_port_range} RTP ports each, front {cfg.cell.front}")
+            print(f"cell: {len(ws)} workers ({len(ws) * per} calls) on SIP {ws[0].sip_port}-"
+                  f"{ws[-1].sip_port}, {ws[0].rtp_port_range} RTP ports each, front "
+                  f"{cfg.cell.front}")
+        else:
+            print(f"cell: one process ({per} calls) on SIP {cfg.sip.port}, no front")
         for t in cfg.trunks:  # never the password: only where it comes from
             source = f"${t.password_env}" if t.password_env else t.password_file
             print(f"trunk {t.name}: {t.aor} via {t.registrar}, expires {t.expires} s, "

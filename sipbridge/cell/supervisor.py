@@ -9,7 +9,9 @@ cell costs nothing. The timeout is the next scheduled restart, or a short readin
 the cell starts. Log lines: ``worker_started`` (worker, pid, sip_port, rtp ports),
 ``worker_exited`` (worker, pid, code or signal), ``worker_restarted`` (worker, pid, attempt,
 after_s), ``worker_given_up``, ``cell_ready`` (every worker answered an OPTIONS probe and the
-front is up), ``cell_stopping``, ``cell_stopped``.
+front is up; ``startup_s``: seconds since the supervisor began), ``cell_stopping``,
+``cell_stopped``. A front whose ``sip.port`` is taken stops the cell before anything starts
+(exit 1, the same one line as a plain process's).
 
 A worker that dies takes its own calls with it and nothing else; it is restarted per
 :class:`~sipbridge.cell.policy.RestartPolicy`. On SIGTERM/SIGINT every worker gets SIGTERM (it
@@ -65,6 +67,20 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """Raise ListenError, as a plain process would, when the front's UDP address is taken."""
+    import socket
+
+    from ..errors import ListenError
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            why = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise ListenError(f"cannot listen for SIP over UDP on {host}:{port}: {why}") from None
+
+
 class _FrontProcess(Kamailio):
     """The runner from :mod:`sipbridge.kamailio`, keeping only Kamailio's last lines in memory
     and copying them into the log (a long-running front must not grow a list forever)."""
@@ -105,6 +121,7 @@ class Supervisor:
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="sipbridge-cell-"))
         self._wake_r = self._wake_w = -1
         self._started_at = 0.0
+        self._created_at = clock()
         # the cell's API (api.listen) and the token of its channel to the workers: fresh per run,
         # handed to the workers in their environment, never logged (see cell/api.py, channel.py)
         self.api = None
@@ -229,6 +246,7 @@ class Supervisor:
         self.ready = True
         log.info("cell_ready", workers=len(self.procs), front=self.cfg.cell.front,
                  listen=f"{self.cfg.sip.host}:{self.cfg.sip.port}",
+                 startup_s=round(self.clock() - self._created_at, 2),
                  pids=[p.pid for _, p in sorted(self.procs.items())])
 
     # -- main loop ----------------------------------------------------------------------------
@@ -265,6 +283,8 @@ class Supervisor:
             from ..errors import ConfigError
             raise ConfigError("cell.front", "kamailio is not installed (Debian package "
                                             "'kamailio'); install it or set cell.front: none")
+        if self.cfg.cell.front == "kamailio":
+            _check_port_free(self.cfg.sip.host, self.cfg.sip.port)
         if getattr(self.cfg, "trunks", ()) and self.cfg.cell.front == "none":
             log.warning("trunks_not_registered", trunks=[t.name for t in self.cfg.trunks],
                         why="a cell's workers never register; the front does (cell.front: "

@@ -158,6 +158,9 @@ class Bridge:
                     "drain_timeout_s": 0},
             "realtime": {"api_key_env": "SIPBRIDGE_TEST_API_KEY"},
             "log": {"format": "json", "level": "info"},
+            # one plain process (the default, cell.workers: auto, is a cell sized to the machine);
+            # a test that wants a cell sets cell via extra
+            "cell": {"workers": 1},
             # the HTTP API on a free port (the default 8080 would collide between bridges)
             "api": {"listen": f"127.0.0.1:{free_tcp_port()}"},
             # never the repo's working directory; .records_path is the file (tests read it)

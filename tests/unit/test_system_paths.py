@@ -4,7 +4,8 @@ CI once passed only because its machines had a link (``/usr/share/asterisk/sound
 no package ``./bootstrap --test`` installs makes; a brand-new machine failed at collection.
 These tests make that class of bug fail on any machine: each path in
 :func:`tests.support.system.read_paths` must exist and be owned (``dpkg -S``) by a package of
-bootstrap's ``test_pkgs`` list or one of their dependencies, and no test or bench may name a
+bootstrap's ``run_pkgs`` or ``test_pkgs`` lists (both installed by ``--test``) or one of their
+dependencies, and no test or bench may name a
 system path anywhere but tests/support/system.py.
 """
 
@@ -27,11 +28,15 @@ SYSTEM_LITERAL = re.compile(r"""["'](/(?:usr|opt|var/lib)/[^"']*)["']""")
 
 
 def bootstrap_packages() -> list[str]:
-    """The ``test_pkgs=(...)`` list of ./bootstrap."""
+    """The ``run_pkgs=(...)`` and ``test_pkgs=(...)`` lists of ./bootstrap (``--test`` installs
+    both; plain bootstrap the first)."""
     text = (ROOT / "bootstrap").read_text()
-    found = re.search(r"^test_pkgs=\(([^)]*)\)", text, re.M)
-    assert found, "bootstrap has no test_pkgs=(...) line"
-    return found.group(1).split()
+    names = []
+    for var in ("run_pkgs", "test_pkgs"):
+        found = re.search(rf"^{var}=\(([^)]*)\)", text, re.M)
+        assert found, f"bootstrap has no {var}=(...) line"
+        names += found.group(1).split()
+    return names
 
 
 def _depends(package: str) -> set[str]:
