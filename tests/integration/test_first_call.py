@@ -3,8 +3,9 @@
 The commands are read from README.md itself (the ``sipbridge run`` of "Run the bridge" and the
 ``sipbridge call`` line of "Then call it"), so the README and this test cannot drift. The only
 changes are the ones a shared test machine needs: free ports instead of 5060 and the default
-RTP range (through ``SIPBRIDGE_SIP__*`` overrides), no HTTP API and no records file, and the
-recording written under the test's directory.
+RTP range (through ``SIPBRIDGE_SIP__*`` overrides, sized for the default cell: see
+tests/support/readme_run.py), no HTTP API and no records file, and the recording written under
+the test's directory.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import numpy as np
 import pytest
 
 from sipbridge.caller.analysis import segments, window_dbfs
-from tests.support.bridge import Bridge, _LineReader, terminate
-from tests.support.ports import free_port_block, free_udp_port
+from tests.support.bridge import Bridge, terminate
+from tests.support.readme_run import ReadmeRun
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
@@ -54,29 +55,10 @@ def wav_pcm(path: Path) -> np.ndarray:
         return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
 
 
-class ReadmeBridge:
-    """The README's ``sipbridge run`` on free loopback ports, its JSON log collected."""
-
-    def __init__(self):
-        self.sip_port = free_udp_port()
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith("SIPBRIDGE_") and k != "OPENAI_API_KEY"}
-        env.update(SIPBRIDGE_SIP__PORT=str(self.sip_port),
-                   SIPBRIDGE_SIP__RTP_PORT=str(free_port_block(40)),
-                   SIPBRIDGE_SIP__RTP_PORT_RANGE="40",
-                   SIPBRIDGE_API__LISTEN="null", SIPBRIDGE_RECORDS__PATH="null",
-                   PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen(run_command(), cwd=ROOT, env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        self.out = _LineReader(self.proc.stdout)
-        if not self.out.wait(lambda r: r.get("event") == "ready", 60):
-            self.stop()
-            raise AssertionError("the README's bridge never became ready:\n"
-                                 + "\n".join(self.out.lines[-40:]))
-
-    def stop(self) -> int:
-        terminate(self.proc, 15)
-        return self.proc.returncode
+def ReadmeBridge() -> ReadmeRun:
+    """The README's ``sipbridge run`` (the default: a cell sized to the machine, Kamailio in
+    front on ``sip.port``) on free loopback ports, no HTTP API, no records file."""
+    return ReadmeRun(ROOT, run_command())
 
 
 def call(words: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
