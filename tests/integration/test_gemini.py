@@ -86,7 +86,7 @@ def test_a_barge_in_with_local_turns_silences_the_agent_and_sends_activity_start
     r = run_gemini_call(tmp_path)
     assert r.onset_s is not None and r.refusals == []
     assert r.onset_to_silence_ms is not None, "the agent went on talking over the caller"
-    assert r.onset_to_silence_ms < 600, f"onset -> silent took {r.onset_to_silence_ms:.0f} ms"
+    assert r.onset_to_silence_ms <= 300, f"onset -> silent took {r.onset_to_silence_ms:.0f} ms"
     assert r.leaked_packets == 0
     barge = [e for e in r.bridge_log if e.get("event") == "barge_in"]
     assert len(barge) == 1 and barge[0]["response_id"] == "gemini_resp_1"
@@ -105,7 +105,7 @@ def test_a_barge_in_with_server_turns_follows_geminis_interrupted(tmp_path):
     (cut,) = r.interrupted
     assert r.onset_s < cut["_t"] < r.quiet_from
     assert r.onset_to_silence_ms is not None, "the agent went on talking over the caller"
-    assert r.onset_to_silence_ms < 600, f"onset -> silent took {r.onset_to_silence_ms:.0f} ms"
+    assert r.onset_to_silence_ms <= 300, f"onset -> silent took {r.onset_to_silence_ms:.0f} ms"
     assert r.leaked_packets == 0
     barge = [e for e in r.bridge_log if e.get("event") == "barge_in"]
     assert barge and barge[0]["source"] == "server_vad" and barge[0]["reason"] == "interrupted"

@@ -28,7 +28,8 @@ types:
   activity start cuts the model's answer off and the server says ``interrupted``.
 
 How the neutral commands map (the bridge's own turns, ``turn_detection`` None): caller audio is
-held while the model has a turn to answer and is otherwise held until the turn's end too:
+held on the box until the turn ends (an activity cannot be opened while the model answers without
+cutting the answer off, and the bridge learns where a turn began only when it ends):
 ``commit_input`` sends ``activityStart``, the held audio (at most :data:`HOLD_MS`), then
 ``activityEnd`` (Gemini answers by itself; the ``create_response`` after it is a no-op). A
 barge-in's ``cancel`` during an answer sends ``activityStart`` at once (Gemini's stop signal)
