@@ -167,5 +167,6 @@ def test_check_config_lists_the_routes_in_order(tmp_path, capsys):
                     '  - {name: b, reject: 486}\n')
     assert main(["check-config", str(path)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[1:] == ["route a: number 12*, trunk *, agent: voice, turn_detection",
+    assert lines[1].startswith("cell: ")   # the size the cell came to (cell.workers: auto)
+    assert lines[2:] == ["route a: number 12*, trunk *, agent: voice, turn_detection",
                          "route b: number *, trunk *, reject 486"]
