@@ -32,7 +32,7 @@ def readme_run_command() -> list[str]:
 
 def test_the_readme_run_command_starts_a_cell_that_answers_20_calls_at_once(tmp_path):
     """The default run is a Kamailio-fronted cell of the machine's auto size, ready with every
-    worker up, and 20 calls placed at once through its one address are all answered (4 at most
+    worker up within 10 s, and 20 calls placed at once through its one address are all answered (4 at most
     per worker), hung up cleanly, and the cell exits 0 on SIGTERM."""
     expected = config.build({}, environ={}).cell   # the defaults, settled for this machine
     run = ReadmeRun(ROOT, readme_run_command(), api=True, records=tmp_path / "records.db")
@@ -43,6 +43,9 @@ def test_the_readme_run_command_starts_a_cell_that_answers_20_calls_at_once(tmp_
         assert ready["workers"] == expected.workers >= 5, ready   # 5 x 4 calls hold 20
         print(f"cell_ready after {run.ready_after_s:.2f} s (supervisor: {ready['startup_s']} s),"
               f" {ready['workers']} workers")
+        # issue 15: the default starts in under 10 s on a 2-core machine (measured 3.7-7.7 s,
+        # the higher figures with other jobs on its cores)
+        assert run.ready_after_s < 10.0, run.tail()
         res = run_sipp("uac_proxy", f"127.0.0.1:{run.sip_port}", calls=CALLS, rtp_echo=True,
                        hold_ms=HOLD_MS, timeout=60, trace_dir=tmp_path / "sipp",
                        extra_args=["-l", str(CALLS), "-r", "50"])
