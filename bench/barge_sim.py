@@ -81,6 +81,9 @@ def _frames_dbfs(pcm: np.ndarray) -> np.ndarray:
     return 10 * np.log10(np.maximum(power, 1e-9) / 32768.0 ** 2)
 
 
+TRIGGER = "level"   # barge_in.trigger of the simulated calls (--trigger)
+
+
 def simulate(model, interrupt: np.ndarray | None, at_ms: int, *, echo=None,
              total_ms: int = 6000, rate: int = 16000, background: np.ndarray | None = None,
              agent_at_ms: int | None = 0) -> dict:
@@ -92,7 +95,8 @@ def simulate(model, interrupt: np.ndarray | None, at_ms: int, *, echo=None,
     everything; ``agent_at_ms`` None: the agent never talks. Besides the agent's output levels
     and the counts, ``paused`` says per frame whether the agent was held by a pause.
     """
-    cfg = config_mod.Config(sip=config_mod.SipConfig(media_rate=rate), turn_detection=resolve({}))
+    cfg = config_mod.Config(sip=config_mod.SipConfig(media_rate=rate), turn_detection=resolve({}),
+                            barge_in=config_mod.BargeInConfig(trigger=TRIGGER))
     loop = _NoLoop()
     session = CallSession(call_id="sim", config=cfg, url="ws://127.0.0.1:9", api_key=None,
                           loop=loop, vad_model=model, on_end=lambda _r: None)
@@ -287,18 +291,22 @@ def main() -> int:
     ap.add_argument("--rate", type=int, choices=(16000, 8000), default=16000,
                     help="the session's media rate (sip.media_rate)")
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--trigger", choices=("level", "voice"), default="level",
+                    help="barge_in.trigger of the simulated calls (default: the bridge's default)")
     ap.add_argument("--corpus", choices=noise_corpus.PARTS, action="append",
                     help="the background corpus (bench/noise_corpus.py) instead: tune, heldout")
     ap.add_argument("--corpus-cases", type=int, default=6, help="calls per kind of background")
     ap.add_argument("--corpus-speech", type=int, default=8, help="interruptions per kind")
     args = ap.parse_args()
+    global TRIGGER
+    TRIGGER = args.trigger
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
     started = time.monotonic()
     model = load_model()
     if args.corpus:
         res = {part: corpus(model, part, args.corpus_cases, args.corpus_speech, args.rate,
                             args.verbose) for part in args.corpus}
-        print(json.dumps({"bench": "barge_sim_corpus", "rate": args.rate, "parts": res,
+        print(json.dumps({"bench": "barge_sim_corpus", "rate": args.rate, "trigger": TRIGGER, "parts": res,
                           "elapsed_s": round(time.monotonic() - started, 1),
                           "command": "python bench/barge_sim.py " + " ".join(sys.argv[1:])},
                          indent=2))
@@ -337,7 +345,7 @@ def main() -> int:
                        "pauses": sum(r["pauses"] for r in runs),
                        "held_ms": sum(r["held_ms"] for r in runs)}
     out = {
-        "bench": "barge_sim",
+        "bench": "barge_sim", "trigger": TRIGGER,
         "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
         "rate": args.rate,
         "interruptions": len(delays),

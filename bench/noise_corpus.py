@@ -37,13 +37,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support import audio  # noqa: E402
+from tests.support import audio, system  # noqa: E402
 
 RATE = 8000
 KINDS = ("music", "babble", "road", "clicks", "breaths")
 PARTS = ("tune", "heldout")
 LINE_NOISE_DBFS = -65.0
-MOH = Path("/usr/share/asterisk/moh")
+MOH = system.MOH_DIR
 MUSIC = {"tune": ["macroform-cold_day", "manolo_camp-morning_coffee", "reno_project-system"],
          "heldout": ["macroform-robot_dity", "macroform-the_simplicity"]}
 VOICES = {"tune": ["en-us+m3", "en-gb+f2", "en+m1"],
@@ -67,9 +67,8 @@ LEVELS = {"music": (-25.0, -20.0, -30.0, -35.0), "babble": (-30.0, -25.0, -35.0)
 
 
 def sounds_dir() -> Path:
-    """The Asterisk English prompts: the test helper's directory when it exists, else Allison's."""
-    d = Path(getattr(audio, "ASTERISK_SOUNDS", ""))
-    return d if d.is_dir() else Path("/usr/share/asterisk/sounds/en_US_f_Allison")
+    """The Asterisk English prompts (where their package put them: tests/support/system.py)."""
+    return system.prompts_dir()
 
 
 def _prompt_names(part: str) -> list[str]:

@@ -1,50 +1,39 @@
 """Barge-in policy: pause first, cancel on confirmation, resume when it was nothing.
 
-Pure logic, fed once per 20 ms caller frame, once per Silero score and once per turn event,
-time in caller samples. The evidence per frame (the line's tracked background, the margin
-over it, voicing, Silero's score) comes from :class:`~sipbridge.bargein_trigger.ForegroundTracker`.
+Pure logic, fed once per 20 ms caller frame and once per turn event, time in caller samples.
 It answers with what the session must do to the agent's audio:
 
-* ``PAUSE`` at the first sign of a voice over the agent (after echo cancellation, and not
-  judged echo): a frame ``foreground`` (18 dB over the tracked background) and voiced, and
-  either ``far`` above it (30 dB: a caller on a quiet line, caught on the first voiced frame)
-  or scored ``voice_prob`` by Silero (a caller over music, babble or road noise); or Silero's
-  first speech chunk (``SpeechOnset``) while a recent frame was foreground. Music, hum, road
-  noise and a TV's distant voices, once the floor has followed them, never get there; clicks
-  and breaths are loud but not voiced. Pausing costs nothing: queued audio is kept.
-* ``CANCEL`` when the speech is confirmed (``SpeechStarted``: it lasted ``min_speech_ms``)
-  and a foreground voice was heard in it, or a DTMF digit arrives: the session clears the
-  buffer and cancels and truncates upstream. Silero's turns on a distant babble are ignored;
-  when the caller then speaks inside such a turn (no new ``SpeechStarted`` will come), a
-  pause whose foreground voice has lasted ``confirm_ms`` cancels.
-* ``RESUME`` when it was nothing: a candidate Silero rejects, once the caller has been quiet
-  (no active frame) for ``quiet_before_resume_ms``; an energy pause that Silero has not
-  scored ``maybe_prob`` within ``energy_hold_ms`` (80 ms: a false pause is a gap under
-  100 ms; a loud caller Silero scores ``maybe_prob`` or more keeps it until quiet); or a
-  pause neither confirmed nor rejected within ``resume_window_ms``. But once a voice
-  (foreground, voiced, Silero at ``voice_prob``) has been heard for two frames since the
-  pause, nothing resumes the agent until that voice has stopped for
-  ``quiet_before_resume_ms``. After a false pause, the sound that caused it must be beaten
-  by 6 dB to count as foreground again (:meth:`ForegroundTracker.suppress`): no stutter.
+* ``PAUSE`` at the first sign of the caller over the agent: a frame ``energy_margin_db`` above
+  the silence floor and ``noise_margin_db`` above the line's tracked noise floor (after echo
+  cancellation, and not judged echo), or Silero's first speech chunk (``SpeechOnset``),
+  whichever comes first. Pausing costs nothing: queued audio is kept. Measured: a 0 dB
+  margin catches breathy starts 150 ms sooner but pauses on music and residual echo and,
+  when Silero confirms later than ``energy_hold_ms``, lets a blip of the agent through.
+* ``CANCEL`` when the speech is confirmed (``SpeechStarted``: it lasted ``min_speech_ms``) or a
+  DTMF digit arrives: the session clears the buffer and cancels and truncates upstream.
+* ``RESUME`` when the candidate is rejected (shorter than ``min_speech_ms``: a cough, a
+  click) and the caller has then been quiet for ``quiet_before_resume_ms``; when an energy
+  pause sees no Silero onset within ``energy_hold_ms`` (Silero finds most onsets 70-140 ms in),
+  unless the caller is still loud and Silero has scored a chunk since the pause at
+  ``maybe_prob`` or more (some words open on sounds Silero doubts for 300 ms: "thank you"
+  scores 0.13-0.44 before its first 0.5; music on hold rarely gets there), in which case
+  the pause holds until the caller is quiet or an onset comes; or when a paused candidate is
+  neither confirmed nor rejected within ``resume_window_ms`` (a safety net): playback
+  continues with the sample after the last one sent.
 
-It also says whether a turn Silero ended held a foreground voice (:attr:`turn_was_foreground`)
-so the session commits only those: a TV behind a silent caller does not make the agent answer.
-
-With the provider's turn detection (``server_vad``), its ``speech_started`` pauses too (it
-fires on noise as well) and holds the pause: only a confirmation cancels (the provider cancelled
-its response or created a new one, or Silero confirmed a voice), and the provider's discarded
-turn, or ``resume_window_ms`` with no confirmation (counted from the provider's last turn event
-or the caller's last active frame, whichever is later), resumes the answer where it paused.
+With the provider's turn detection (``server_vad``), its ``speech_started`` pauses and holds
+(:mod:`sipbridge.bargein_server`). This is ``barge_in.trigger: level``, the default; the
+opt-in ``voice`` trigger (:mod:`sipbridge.bargein_voice`) pauses for a voice and not for the
+line's background, but still loses on the wire what this one wins (bench/README.md).
 """
 
 from __future__ import annotations
 
 import enum
-import math
 from dataclasses import dataclass
 
-from .bargein_trigger import ForegroundTracker
-from .turn.events import SpeechOnset, SpeechRejected, SpeechStarted, SpeechStopped
+from .bargein_server import ServerHold
+from .turn.events import SpeechOnset, SpeechRejected, SpeechStarted
 
 
 class Action(enum.Enum):
@@ -56,178 +45,104 @@ class Action(enum.Enum):
 @dataclass(frozen=True)
 class Decision:
     action: Action
-    source: str              # energy | local_vad | dtmf | timeout | rejected | no_speech
+    source: str              # energy | local_vad | dtmf | timeout | rejected | no_speech | server_*
     at_sample: int
 
 
-class BargeInPolicy:
-    """Decides pause / resume / cancel while the agent is talking."""
+class BargeInPolicy(ServerHold):
+    """Decides pause / resume / cancel while the agent is talking (``barge_in.trigger: level``)."""
+
+    turn_was_foreground = True   # every Silero turn is the caller's (see bargein_voice for not)
 
     def __init__(self, *, enabled: bool = True, dtmf: bool = True, resume_window_ms: int = 800,
-                 energy_hold_ms: int = 80, energy_margin_db: float = 10.0,
+                 energy_hold_ms: int = 250, energy_margin_db: float = 10.0,
                  noise_margin_db: float = 12.0, floor_dbfs: float = -45.0,
-                 quiet_before_resume_ms: int = 200, maybe_prob: float = 0.05,
-                 doubt_hold_ms: int = 300,
-                 foreground_margin_db: float = 9.0, far_margin_db: float = 30.0,
-                 voice_prob: float = 0.5, onset_prob: float = 0.3, confirm_ms: int = 300, turn_voice_ms: int = 100,
+                 quiet_before_resume_ms: int = 200, maybe_prob: float = 0.2,
                  rate: int = 16000):
         self.enabled = enabled
         self.dtmf = dtmf
-        self.rate = rate
         self.resume_window = resume_window_ms * rate // 1000
         self.energy_hold = energy_hold_ms * rate // 1000
-        self.doubt_hold = doubt_hold_ms * rate // 1000
         self.quiet_before_resume = quiet_before_resume_ms * rate // 1000
-        self.confirm = confirm_ms * rate // 1000
-        self.recent = 60 * rate // 1000          # a SpeechOnset pauses if a frame this recent was foreground
-        self.turn_voice = turn_voice_ms * rate // 1000
         self.maybe_prob = maybe_prob
-        self.voice_prob = voice_prob
-        self.onset_prob = onset_prob
-        self.fg = ForegroundTracker(rate=rate, floor_dbfs=floor_dbfs,
-                                    energy_margin_db=energy_margin_db,
-                                    noise_margin_db=noise_margin_db,
-                                    margin_db=foreground_margin_db, far_margin_db=far_margin_db)
         self.max_prob = 0.0                  # Silero's highest chunk score since the pause
-        self.last_loud = -(1 << 62)          # end sample of the caller's last active frame
-        self.last_foreground = -(1 << 62)    # end sample of the last foreground frame
+        self.last_loud = -(1 << 62)          # end sample of the caller's last loud frame
         self.resume_pending = False          # rejected, waiting for the caller to be quiet
+        self.energy_quiet_until = 0          # no energy pauses before this sample (after a
+        # false alarm: music on hold or steady noise would otherwise pause and resume the agent
+        # every quarter second; Silero's onsets still pause it)
+        self.energy_dbfs = floor_dbfs + energy_margin_db
+        self.noise_margin_db = noise_margin_db
+        self.noise_dbfs = floor_dbfs - 20.0  # the line's noise floor, tracked per frame
         self.paused_at: int | None = None    # sample at which we paused (None: not paused by us)
         self.onset_seen = False              # Silero saw a speech onset since the pause
         self.pause_source: str | None = None
-        self.rejected_at: int | None = None  # Silero's last rejection, unless an onset followed
-        self.peak_dbfs = -math.inf           # loudest frame since the pause
-        self.voice_frames = 0                # voice frames since the pause
-        self.voice_from: int | None = None   # the first of them
-        self.in_turn = False                 # Silero's SpeechStarted .. SpeechStopped
-        self.in_candidate = False            # SpeechOnset .. SpeechStarted / SpeechRejected
-        self.turn_voice_samples = 0          # foreground speech heard since the candidate began
-        self.turn_was_foreground = False     # the last turn Silero ended held a foreground voice
-        self.mean_at_onset: float | None = None   # the background mean when that turn began
 
     def set_floor(self, floor_dbfs: float, margin_db: float = 10.0) -> None:
-        self.fg.set_floor(floor_dbfs, margin_db)
+        self.energy_dbfs = floor_dbfs + margin_db
 
-    @property
-    def voice_held(self) -> bool:
-        """A voice has been heard since the pause: the agent stays silent until it stops."""
-        return self.voice_frames >= 2
+    def _track_noise(self, level_dbfs: float) -> float:
+        """Follow the line's noise floor: down at once, up slowly (~2.5 dB/s); return the trigger."""
+        if level_dbfs < self.noise_dbfs:
+            self.noise_dbfs = max(level_dbfs, -100.0)
+        else:
+            self.noise_dbfs += 0.05
+        return max(self.energy_dbfs, self.noise_dbfs + self.noise_margin_db)
 
     def on_frame(self, end_sample: int, level_dbfs: float, echo_only: bool,
                  agent_talking: bool, frame=None, voicing: float | None = None) -> Decision | None:
-        """One caller frame (after echo cancellation; ``frame``: its int16 samples, for voicing)."""
-        fg = self.fg
-        fg.frame(end_sample, level_dbfs, frame, voicing,
-                 hold_mean=(self.in_candidate or self.in_turn) and self.turn_voice_samples > 0,
-                 paused=self.paused_at is not None)
-        if fg.active:
-            self.last_loud = end_sample
-        speechlike = fg.foreground and fg.prob >= self.voice_prob
-        if fg.foreground:
-            self.last_foreground = end_sample
-        if (self.in_candidate or self.in_turn) and speechlike:
-            self.turn_voice_samples += self.rate // 50
+        """One caller frame (after echo cancellation): an energy pause, or a resume on timeout.
+        (``frame`` and ``voicing`` are for the voice trigger; this one goes by level alone.)"""
         if not self.enabled:
             return None
+        trigger = self._track_noise(level_dbfs)
+        if level_dbfs >= trigger:
+            self.last_loud = end_sample
+        if self.paused_at is not None and self.server_at is not None:
+            return self._server_hold(end_sample)
         if self.paused_at is not None:
-            return self._while_paused(end_sample, speechlike and not echo_only)
-        if (agent_talking and not echo_only and fg.foreground and not fg.suppressed
-                and (fg.far or fg.prob >= self.onset_prob) and fg.voiced()):
-            return self._pause("energy", end_sample)
-        return None
-
-    def _while_paused(self, end_sample: int, speechlike: bool) -> Decision | None:
-        if self.server_at is not None:
-            return self._server_hold(end_sample, speechlike)
-        fg = self.fg
-        self.peak_dbfs = max(self.peak_dbfs, fg.level_dbfs)
-        if speechlike and fg.voiced():
-            self.voice_frames += 1
-            if self.voice_from is None:
-                self.voice_from = end_sample - self.rate // 50
-        quiet = end_sample - self.last_loud >= self.quiet_before_resume
-        if self.voice_held:
-            # a voice paused the agent: only its end (or its confirmation) lets the agent go on
-            if self.in_turn and end_sample - self.voice_from >= self.confirm:
-                return self._cancel("local_vad", end_sample)   # Silero's turn had begun earlier
-            if quiet and not self.in_candidate:   # Silero's candidate ends by Started or Rejected
-                return self._resume("voice_stopped", end_sample)
-            if (self.rejected_at is not None and not self.in_candidate and not self.in_turn
-                    and end_sample - self.rejected_at >= self.quiet_before_resume):
-                # Silero rejected it and found no new onset since: a caller's word that Silero
-                # rejects on a stop consonant is re-detected a chunk or two later
+            if self.resume_pending and end_sample - self.last_loud >= self.quiet_before_resume:
                 return self._resume("rejected", end_sample)
-            if (end_sample - self.paused_at >= self.resume_window and not self.onset_seen
-                    and not self.in_turn):
-                # a caller's voice gets a Silero candidate well within the window: with none
-                # this is music Silero scores as speech now and then, not someone talking
+            waited = end_sample - self.paused_at
+            if not self.onset_seen and self.pause_source == "energy" and waited >= self.energy_hold:
+                loud = end_sample - self.last_loud < self.quiet_before_resume
+                if not (loud and self.max_prob >= self.maybe_prob):
+                    return self._resume("no_speech", end_sample)
+            if waited >= self.resume_window:
                 return self._resume("timeout", end_sample)
             return None
-        if self.resume_pending and quiet:
-            return self._resume("rejected", end_sample)
-        waited = end_sample - self.paused_at
-        if not self.onset_seen and self.pause_source == "energy" and waited >= self.energy_hold:
-            loud = end_sample - self.last_loud < self.quiet_before_resume
-            # Silero's doubt (0.1-0.3: a word it is slow on, or music) holds the pause for
-            # doubt_hold_ms; a stronger doubt ("thank you": 0.13-0.44 for 300 ms) until quiet
-            doubt = loud and (self.max_prob >= self.onset_prob or (
-                self.max_prob >= self.maybe_prob and waited < self.doubt_hold))
-            if not doubt:
-                return self._resume("no_speech", end_sample)
-        if waited >= self.resume_window:
-            return self._resume("timeout", end_sample)
+        if (agent_talking and not echo_only and level_dbfs >= trigger
+                and end_sample >= self.energy_quiet_until):
+            return self._pause("energy", end_sample)
         return None
 
     def on_turn(self, event, agent_talking: bool) -> Decision | None:
         """A turn event from the detector."""
-        self._follow_turn(event)
         if not self.enabled:
             return None
         if isinstance(event, SpeechOnset):
-            self.rejected_at = None
             if self.paused_at is not None:
                 self.onset_seen = True
                 self.resume_pending = False
                 return None
-            if agent_talking and event.at_sample - self.last_foreground <= self.recent:
+            if agent_talking:
                 decision = self._pause("local_vad", event.at_sample)
                 self.onset_seen = True
                 return decision
         elif isinstance(event, SpeechRejected):
-            self.rejected_at = event.at_sample
-            if self.paused_at is not None and not self.voice_held:
+            if self.paused_at is not None:
                 # a word with a stop in it is often rejected and re-detected a chunk later:
                 # resume only once the caller has been quiet for a moment
                 if event.at_sample - self.last_loud >= self.quiet_before_resume:
                     return self._resume("rejected", event.at_sample)
                 self.resume_pending = True
         elif isinstance(event, SpeechStarted):
-            # paused: a foreground frame did it (a TV's babble never is); not paused, Silero's
-            # turn must have held a foreground voice
-            heard = self.turn_voice_samples > 0 or self.paused_at is not None
-            if (self.paused_at is not None or agent_talking) and heard:
+            if self.paused_at is not None or agent_talking:
                 return self._cancel("local_vad", event.at_sample)
         return None
 
-    def _follow_turn(self, event) -> None:
-        """Silero's view of the caller, and how much foreground voice each turn held."""
-        if isinstance(event, SpeechOnset):
-            if not self.in_turn:
-                self.in_candidate, self.turn_voice_samples = True, 0
-                self.mean_at_onset = self.fg.mean_power
-        elif isinstance(event, SpeechRejected):
-            self.in_candidate = False
-        elif isinstance(event, SpeechStarted):
-            self.in_candidate, self.in_turn = False, True
-        elif isinstance(event, SpeechStopped):
-            self.in_turn = False
-            self.turn_was_foreground = self.turn_voice_samples >= self.turn_voice
-            if self.turn_was_foreground:   # the caller's own turn is not the line's background
-                self.fg.restore_mean(self.mean_at_onset)
-
     def on_prob(self, prob: float) -> None:
         """Silero's score of the newest chunk (fed after each frame's chunks are scored)."""
-        self.fg.on_prob(prob)
         if self.paused_at is not None and prob > self.max_prob:
             self.max_prob = prob
 
@@ -243,76 +158,20 @@ class BargeInPolicy:
         self.pause_source = None
         self.resume_pending = False
         self.max_prob = 0.0
-        self.peak_dbfs = -math.inf
-        self.voice_frames = 0
-        self.voice_from = None
-        self.rejected_at = None
         self.server_at = None
 
     def _pause(self, source: str, at: int) -> Decision:
-        self.reset()
-        self.paused_at, self.pause_source = at, source
-        self.peak_dbfs = self.fg.level_dbfs
+        self.paused_at, self.onset_seen, self.pause_source = at, False, source
+        self.max_prob = 0.0
         return Decision(Action.PAUSE, source, at)
 
     def _resume(self, source: str, at: int) -> Decision | None:
         if self.server_at is not None and not source.startswith("server"):
             return None  # the provider's speech_started holds the pause until it decides
-        if not self.voice_held:  # a false alarm: the same sound must not pause the agent again
-            self.fg.suppress(self.peak_dbfs, at)
         self.reset()
+        self.energy_quiet_until = at + 4 * self.energy_hold
         return Decision(Action.RESUME, source, at)
 
     def _cancel(self, source: str, at: int) -> Decision:
         self.reset()
         return Decision(Action.CANCEL, source, at)
-
-    # -- the provider's turn detector (server_vad: OpenAI, Hydra, ...) ------------------------
-    server_at: int | None = None   # sample of the provider's speech_started holding the pause
-
-    def on_server_speech(self, at_sample: int, agent_talking: bool) -> Decision | None:
-        """The provider's ``speech_started`` (it also fires on noise): pause, never cancel.
-
-        While it holds, the local detector's own resumes are ignored; only a confirmation
-        (:meth:`on_server_confirm`, or the local detector's confirmed speech) cancels, and
-        :meth:`on_server_discard` or ``resume_window_ms`` without a confirmation resumes."""
-        if not self.enabled or (not agent_talking and self.paused_at is None):
-            return None
-        if self.paused_at is not None:   # already paused by the local detector: now held too
-            self.server_at = at_sample
-            return None
-        decision = self._pause("server_vad", at_sample)
-        self.server_at = at_sample
-        return decision
-
-    def on_server_confirm(self, at_sample: int, agent_talking: bool) -> Decision | None:
-        """The provider confirmed the caller's turn: it cancelled the response itself, or
-        created a new one. The agent's queued audio is stale: cancel (even with barge-in off,
-        the provider's response is gone)."""
-        if self.paused_at is None and not agent_talking:
-            return None
-        return self._cancel("server_vad", at_sample)
-
-    def on_server_discard(self, at_sample: int) -> Decision | None:
-        """The provider dropped the turn its ``speech_started`` began (noise): resume where the
-        agent paused."""
-        if self.server_at is None:
-            return None
-        self.server_at = None
-        return self._resume("server_discarded", at_sample)
-
-    def _server_hold(self, end_sample: int, speechlike: bool = False) -> Decision | None:
-        """A frame while the provider's pause holds: no confirmation within the window resumes.
-        The window runs from the later of the provider's last turn event and the caller's last
-        active frame: a caller still talking (a provider that confirms only with its answer,
-        like OpenAI's server_vad without interrupt_response) keeps the agent paused. (Silero
-        does not run in server_vad mode; its confirmation, when it runs, comes by on_turn.)"""
-        if end_sample - max(self.server_at, self.last_loud) >= self.resume_window:
-            return self._resume("server_timeout", end_sample)
-        return None
-
-    def on_server_speech_stopped(self, at_sample: int) -> None:
-        """The provider ended the caller's turn: its answer (a confirmation) should follow
-        within the window, which starts again here."""
-        if self.server_at is not None:
-            self.server_at = at_sample

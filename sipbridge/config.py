@@ -97,7 +97,8 @@ class BargeInConfig:
     dtmf: bool = True
     resume_window_ms: int = 800
     echo_guard: bool = True
-    foreground_margin_db: int = 9    # a voice must stand this far over the line's background level
+    trigger: str = "level"           # level (loudness over the floor) | voice (opt-in, bargein_voice)
+    foreground_margin_db: int = 9    # trigger voice: a voice must stand this far over the background
 
 
 @dataclass(frozen=True)
@@ -206,6 +207,7 @@ _CHOICES = {
     "log.format": ("auto", "json", "console"),
     "cell.front": ("auto", "none", "kamailio"),
     "app.on_webhook_failure": ("default_agent", "reject"),
+    "barge_in.trigger": ("level", "voice"),
 }
 _RANGES = {
     "sip.port": (1, 65535), "sip.rtp_port": (1024, 65534), "sip.rtp_port_range": (2, 60000),

@@ -30,6 +30,7 @@ import structlog
 
 from .app.toolrun import AppTools
 from .bargein import Action, BargeInPolicy, Decision
+from .bargein_voice import VoiceBargeInPolicy
 from .media.echo import EchoCanceller, EchoSettings
 from .media.gate import SpeechGate
 from .media.playout import Cleared, PlayoutBuffer
@@ -102,11 +103,13 @@ class CallSession:
         self._batch_lock = threading.Lock()
         self._samples_in = 0
         bc = config.barge_in
-        self.barge = BargeInPolicy(enabled=bc.enabled, dtmf=bc.dtmf,
-                                   resume_window_ms=bc.resume_window_ms,
-                                   foreground_margin_db=bc.foreground_margin_db,
-                                   confirm_ms=self.settings.min_speech_ms,
-                                   floor_dbfs=self.settings.silence_floor_dbfs, rate=rate)
+        # barge_in.trigger: level (the default) pauses on loudness over the line's floor; voice
+        # pauses for a voice standing out of the line's background (opt-in, see bargein_voice)
+        voice = {"foreground_margin_db": bc.foreground_margin_db,
+                 "confirm_ms": self.settings.min_speech_ms} if bc.trigger == "voice" else {}
+        self.barge = (VoiceBargeInPolicy if voice else BargeInPolicy)(
+            enabled=bc.enabled, dtmf=bc.dtmf, resume_window_ms=bc.resume_window_ms,
+            floor_dbfs=self.settings.silence_floor_dbfs, rate=rate, **voice)
         self.echo = (EchoCanceller(LINE_ECHO, sample_rate=rate, frame_samples=rate // 50)
                      if bc.echo_guard else None)
         self._barge_lock = threading.Lock()
