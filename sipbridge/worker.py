@@ -546,6 +546,7 @@ class Worker:
         if self.config.sip.media_port == "native":
             self.ports.stop()   # the pump; its ports stay idle in the conference
         self.stack.destroy()
+        self.recording.hub.close_streams()   # live /v1/events streams end: the API stops at once
         self._stop_api()
         self.recording.stop()   # the drained calls' records and events: written, sent (<= 2 s)
         self.loop.call_soon_threadsafe(self.loop.stop)
