@@ -68,7 +68,7 @@ def main() -> int:
     from tests.support.sipp import run_sipp
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-cell-api-"))
-    cell = CellProcess(tmp, extra={"api": {"rate_per_s": 100000}})
+    cell = CellProcess(tmp, extra={"api": {"rate_per_s": 100000}}, workers=args.workers)
     calls = 4 * args.workers
     try:
         cell.wait("cell_ready", timeout=90)

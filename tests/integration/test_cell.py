@@ -175,16 +175,17 @@ RESTART_BACKOFF_MS = 12000 # the killed worker stays down through the BYEs and t
 
 
 class CellProcess:
-    """``sipbridge run --workers 3 --front kamailio`` as a subprocess with its JSON log."""
+    """``sipbridge run --workers N --front kamailio`` (N = 3 unless told) as a subprocess with
+    its JSON log."""
 
     def __init__(self, tmp_path: Path, extra: dict | None = None, environ: dict | None = None,
-                 restart_backoff_ms: int = RESTART_BACKOFF_MS):
+                 restart_backoff_ms: int = RESTART_BACKOFF_MS, workers: int = 3):
         self.sip_port = free_udp_port()
         self.api_url = f"http://127.0.0.1:{free_tcp_port()}"   # the cell's one API
-        base = free_port_block(3, align=1)
-        rtp = free_port_block(60)
+        base = free_port_block(workers, align=1)
+        rtp = free_port_block(20 * workers)   # 20 a worker: its 4 calls' RTP/RTCP pairs and spares
         cfg = {"sip": {"host": "127.0.0.1", "port": self.sip_port, "rtp_port": rtp,
-                       "rtp_port_range": 60, "allow_from": ["127.0.0.1/32"]},
+                       "rtp_port_range": 20 * workers, "allow_from": ["127.0.0.1/32"]},
                "realtime": {"url": "embedded"},
                "cell": {"worker_port_base": base, "probe_interval_s": 1,
                         "failover_timeout_ms": 2000, "restart_backoff_ms": restart_backoff_ms},
@@ -202,7 +203,7 @@ class CellProcess:
         env["PYTHONUNBUFFERED"] = "1"
         env.update(environ or {})
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sipbridge", "run", "-c", str(path), "--workers", "3",
+            [sys.executable, "-m", "sipbridge", "run", "-c", str(path), "--workers", str(workers),
              "--front", "kamailio"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
         self.out = _LineReader(self.proc.stdout)
 
