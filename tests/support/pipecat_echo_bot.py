@@ -1,5 +1,6 @@
-"""A real Pipecat bot for ``bench/pipecat_media_stream.py`` (run by a Python that has
-``pipecat-ai[websocket]`` and uvicorn; not a dependency of sipbridge or its tests).
+"""A real Pipecat bot for tests/integration/test_pipecat.py and bench/pipecat_media_stream.py, run
+by ``.venv-pipecat/bin/python`` (``./bootstrap --test`` makes that venv: Pipecat cannot share
+``.venv``); never imported by the test process.
 
 FastAPI WebSocket transport + ``TwilioFrameSerializer`` (auto hang-up off: no Twilio REST) +
 Silero VAD (``VADProcessor``) + an offline processor that says the caller's utterance back once
