@@ -52,12 +52,14 @@ def main() -> int:
                     help="the bridge's sip.media_rate")
     ap.add_argument("--over-music", type=int, default=5,
                     help="calls interrupting over -25 dBFS music playing all call long")
-    ap.add_argument("--provider", choices=("openai", "gemini", "hydra"), default="openai",
+    ap.add_argument("--provider", choices=("openai", "gemini", "hydra", "media_stream"), default="openai",
                     help="the model: openai (the embedded model, OpenAI's protocol) | gemini "
                     "(the local Gemini Live server; bench/barge_gemini.py) | hydra (the local "
-                    "Hydra server, with OpenAI calls interleaved as the baseline; bench/barge_hydra.py)")
+                    "Hydra server, with OpenAI calls interleaved as the baseline; bench/barge_hydra.py) | "
+                    "media_stream (the local Twilio Media Streams bot, OpenAI interleaved; "
+                    "bench/barge_media_stream.py)")
     ap.add_argument("--baseline-calls", type=int, default=None,
-                    help="hydra: OpenAI-protocol calls interleaved (default: --calls)")
+                    help="hydra, media_stream: OpenAI-protocol calls interleaved (default: --calls)")
     ap.add_argument("--append-ms", type=int, default=None, help="hydra: realtime.append_ms")
     ap.add_argument("--server-turns", action="store_true", help="gemini: Gemini's own turns")
     args = ap.parse_args()
@@ -65,6 +67,10 @@ def main() -> int:
         from barge_hydra import hydra_bench
         args.baseline_calls = args.calls if args.baseline_calls is None else args.baseline_calls
         return hydra_bench(args)
+    if args.provider == "media_stream":
+        from barge_media_stream import media_stream_bench
+        args.baseline_calls = args.calls if args.baseline_calls is None else args.baseline_calls
+        return media_stream_bench(args)
     if args.provider == "gemini":
         from barge_gemini import gemini_bench
         return gemini_bench(args)
