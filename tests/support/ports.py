@@ -25,6 +25,7 @@ from __future__ import annotations
 import random
 import socket
 import threading
+import time
 
 __all__ = [
     "LOOPBACK",
@@ -42,7 +43,12 @@ LOOPBACK = "127.0.0.1"
 _DEFAULT_LOW = 20000
 _ATTEMPTS = 500
 _rng = random.Random()
-_handed_out: set[int] = set()  # avoid giving the same port twice in one process
+# ports handed out lately (port -> monotonic time): not given twice while the test that got
+# them may still be starting what binds them. Forgotten after HANDED_OUT_S: a process that
+# keeps every port it ever handed out runs out of its band in a long suite (it did: "no
+# block of 200 free ports" near the end of a 1,800-test run).
+HANDED_OUT_S = 120.0
+_handed_out: dict[int, float] = {}
 _lock = threading.Lock()
 
 
@@ -88,7 +94,7 @@ def is_tcp_port_free(port: int, host: str = LOOPBACK) -> bool:
 
 def _all_free(first: int, count: int, udp: bool, tcp: bool, host: str) -> bool:
     for port in range(first, first + count):
-        if port in _handed_out:
+        if _handed_out.get(port, -HANDED_OUT_S) > time.monotonic() - HANDED_OUT_S:
             return False
         if udp and not is_udp_port_free(port, host):
             return False
@@ -115,7 +121,10 @@ def free_port_block(
             if first < low:
                 continue
             if _all_free(first, count, udp, tcp, host):
-                _handed_out.update(range(first, first + count))
+                now = time.monotonic()
+                for port in [p for p, t in _handed_out.items() if t <= now - HANDED_OUT_S]:
+                    del _handed_out[port]
+                _handed_out.update(dict.fromkeys(range(first, first + count), now))
                 return first
     raise RuntimeError(f"no block of {count} free ports found on {host}")
 
