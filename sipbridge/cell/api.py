@@ -45,6 +45,13 @@ from .uids import worker_of
 log = structlog.get_logger("sipbridge.cell")
 
 READY_TIMEOUT_S = 2.0       # a worker's /readyz, /v1/calls or /metrics answer
+# /metrics: while it is being scraped, the workers are summed in the background every
+# METRICS_REFRESH_S and a scrape answers with that sum (at most METRICS_MAX_AGE_S old) at
+# once, instead of waiting for eight workers busy with 32 calls (35 ms p50, 80 p95 inline).
+# Nobody scraping for METRICS_IDLE_S stops the refresh: an unwatched cell pays nothing.
+METRICS_REFRESH_S = 1.0
+METRICS_MAX_AGE_S = 2.0
+METRICS_IDLE_S = 60.0
 RETRY_AFTER_S = 1
 KEEPALIVE_S = 15.0
 POLL_S = 0.5
@@ -70,6 +77,9 @@ class CellApi:
         self.server: ApiServer | None = None
         self._streams: set[asyncio.Queue] = set()
         self.stream_dropped = 0
+        self._metrics: tuple[float, dict, int] | None = None   # (loop time, sum, workers up)
+        self._metrics_asked = 0.0                          # loop time of the last scrape
+        self._refresher: asyncio.Task | None = None
 
     # -- lifecycle (supervisor thread) ----------------------------------------------------------
     def start(self) -> None:
@@ -105,6 +115,8 @@ class CellApi:
         await self.server.start()
 
     async def _stop(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
         for q in list(self._streams):
             _offer(q, None)
         if self.server is not None:
@@ -143,6 +155,36 @@ class CellApi:
         return web.json_response(body, status=200 if body["ready"] else 503)
 
     async def metrics(self, _request: web.Request) -> web.Response:
+        now = self.loop.time()
+        self._metrics_asked = now
+        if self._metrics is not None and now - self._metrics[0] <= METRICS_MAX_AGE_S:
+            _, families, up = self._metrics
+        else:   # the first scrape in a while: sum now, and keep summing while scraped
+            families, up = await self._sum_metrics()
+        if self._refresher is None or self._refresher.done():
+            self._refresher = asyncio.ensure_future(self._refresh_metrics())
+        # the supervisor's own figures are read now, not with the workers' sum
+        own = [CounterMetricFamily("sipbridge_worker_restarts", "Worker processes restarted by "
+                                   "the cell supervisor", value=self.cell.restart_count()),
+               GaugeMetricFamily("sipbridge_cell_workers_up", "Workers of the cell that answered "
+                                 "the last scrape", value=up),
+               CounterMetricFamily("sipbridge_cell_stream_events_dropped", "Events a slow "
+                                   "/v1/events client of the cell missed",
+                                   value=self.stream_dropped)]
+        return web.Response(body=render(families, own), headers={"Content-Type": CONTENT_TYPE})
+
+    async def _refresh_metrics(self) -> None:
+        while self.loop.time() - self._metrics_asked < METRICS_IDLE_S:
+            await asyncio.sleep(METRICS_REFRESH_S)
+            try:
+                await self._sum_metrics()
+            except Exception:  # noqa: BLE001 - the next scrape sums inline
+                log.exception("cell_metrics_refresh_failed")
+                return
+
+    async def _sum_metrics(self) -> tuple[dict, int]:
+        """Ask every running worker for its registry and add them up (kept for the next scrape):
+        the summed families and how many workers answered."""
         running = self.running()
         indexes = sorted(self.cell.specs)
 
@@ -161,15 +203,9 @@ class CellApi:
             self.sums.update(i, running.get(i), families)
             if families is not None:
                 fresh.append(i)
-        own = [CounterMetricFamily("sipbridge_worker_restarts", "Worker processes restarted by "
-                                   "the cell supervisor", value=self.cell.restart_count()),
-               GaugeMetricFamily("sipbridge_cell_workers_up", "Workers of the cell that answered "
-                                 "this scrape", value=len(fresh)),
-               CounterMetricFamily("sipbridge_cell_stream_events_dropped", "Events a slow "
-                                   "/v1/events client of the cell missed",
-                                   value=self.stream_dropped)]
-        text = render(self.sums.total(fresh), own)
-        return web.Response(body=text, headers={"Content-Type": CONTENT_TYPE})
+        families = self.sums.total(fresh)
+        self._metrics = (self.loop.time(), families, len(fresh))
+        return families, len(fresh)
 
     async def list_calls(self, _request: web.Request) -> web.Response:
         return web.json_response(merge_calls(await self._ask_all("/v1/calls")))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -31,6 +32,7 @@ class StandIn:
         self.index, self.calls, self.slots, self.ready, self.refuse = index, calls, slots, ready, refuse
         self.placed: list[dict] = []
         self.unauthorized = 0
+        self.metrics_asked = 0
         self.events = [{"id": f"msg_{index}_{n}", "type": "call.ended",
                         "data": {"uid": f"c_{index}_{n:016x}", "transcript": "\u00e9" * 40000 * n}}
                        for n in range(2)]
@@ -41,6 +43,8 @@ class StandIn:
             if request.headers.get("Authorization") != f"Bearer {INTERNAL}":
                 self.unauthorized += 1
                 return web.json_response({"error": "unauthorized"}, status=401)
+            if request.path == "/v1/cell/metrics":
+                self.metrics_asked += 1   # not served: a worker without metrics is summed as none
             return await handler(request)
 
         async def readyz(_r):
@@ -250,3 +254,24 @@ def test_events_merge_every_workers_stream_each_event_once(front):
     for i, etype, event in got:
         assert event == want[i] and etype == "call.ended"
     assert comments == 1   # the cell's own opening comment only
+
+
+def test_metrics_are_summed_in_the_background_while_scraped(front):
+    """A scrape answers from the workers' sum of the last second without asking them again, while
+    the supervisor's own figures (restarts) are read at the scrape."""
+    url, workers, cell = front
+
+    def scrape() -> str:
+        with urllib.request.urlopen(url + "/metrics", timeout=10) as r:
+            assert r.status == 200
+            return r.read().decode()
+    assert "sipbridge_worker_restarts_total 0.0" in scrape()
+    assert all(w.metrics_asked == 1 for w in workers)
+    cell.restarts = 1
+    second = scrape()
+    assert all(w.metrics_asked == 1 for w in workers)   # answered from the kept sum
+    assert "sipbridge_worker_restarts_total 1.0" in second
+    deadline = time.monotonic() + 5
+    while not all(w.metrics_asked >= 2 for w in workers):   # the refresh, about once a second
+        assert time.monotonic() < deadline, [w.metrics_asked for w in workers]
+        time.sleep(0.1)
