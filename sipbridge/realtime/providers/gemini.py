@@ -59,13 +59,11 @@ from urllib.parse import urlencode, urlsplit
 import structlog
 from sipcodecs import StreamResampler
 from websockets.asyncio.client import ClientConnection
-from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
-from sipbridge.realtime.client import MAX_MESSAGE_BYTES, _abort, _is_loopback, _refusal
 from sipbridge.realtime.providers import gemini_wire as wire
 from sipbridge.realtime.upstream import (Capabilities, CloseInfo, ErrorEvent, ResponseCreated, ResponseDone,
                                          ServerEvent, SessionConfig, UpstreamError)
+from sipbridge.realtime.wsconn import SocketSession
 
 GEMINI_URL = ("wss://generativelanguage.googleapis.com/ws/"
               "google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent")
@@ -77,26 +75,25 @@ CAPABILITIES = Capabilities(local_turns=True, server_turns=True, truncate=False,
                             server_cancels_on_speech=True, audio_formats=("pcm16",))
 
 
-class GeminiUpstream:
+class GeminiUpstream(SocketSession):
     """One Gemini Live session behind the neutral interface (see the module docstring)."""
 
     capabilities = CAPABILITIES
+    name = "GeminiUpstream"
+    writer_name = "gemini-writer"
+    setup_reply = "setupComplete"
+    setup_stage = "setup"
 
     def __init__(self, url: str, model: str, api_key: str | None, session: SessionConfig,
                  on_event: Callable[[ServerEvent], None], connect_timeout: float = 3.0):
-        self.url = url
+        super().__init__(url, api_key, connect_timeout,
+                         structlog.get_logger().bind(component="realtime.gemini", url=url))
         self._model = model
-        self._key = api_key
         self._session = session
         self._on_event = on_event
-        self._timeout = connect_timeout
         self._local = session.turn_detection is None
         self._mapper = wire.ServerMapper(server_turns=not self._local)
         self._to16 = StreamResampler(session.format.rate, wire.INPUT_RATE)
-        self._ws: ClientConnection | None = None
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
-        self._writer: asyncio.Task[None] | None = None
-        self._state = "new"             # new -> connecting -> open -> closed | failed
         self._held: deque[bytes] = deque()
         self._held_bytes = 0
         self._activity = False          # an activityStart is open
@@ -106,67 +103,44 @@ class GeminiUpstream:
         self._resume: asyncio.Task[bool] | None = None
         self._going_away = False
         self._resume_wanted: str | None = None   # a resume waits for the model turn to end
-        self._log = structlog.get_logger().bind(component="realtime.gemini", url=url)
-        self.events_in = self.events_out = self.dropped = self.held_dropped = 0
+        self.events_in = self.held_dropped = 0
         self.resumes = 0
 
-    # -- life cycle ------------------------------------------------------------------------
+    # -- life cycle (wsconn.SocketSession) ---------------------------------------------------
     @property
     def session(self) -> SessionConfig:
         return self._session
 
-    async def connect(self) -> None:
-        if self._state != "new":
-            raise UpstreamError(f"connect() on a GeminiUpstream in state {self._state!r}")
-        self._state = "connecting"
-        try:
-            ws = await self._open(None)
-        except BaseException:
-            self._state = "failed" if self._state == "connecting" else self._state
-            self.dropped += self._queue.qsize()
-            raise
-        if self._state == "closed":
-            await ws.close()
-            raise UpstreamError("GeminiUpstream closed while connecting")
-        self._ws, self._state = ws, "open"
-        self._writer = asyncio.get_running_loop().create_task(self._write_loop(), name="gemini-writer")
+    def _target(self) -> str:
+        return f"{self.url}{'&' if urlsplit(self.url).query else '?'}{urlencode({'key': self._api_key or ''})}"
+
+    def _headers(self) -> list[tuple[str, str]]:
+        return []   # the key goes in the query (_target), never in self.url
+
+    async def _handshake(self, ws: ClientConnection, handle: str | None = None) -> None:
+        """``setup`` (resuming ``handle`` if given), then wait for ``setupComplete``."""
+        await ws.send(json.dumps(wire.setup(self._session, self._model, handle)))
+        self.events_out += 1
+        while True:
+            mapped = self._mapper.feed(await ws.recv())
+            self.events_in += 1
+            if mapped.setup_complete:
+                return
+            self._log.warning("realtime.before_setup_complete", events=[type(e).__name__ for e in mapped.events])
+
+    def _on_open(self) -> None:
         self._log.info("realtime.connected", model=self._model)
 
-    async def _open(self, handle: str | None) -> ClientConnection:
-        """Upgrade, ``setup``, wait for ``setupComplete``: one deadline, failures as UpstreamError."""
-        target = f"{self.url}{'&' if urlsplit(self.url).query else '?'}{urlencode({'key': self._key or ''})}"
-        ws: ClientConnection | None = None
-        try:
-            async with asyncio.timeout(self._timeout):
-                ws = await ws_connect(target, open_timeout=None, close_timeout=2.0, max_size=MAX_MESSAGE_BYTES,
-                                      proxy=None if _is_loopback(self.url) else True, compression=None)
-                await ws.send(json.dumps(wire.setup(self._session, self._model, handle)))
-                self.events_out += 1
-                while True:
-                    mapped = self._mapper.feed(await ws.recv())
-                    self.events_in += 1
-                    if mapped.setup_complete:
-                        return ws
-                    self._log.warning("realtime.before_setup_complete",
-                                      events=[type(e).__name__ for e in mapped.events])
-        except TimeoutError:
-            _abort(ws)
-            stage = "no setupComplete" if ws is not None else "could not open the WebSocket"
-            raise UpstreamError(f"{stage} from upstream {self.url} within {self._timeout:g} s") from None
-        except InvalidStatus as exc:
-            status = exc.response.status_code
-            raise UpstreamError(_refusal(self.url, status, exc.response.body), status=status) from None
-        except (OSError, InvalidURI, InvalidHandshake) as exc:
-            _abort(ws)
-            raise UpstreamError(f"cannot connect to upstream {self.url}: {exc}") from None
-        except ConnectionClosed as exc:
-            code = exc.rcvd.code if exc.rcvd else None
-            reason = exc.rcvd.reason if exc.rcvd else ""
-            raise UpstreamError(f"upstream {self.url} closed during setup (code {code}) {reason}".rstrip(),
-                                close_code=code) from None
-        except BaseException:
-            _abort(ws)
-            raise
+    def _ended(self, code: int | None, reason: str) -> None:
+        self._log.info("realtime.closed", code=code, reason=reason, events_in=self.events_in,
+                       events_out=self.events_out, resumes=self.resumes)
+
+    def _write_failed(self) -> bool:
+        self.dropped += 1   # the resume (or the drop) deals with the connection
+        return True
+
+    def _tasks(self) -> tuple[asyncio.Task | None, ...]:
+        return (self._writer, self._resume)
 
     async def run(self) -> CloseInfo:
         """Read until the connection ends; a ``goAway`` or a drop with a resumption handle moves
@@ -175,39 +149,19 @@ class GeminiUpstream:
             ws = self._ws
             if ws is None:
                 raise UpstreamError("run() before connect()")
-            try:
-                async for message in ws:
-                    self._ingest(message)
-            except ConnectionClosed:
-                pass
+            code, reason = await self._read(ws)
             if self._state == "closed":
-                return CloseInfo(ws.close_code, ws.close_reason or "")
+                return CloseInfo(code, reason)
             if self._resume is not None:
                 await asyncio.gather(self._resume, return_exceptions=True)
             if self._ws is not ws:
                 continue   # resumed on a new connection: read that one
-            code = None if ws.close_code is None else int(ws.close_code)
-            reason = ws.close_reason or ""
             if (self._going_away or code not in (1000, 1001)) and self._handle and await self._resume_now("drop"):
                 continue
-            self._log.info("realtime.closed", code=code, reason=reason, events_in=self.events_in,
-                           events_out=self.events_out, resumes=self.resumes)
+            self._ended(code, reason)
             if code in (1000, 1001) and not self._going_away:
                 return CloseInfo(code, reason)
-            raise UpstreamError(f"upstream {self.url} dropped the connection (code {code}) {reason}".rstrip(),
-                                close_code=code)
-
-    async def close(self) -> None:
-        if self._state == "closed":
-            return
-        self._state = "closed"
-        self.dropped += self._queue.qsize()
-        for task in (self._writer, self._resume):
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-        if self._ws is not None:
-            await self._ws.close()
+            raise self._dropped(code, reason)
 
     # -- resumption ------------------------------------------------------------------------
     def _want_resume(self, why: str) -> None:
@@ -245,23 +199,6 @@ class GeminiUpstream:
         return True
 
     # -- the wire ------------------------------------------------------------------------
-    def _send(self, message: dict[str, Any]) -> None:
-        if self._state in ("failed", "closed") or (self._writer is not None and self._writer.done()):
-            self.dropped += 1
-            return
-        self._queue.put_nowait(json.dumps(message))
-
-    async def _write_loop(self) -> None:
-        while True:
-            text = await self._queue.get()
-            ws = self._ws
-            try:
-                await ws.send(text)
-            except ConnectionClosed:
-                self.dropped += 1   # the resume (or the drop) deals with the connection
-                continue
-            self.events_out += 1
-
     def _ingest(self, message: str | bytes) -> None:
         self.events_in += 1
         mapped = self._mapper.feed(message)

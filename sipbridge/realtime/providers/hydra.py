@@ -56,15 +56,13 @@ import numpy as np
 import structlog
 from sipcodecs import StreamResampler
 from websockets.asyncio.client import ClientConnection
-from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
-from websockets.protocol import State
+from websockets.exceptions import ConnectionClosed
 
-from sipbridge.realtime.client import _is_loopback
 from sipbridge.realtime.providers import hydra_wire as wire
 from sipbridge.realtime.rules import ResponseGate
-from sipbridge.realtime.upstream import (AudioDelta, Capabilities, CloseInfo, ErrorEvent, ResponseCreated,
-                                         ResponseDone, ServerEvent, SessionConfig, UpstreamError)
+from sipbridge.realtime.upstream import (AudioDelta, Capabilities, ErrorEvent, ResponseCreated, ResponseDone,
+                                         ServerEvent, SessionConfig, UpstreamError)
+from sipbridge.realtime.wsconn import SocketSession
 
 CAPABILITIES = Capabilities(local_turns=False, server_turns=True, truncate=False,
                             server_cancels_on_speech=True,
@@ -79,76 +77,34 @@ def hydra_url(base: str | None) -> str:
     return urlunsplit(parts._replace(query=urlencode(query + [("model", wire.MODEL)])))
 
 
-class HydraUpstream:
+class HydraUpstream(SocketSession):
     """One Hydra session behind the neutral interface (see the module docstring)."""
 
     capabilities = CAPABILITIES
+    name = "HydraUpstream"
+    writer_name = "hydra-writer"
+    peer = "Hydra"
 
     def __init__(self, url: str, api_key: str | None, session: SessionConfig,
                  on_event: Callable[[ServerEvent], None], connect_timeout: float = 3.0):
-        self.url = hydra_url(url)
-        self._key = api_key
+        url = hydra_url(url)
+        super().__init__(url, api_key, connect_timeout,
+                         structlog.get_logger().bind(component="realtime.hydra", url=url))
         self._session = session
         self._fmt = session.format
         self._on_event = on_event
-        self._timeout = connect_timeout
         self._reader = wire.Reader()
         self._up = StreamResampler(self._fmt.rate, wire.INPUT_RATE)
         self._carry = np.zeros(0, dtype=np.int16)        # < 20 ms of 16 kHz audio, sent next time
         self._down: dict[str, StreamResampler] = {}      # item -> 48 kHz -> the session's rate
         self._tools = session.tools
-        self._ws: ClientConnection | None = None
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
-        self._writer: asyncio.Task[None] | None = None
-        self._state = "new"
         self.responses = ResponseGate()
-        self.dropped = 0
-        self._log = structlog.get_logger().bind(component="realtime.hydra", url=self.url)
 
     @property
     def session(self) -> SessionConfig:
         return self._session
 
-    # -- life cycle ---------------------------------------------------------------------------
-    async def connect(self) -> None:
-        if self._state != "new":
-            raise UpstreamError(f"connect() on a HydraUpstream in state {self._state!r}")
-        self._state = "connecting"
-        ws: ClientConnection | None = None
-        headers = [("Authorization", f"Bearer {self._key}")] if self._key else []
-        try:
-            async with asyncio.timeout(self._timeout):
-                ws = await ws_connect(self.url, additional_headers=headers, open_timeout=None,
-                                      close_timeout=2.0, max_size=16 * 2**20, compression=None,
-                                      proxy=None if _is_loopback(self.url) else True)
-                await self._handshake(ws)
-        except TimeoutError:
-            self._fail(ws)
-            raise UpstreamError(f"no session.configured from Hydra {self.url} within {self._timeout:g} s") from None
-        except InvalidStatus as exc:
-            self._fail(ws)
-            status = exc.response.status_code
-            hint = " (API key missing or invalid)" if status == 401 else ""
-            raise UpstreamError(f"Hydra {self.url} refused the WebSocket upgrade: HTTP {status}{hint}",
-                                status=status) from None
-        except (OSError, InvalidURI, InvalidHandshake) as exc:
-            self._fail(ws)
-            raise UpstreamError(f"cannot connect to Hydra {self.url}: {exc}") from None
-        except ConnectionClosed as exc:
-            self._fail(ws)
-            code = exc.rcvd.code if exc.rcvd else None
-            raise UpstreamError(f"Hydra {self.url} closed during the handshake (code {code})",
-                                close_code=code) from None
-        except UpstreamError:
-            self._fail(ws)
-            raise
-        if self._state == "closed":
-            await ws.close()
-            raise UpstreamError("HydraUpstream closed while connecting")
-        self._ws, self._state = ws, "open"
-        self._writer = asyncio.get_running_loop().create_task(self._write_loop(ws), name="hydra-writer")
-        self._log.info("realtime.connected")
-
+    # -- the socket (wsconn.SocketSession) in Hydra's words --------------------------------------
     async def _handshake(self, ws: ClientConnection) -> None:
         first = self._reader.handshake(await ws.recv())
         if not isinstance(first, dict) or first.get("type") != "session.created":
@@ -161,61 +117,20 @@ class HydraUpstream:
             if isinstance(frame, ErrorEvent):
                 raise UpstreamError(f"Hydra refused session.configure: {frame.code}: {frame.message}")
 
-    def _fail(self, ws: ClientConnection | None) -> None:
-        if self._state == "connecting":
-            self._state = "failed"
-        if ws is not None and ws.transport is not None:
-            ws.transport.abort()
+    def _timed_out(self, opened: bool) -> UpstreamError:
+        return UpstreamError(f"no session.configured from Hydra {self.url} within {self._timeout:g} s")
 
-    async def run(self) -> CloseInfo:
-        ws = self._ws
-        if ws is None:
-            raise UpstreamError("run() before connect()")
-        try:
-            async for message in ws:
-                self._ingest(message)
-        except ConnectionClosed:
-            pass
-        code = None if ws.close_code is None else int(ws.close_code)
-        reason = ws.close_reason or ""
-        self._log.info("realtime.closed", code=code, reason=reason,
-                       stale_deltas=self._reader.stale_deltas)
-        if self._state == "closed" or code in (1000, 1001):
-            return CloseInfo(code, reason)
-        raise UpstreamError(f"Hydra {self.url} dropped the connection (code {code}) {reason}".rstrip(),
-                            close_code=code)
+    def _refused(self, status: int, body: bytes | None) -> UpstreamError:
+        hint = " (API key missing or invalid)" if status == 401 else ""
+        return UpstreamError(f"Hydra {self.url} refused the WebSocket upgrade: HTTP {status}{hint}", status=status)
 
-    async def close(self) -> None:
-        if self._state == "closed":
-            return
-        self._state = "closed"
-        self.dropped += self._queue.qsize()
-        if self._writer is not None:
-            self._writer.cancel()
-            await asyncio.gather(self._writer, return_exceptions=True)
-        if self._ws is not None:
-            await self._ws.close()
+    def _closed_in_setup(self, code: int | None, reason: str, exc: ConnectionClosed) -> UpstreamError:
+        return UpstreamError(f"Hydra {self.url} closed during the handshake (code {code})", close_code=code)
 
-    @property
-    def connected(self) -> bool:
-        return self._state == "open" and self._ws is not None and self._ws.state is State.OPEN
+    def _ended(self, code: int | None, reason: str) -> None:
+        self._log.info("realtime.closed", code=code, reason=reason, stale_deltas=self._reader.stale_deltas)
 
     # -- frames -------------------------------------------------------------------------------
-    def _send(self, frame: dict[str, Any]) -> None:
-        if self._state in ("failed", "closed") or (self._writer is not None and self._writer.done()):
-            self.dropped += 1
-            return
-        self._queue.put_nowait(json.dumps(frame))
-
-    async def _write_loop(self, ws: ClientConnection) -> None:
-        while True:
-            text = await self._queue.get()
-            try:
-                await ws.send(text)
-            except ConnectionClosed:
-                self.dropped += 1 + self._queue.qsize()
-                return
-
     def _ingest(self, message: str | bytes) -> None:
         event = self._reader.read(message)
         if event is None:

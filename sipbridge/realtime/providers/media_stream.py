@@ -35,13 +35,13 @@ from typing import Any, Callable
 
 import structlog
 from websockets.asyncio.client import ClientConnection
-from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.exceptions import ConnectionClosed
 
 from sipbridge.realtime.providers.twilio_wire import (BotClear, BotMark, BotMedia, BotRefused, BotTurns,
                                                       Marks, Outbound, parse_bot, sid)
-from sipbridge.realtime.upstream import (CallContext, Capabilities, CloseInfo, ErrorEvent, Malformed,
-                                         PlayoutClear, ServerEvent, SessionConfig, UpstreamError)
+from sipbridge.realtime.upstream import (CallContext, Capabilities, ErrorEvent, Malformed, PlayoutClear,
+                                         ServerEvent, SessionConfig, UpstreamError)
+from sipbridge.realtime.wsconn import SocketSession
 
 CAPABILITIES = Capabilities(local_turns=False, server_turns=True, truncate=False,
                             server_cancels_on_speech=True, audio_formats=("g711_ulaw",),
@@ -51,35 +51,37 @@ POLL_S = 0.02          # marks are checked against the playout this often while 
 MAX_MESSAGE_BYTES = 4 * 2**20
 
 
-class MediaStreamUpstream:
+class MediaStreamUpstream(SocketSession):
     """One Media Stream toward one bot (see the module docstring)."""
 
     capabilities = CAPABILITIES
+    name = "media stream"
+    writer_name = "media-stream-writer"
+    max_message_bytes = MAX_MESSAGE_BYTES
+    use_proxy = False
+    yield_between_messages = True   # a clear's cancel path runs before the next message
 
     def __init__(self, url: str, api_key: str | None, session: SessionConfig,
                  on_event: Callable[[ServerEvent], None], *, connect_timeout: float = 3.0,
                  clear_wait_ms: int = 1500, clock: Callable[[], float] | None = None):
-        self.url = url
+        super().__init__(url, api_key, connect_timeout,
+                         structlog.get_logger().bind(component="realtime.media_stream", url=url))
         self.clear_wait_ms = clear_wait_ms
-        self._api_key = api_key
         self._session = session
         self._on_event = on_event
-        self._timeout = connect_timeout
         self._clock = clock
         self._context: CallContext | None = None
         self._out: Outbound | None = None
         self._turns: BotTurns | None = None
         self.marks = Marks()
-        self._ws: ClientConnection | None = None
-        self._queue: asyncio.Queue[str | None] = asyncio.Queue()
-        self._writer: asyncio.Task | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._state = "new"   # new -> open -> closed (or failed)
-        self._log = structlog.get_logger().bind(component="realtime.media_stream", url=url)
-        self.sent = 0
         self.received = 0
         self.refused = 0
-        self.dropped = 0
+
+    @property
+    def sent(self) -> int:
+        """Messages written to the bot (``connected`` and ``start`` included)."""
+        return self.events_out
 
     @property
     def session(self) -> SessionConfig:
@@ -102,62 +104,43 @@ class MediaStreamUpstream:
             self._start = self._out.start()   # sequence 1, whatever is queued before connect()
         return self._out
 
-    # -- life cycle --------------------------------------------------------------------------
+    # -- life cycle (wsconn.SocketSession) in the bot's words ---------------------------------
     async def connect(self) -> None:
-        if self._state != "new":
-            raise UpstreamError(f"connect() on a media stream in state {self._state!r}")
-        if self._session.audio_format != "g711_ulaw":   # the config check says so first
+        if self._state == "new" and self._session.audio_format != "g711_ulaw":   # the config check says so first
             self._state = "failed"
             raise UpstreamError("provider media_stream speaks audio/x-mulaw: realtime.audio_format "
                                 f"must be g711_ulaw, got {self._session.audio_format}")
+        await super().connect()
+
+    async def _handshake(self, ws: ClientConnection) -> None:
         out = self._outbound()
-        headers = [("Authorization", f"Bearer {self._api_key}")] if self._api_key else []
-        try:
-            async with asyncio.timeout(self._timeout):
-                ws = await ws_connect(self.url, additional_headers=headers, open_timeout=None,
-                                      close_timeout=2.0, max_size=MAX_MESSAGE_BYTES, compression=None,
-                                      proxy=None)
-                await ws.send(json.dumps(out.connected()))
-                await ws.send(json.dumps(self._start))
-        except TimeoutError:
-            self._state = "failed"
-            raise UpstreamError(f"could not open the bot's WebSocket {self.url} within {self._timeout:g} s") from None
-        except InvalidStatus as exc:
-            self._state = "failed"
-            status = exc.response.status_code
-            raise UpstreamError(f"bot {self.url} refused the WebSocket upgrade: HTTP {status}",
-                                status=status) from None
-        except (OSError, InvalidURI, InvalidHandshake, ConnectionClosed) as exc:
-            self._state = "failed"
-            raise UpstreamError(f"cannot connect to the bot {self.url}: {exc}") from None
-        if self._state == "closed":
-            await ws.close()
-            raise UpstreamError("media stream closed while connecting")
-        self.sent += 2
-        self._ws, self._state = ws, "open"
-        self._writer = asyncio.get_running_loop().create_task(self._write(ws), name="media-stream-writer")
+        await ws.send(json.dumps(out.connected()))
+        await ws.send(json.dumps(self._start))
+        self.events_out += 2
+
+    def _on_open(self) -> None:
+        out = self._outbound()
         self._log.info("media_stream.started", stream_sid=out.stream_sid, call_sid=out.call_sid)
 
-    async def run(self) -> CloseInfo:
-        ws = self._ws
-        if ws is None:
-            raise UpstreamError("run() before connect()")
-        try:
-            async for message in ws:
-                self.received += 1
-                self._ingest(message)
-                await asyncio.sleep(0)   # a clear's cancel path runs before the next message
-        except ConnectionClosed:
-            pass
+    def _timed_out(self, opened: bool) -> UpstreamError:
+        return UpstreamError(f"could not open the bot's WebSocket {self.url} within {self._timeout:g} s")
+
+    def _refused(self, status: int, body: bytes | None) -> UpstreamError:
+        return UpstreamError(f"bot {self.url} refused the WebSocket upgrade: HTTP {status}", status=status)
+
+    def _unreachable(self, exc: Exception) -> UpstreamError:
+        return UpstreamError(f"cannot connect to the bot {self.url}: {exc}")
+
+    def _closed_in_setup(self, code: int | None, reason: str, exc: ConnectionClosed) -> UpstreamError:
+        return self._unreachable(exc)
+
+    def _ended(self, code: int | None, reason: str) -> None:
         self._stop_timer()
-        code = None if ws.close_code is None else int(ws.close_code)
-        reason = ws.close_reason or ""
         self._log.info("media_stream.closed", code=code, reason=reason, received=self.received,
                        sent=self.sent, refused=self.refused)
-        if self._state == "closed" or code in (1000, 1001):
-            return CloseInfo(code, reason)
-        raise UpstreamError(f"bot {self.url} dropped the stream (code {code}) {reason}".rstrip(),
-                            close_code=code)
+
+    def _dropped(self, code: int | None, reason: str) -> UpstreamError:
+        return UpstreamError(f"bot {self.url} dropped the stream (code {code}) {reason}".rstrip(), close_code=code)
 
     async def close(self) -> None:
         """Send ``stop`` (after what is queued), then close the socket."""
@@ -176,30 +159,13 @@ class MediaStreamUpstream:
                 self._writer.cancel()
         await self._ws.close()
 
-    async def _write(self, ws: ClientConnection) -> None:
-        while True:
-            text = await self._queue.get()
-            if text is None:
-                return
-            try:
-                await ws.send(text)
-            except ConnectionClosed:
-                self.dropped += 1 + self._queue.qsize()
-                return
-            self.sent += 1
-
-    def _send(self, message: dict[str, Any]) -> None:
-        if self._state in ("failed", "closed") or (self._writer is not None and self._writer.done()):
-            self.dropped += 1
-            return
-        self._queue.put_nowait(json.dumps(message))
-
     # -- from the bot --------------------------------------------------------------------------
     def _now_ms(self) -> float:
         clock = self._clock or asyncio.get_running_loop().time
         return clock() * 1000
 
     def _ingest(self, text: str | bytes) -> None:
+        self.received += 1
         out, turns = self._outbound(), self._turns
         msg = parse_bot(text, out.stream_sid)
         if isinstance(msg, BotMedia):
