@@ -80,6 +80,7 @@ class Worker:
         self._commands: queue.SimpleQueue = queue.SimpleQueue()
         self._stopping = False
         self._forced = False   # a second SIGTERM/SIGINT: hang up the draining calls now
+        self._last_hangup = float("-inf")   # monotonic: stop waits for replies 2 s after one
         self.loop = asyncio.new_event_loop()
         self._loop_thread = threading.Thread(target=self.loop.run_forever, name="sipbridge-loop",
                                              daemon=True)
@@ -386,6 +387,7 @@ class Worker:
     def _end(self, call: BridgeCall, reason: str, **fields) -> None:
         if call.direction == "outbound":
             self.dialer.on_end(call, reason)  # before the answer: cancelled, not failed
+        self._last_hangup = time.monotonic()
         if not call.disconnected:
             log.info("call_hangup", call_id=call.sip_call_id, reason=reason, **fields)
             call.hangup_op(200 if call.is_confirmed() else 503)
@@ -545,7 +547,7 @@ class Worker:
         gc.collect()
         if self.config.sip.media_port == "native":
             self.ports.stop()   # the pump; its ports stay idle in the conference
-        self.stack.destroy()
+        self.stack.destroy(linger=time.monotonic() - self._last_hangup < 2.0)
         self.recording.hub.close_streams()   # live /v1/events streams end: the API stops at once
         self._stop_api()
         self.recording.stop()   # the drained calls' records and events: written, sent (<= 2 s)

@@ -198,8 +198,12 @@ class SipStack:
     def handle_events(self, ms: int) -> None:
         self.ep.libHandleEvents(ms)
 
-    def destroy(self) -> None:
-        """Tear the library down. Callers must have dropped every Call and port first."""
+    def destroy(self, linger: bool = True) -> None:
+        """Tear the library down. Callers must have dropped every Call and port first.
+
+        ``linger``: keep pjsua's 1 s wait for replies (a BYE just sent gets its retransmission).
+        Without it (nothing hung up lately; trunks are unregistered and closed before this, and
+        there is no ICE/TURN) the library goes at once: that wait would only delay every stop."""
         if self.ep is None:
             return
         if self.account is not None:
@@ -221,7 +225,7 @@ class SipStack:
             log.info("sip_objects_disowned", count=len(survivors))
         if self.gate is not None:  # no callback into Python once the library goes
             self.gate.close()
-        self.ep.libDestroy()
+        self.ep.libDestroy(0 if linger else pj.PJSUA_DESTROY_NO_RX_MSG)
         self.ep = None
         self._log_writer = None
         log.info("sip_stopped")
