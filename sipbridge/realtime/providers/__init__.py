@@ -3,7 +3,8 @@
 ``realtime.provider`` picks the service. :data:`ADAPTERS` maps each available name to the factory
 of its :class:`~sipbridge.realtime.upstream.Upstream` adapter, and :func:`make_upstream` builds
 one for a call; a new provider is one module in this package, one line there and its config
-checks in :data:`CHECKS`. Both available ones speak the OpenAI Realtime protocol (the adapter
+rules in :data:`RULES` (a :class:`Rules` row: the URL, the audio format, the key, and any checks
+of its own). Both available ones speak the OpenAI Realtime protocol (the adapter
 :mod:`sipbridge.realtime.providers.openai`) and differ only in where and how the socket is opened:
 
 * ``openai``: ``wss://api.openai.com/v1/realtime?model=<realtime.model>`` (``realtime.url``
@@ -47,6 +48,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -103,9 +105,28 @@ def key_env(rc: Any) -> str:
     return rc.api_key_env or KEY_ENV.get(rc.provider, "OPENAI_API_KEY")
 
 
+@dataclass(frozen=True)
+class Rules:
+    """What one provider's configuration must be (a row of :data:`RULES`; ``None``: no check).
+
+    ``url``: what ``realtime.url`` is, said in the error (``ws[s]://`` with a host); required or
+    optional (it replaces the provider's default), and with ``key_param`` never carrying the key
+    in that query parameter. ``audio_format``: the one format it speaks, and why. ``key``: what
+    the key in ``$<key_env>`` is, said when it is missing. ``own``: further checks, run after the
+    audio format and before the key. The ``azure_*`` fields are refused unless ``azure``."""
+
+    url: str | None = None
+    url_required: bool = False
+    key_param: str | None = None
+    audio_format: tuple[str, str] | None = None
+    key: str | None = None
+    own: Callable[[Any], None] | None = None
+    azure: bool = False
+
+
 def check(rc: Any, environ: Mapping[str, str] | None = None) -> None:
-    """Refuse a provider configuration that cannot work, naming the key (``ConfigError``). A
-    provider's own checks are ``CHECKS[name](rc, environ)`` (none for a provider not listed)."""
+    """Refuse a provider configuration that cannot work, naming the key (``ConfigError``), by
+    the provider's row of :data:`RULES` (none for a provider not listed)."""
     if rc.provider not in ADAPTERS:
         if rc.provider in PLANNED:
             raise ConfigError("realtime.provider", f"{rc.provider!r} is planned but not yet available "
@@ -113,22 +134,42 @@ def check(rc: Any, environ: Mapping[str, str] | None = None) -> None:
         raise ConfigError("realtime.provider", f"must be one of {', '.join(ADAPTERS)} "
                           f"({', '.join(p for p in PLANNED if p not in ADAPTERS)} are planned), "
                           f"got {rc.provider!r}")
-    own = CHECKS.get(rc.provider)
-    if own is not None:
-        own(rc, os.environ if environ is None else environ)
+    rules = RULES.get(rc.provider)
+    if rules is not None:
+        _apply(rules, rc, os.environ if environ is None else environ)
 
 
-def _check_openai(rc: Any, environ: Mapping[str, str]) -> None:
+def _apply(rules: Rules, rc: Any, environ: Mapping[str, str]) -> None:
+    name = rc.provider
     azure = [k for k in ("azure_resource", "azure_deployment", "azure_api_version") if getattr(rc, k)]
-    if azure:
-        raise ConfigError(f"realtime.{azure[0]}", "is for provider azure (realtime.provider is openai)")
+    if azure and not rules.azure:
+        raise ConfigError(f"realtime.{azure[0]}", f"is for provider azure (realtime.provider is {name})")
+    if rules.url is not None and (rc.url is not None or rules.url_required):
+        parts = urlsplit(rc.url or "")
+        keyed = rules.key_param is not None and f"{rules.key_param}=" in parts.query
+        if parts.scheme not in ("ws", "wss") or not parts.hostname or keyed:
+            raise ConfigError("realtime.url", f"provider {name} needs {rules.url}, got {rc.url!r}"
+                              if rules.url_required else
+                              f"with provider {name} it is {rules.url}, without the key (that comes "
+                              f"from ${key_env(rc)}), got {rc.url!r}")
+    if rules.audio_format is not None and rc.audio_format != rules.audio_format[0]:
+        fmt, why = rules.audio_format
+        raise ConfigError("realtime.audio_format", f"{why}: use {fmt}, got {rc.audio_format!r}")
+    if rules.own is not None:
+        rules.own(rc)
+    if rules.key is not None and not environ.get(key_env(rc)):
+        raise ConfigError("realtime.api_key_env", f"${key_env(rc)} is empty or unset: provider {name} "
+                          f"needs {rules.key}")
+
+
+def _check_openai(rc: Any) -> None:
     if rc.api == "beta" and rc.url is None:
         raise ConfigError("realtime.api", "OpenAI retired the beta interface (it answers "
                           "beta_api_shape_disabled): use ga; beta is kept for Azure's preview API "
                           "versions and servers given by realtime.url that still speak it")
 
 
-def _check_azure(rc: Any, environ: Mapping[str, str]) -> None:
+def _check_azure(rc: Any) -> None:
     if rc.url is None and not rc.azure_resource:
         raise ConfigError("realtime.azure_resource", "provider azure needs the resource name "
                           "(<name>.openai.azure.com) or realtime.url")
@@ -153,61 +194,19 @@ def _check_azure(rc: Any, environ: Mapping[str, str]) -> None:
     if rc.azure_auth not in AZURE_AUTH:
         raise ConfigError("realtime.azure_auth", f"must be one of {', '.join(AZURE_AUTH)}, got "
                           f"{rc.azure_auth!r}")
-    if not environ.get(key_env(rc)):
-        raise ConfigError("realtime.api_key_env", f"${key_env(rc)} is empty or unset: provider azure "
-                          "needs its key (or, with azure_auth: bearer, an Entra token)")
 
 
-def _check_gemini(rc: Any, environ: Mapping[str, str]) -> None:
-    azure = [k for k in ("azure_resource", "azure_deployment", "azure_api_version") if getattr(rc, k)]
-    if azure:
-        raise ConfigError(f"realtime.{azure[0]}", "is for provider azure (realtime.provider is gemini)")
-    if rc.url is not None:
-        parts = urlsplit(rc.url)
-        if parts.scheme not in ("ws", "wss") or not parts.hostname or "key=" in parts.query:
-            raise ConfigError("realtime.url", "with provider gemini it is the ws[s]:// URL of the "
-                              "BidiGenerateContent endpoint, without the key (that comes from "
-                              f"${key_env(rc)}), got {rc.url!r}")
-    if rc.audio_format != "pcm16":
-        raise ConfigError("realtime.audio_format", "Gemini Live speaks PCM only (16 kHz in, 24 kHz "
-                          f"out): use pcm16, got {rc.audio_format!r}")
-    if not environ.get(key_env(rc)):
-        raise ConfigError("realtime.api_key_env", f"${key_env(rc)} is empty or unset: provider gemini "
-                          "needs its API key")
-
-
-def _check_media_stream(rc: Any, environ: Mapping[str, str]) -> None:
-    azure = [k for k in ("azure_resource", "azure_deployment", "azure_api_version") if getattr(rc, k)]
-    if azure:
-        raise ConfigError(f"realtime.{azure[0]}", "is for provider azure (realtime.provider is media_stream)")
-    parts = urlsplit(rc.url or "")
-    if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise ConfigError("realtime.url", "provider media_stream needs the bot's ws[s]:// URL (where "
-                          f"Twilio's <Stream url> would point), got {rc.url!r}")
-    if rc.audio_format != "g711_ulaw":
-        raise ConfigError("realtime.audio_format", "a Media Streams bot speaks audio/x-mulaw 8 kHz: "
-                          f"use g711_ulaw, got {rc.audio_format!r}")
+def _check_media_stream(rc: Any) -> None:
     if not rc.send_silence:
         raise ConfigError("realtime.send_silence", "a Media Streams bot expects the caller's audio "
                           "without gaps (Twilio sends every 20 ms): use true")
 
 
-def _check_hydra(rc: Any, environ: Mapping[str, str]) -> None:
+def _check_hydra(rc: Any) -> None:
     from sipbridge.realtime.providers.hydra_wire import VOICES
-    azure = [k for k in ("azure_resource", "azure_deployment", "azure_api_version") if getattr(rc, k)]
-    if azure:
-        raise ConfigError(f"realtime.{azure[0]}", "is for provider azure (realtime.provider is hydra)")
-    if rc.url is not None:
-        parts = urlsplit(rc.url)
-        if parts.scheme not in ("ws", "wss") or not parts.hostname or "api_key=" in parts.query:
-            raise ConfigError("realtime.url", "with provider hydra it is the ws[s]:// URL of the s2s "
-                              f"endpoint, without the key (that comes from ${key_env(rc)}), got {rc.url!r}")
     if rc.voice is not None and rc.voice not in VOICES:
         raise ConfigError("realtime.voice", f"Hydra's voices are {', '.join(VOICES)} (an unknown one "
                           f"silently falls back to its default), got {rc.voice!r}")
-    if not environ.get(key_env(rc)):
-        raise ConfigError("realtime.api_key_env", f"${key_env(rc)} is empty or unset: provider hydra "
-                          "needs its API key")
 
 
 def check_turns(provider: str, turn_type: str) -> None:
@@ -234,13 +233,20 @@ def client_options(rc: Any) -> dict[str, Any]:
     return {"auth": "bearer", "model_query": True}
 
 
-# realtime.provider -> its configuration checks, run when the config is loaded
-CHECKS: dict[str, Callable[[Any, Mapping[str, str]], None]] = {
-    "openai": _check_openai,
-    "azure": _check_azure,
-    "media_stream": _check_media_stream,
-    "gemini": _check_gemini,
-    "hydra": _check_hydra,
+# realtime.provider -> its configuration rules, checked when the config is loaded
+RULES: dict[str, Rules] = {
+    "openai": Rules(own=_check_openai),
+    "azure": Rules(own=_check_azure, azure=True,
+                   key="its key (or, with azure_auth: bearer, an Entra token)"),
+    "media_stream": Rules(url="the bot's ws[s]:// URL (where Twilio's <Stream url> would point)",
+                          url_required=True,
+                          audio_format=("g711_ulaw", "a Media Streams bot speaks audio/x-mulaw 8 kHz"),
+                          own=_check_media_stream),
+    "gemini": Rules(url="the ws[s]:// URL of the BidiGenerateContent endpoint", key_param="key",
+                    audio_format=("pcm16", "Gemini Live speaks PCM only (16 kHz in, 24 kHz out)"),
+                    key="its API key"),
+    "hydra": Rules(url="the ws[s]:// URL of the s2s endpoint", key_param="api_key", own=_check_hydra,
+                   key="its API key"),
 }
 
 
