@@ -1,8 +1,8 @@
 """The caller's WAV files: read what to say at the media rate, write what was heard.
 
-Read: 16-bit PCM WAV, mono or stereo (channels averaged), at 8, 16 or 24 kHz, resampled to the
-call's rate with :class:`sipcodecs.StreamResampler` (its group delay is trimmed, so sample 0
-of the file is sample 0 of the result). Anything else is a :class:`WavError` naming the file
+Read: 16-bit PCM WAV, mono or stereo (channels averaged; :mod:`sipbridge.wavfile`), at 8, 16 or
+24 kHz, resampled to the call's rate with :class:`sipcodecs.StreamResampler` (its group delay is
+trimmed, so sample 0 of the file is sample 0 of the result). Anything else is a :class:`WavError` naming the file
 and what is wrong with it. Frames: the audio cut into 20 ms frames of bytes, the last one
 padded with silence, as the media port hands them out.
 """
@@ -15,34 +15,19 @@ from pathlib import Path
 import numpy as np
 from sipcodecs import StreamResampler
 
-from ..errors import SipBridgeError
+from ..wavfile import WavError, read_mono  # noqa: F401 - WavError re-exported
 
 RATES = (8000, 16000, 24000)
 FRAME_MS = 20
 
 
-class WavError(SipBridgeError):
-    """A WAV file the caller cannot say (unreadable, not 16-bit PCM, unsupported rate)."""
-
-
 def read_wav(path: str | Path, rate: int) -> np.ndarray:
     """The file's audio as mono int16 at ``rate``."""
-    try:
-        with wave.open(str(path), "rb") as wav:
-            width, channels, src = wav.getsampwidth(), wav.getnchannels(), wav.getframerate()
-            raw = wav.readframes(wav.getnframes())
-    except (OSError, EOFError, wave.Error) as exc:
-        raise WavError(f"{path}: cannot read WAV: {exc or 'not a WAV file'}") from None
-    if width != 2:
-        raise WavError(f"{path}: {8 * width}-bit samples; only 16-bit PCM WAV is supported")
+    samples, src = read_mono(path)
     if src not in RATES or rate not in RATES:
         raise WavError(f"{path}: {src} Hz; supported rates are "
                        + ", ".join(f"{r // 1000} kHz" for r in RATES))
-    pcm = np.frombuffer(raw, dtype="<i2")
-    if channels > 1:
-        pcm = pcm[: len(pcm) // channels * channels].reshape(-1, channels)
-        pcm = np.round(pcm.mean(axis=1)).astype(np.int16)
-    return resample(pcm.astype(np.int16), src, rate)
+    return resample(np.round(samples).astype(np.int16), src, rate)
 
 
 def resample(pcm: np.ndarray, src: int, dst: int) -> np.ndarray:
