@@ -97,7 +97,9 @@ class Worker:
                                      self._on_rtp_silent)
         self.trunks = Registrations(config.trunks, self.stack, self.post, self._on_incoming)
         from .app.callfeed import Recording
-        self.recording = Recording(config, self.loop, worker_index)  # records and call events
+        from .cell.records_push import records_sink   # a cell's worker: records to its supervisor
+        sink = records_sink(os.environ) if worker_index is not None else None
+        self.recording = Recording(config, self.loop, worker_index, sink=sink)  # records, events
         from .cell.channel import worker_channel
         # a cell's worker (started with --worker-index): its supervisor's channel
         self.control = worker_channel(os.environ) if worker_index is not None else None

@@ -24,7 +24,8 @@ from .tap import TAP
 class CallFeed:
     """``feed(event_dict)``: one tap event in; rows and events out."""
 
-    def __init__(self, store: RecordStore | None, hub: EventHub | None):
+    def __init__(self, store, hub: EventHub | None):
+        # store: a RecordStore, a cell worker's RecordPusher (both ``submit``), or None
         self.book = CallBook()
         self.store, self.hub = store, hub
 
@@ -46,16 +47,20 @@ class Recording:
     tap subscription that feeds them. ``start`` (control thread, the loop running) before
     calls arrive; ``stop`` after the calls are drained, before the loop stops."""
 
-    def __init__(self, config, loop, worker_index: int | None = None, environ=None):
+    def __init__(self, config, loop, worker_index: int | None = None, environ=None, sink=None):
         self.config, self.loop = config, loop
         self.store = (RecordStore(config.records.path, config.records.keep_days, worker_index)
-                      if config.records.path else None)
+                      if config.records.path and sink is None else None)
+        self.pusher = None   # a cell's worker: its records go to the supervisor, the one writer
+        if sink is not None:
+            from ..cell.records_push import RecordPusher
+            self.pusher = RecordPusher(loop, *sink, worker_index)
         self.sender = None
         app = config.app
         if app.events_url:
             self.sender = EventSender(app.events_url, _signing_key(app, environ), app.events_queue)
         self.hub = EventHub(loop, self.sender)
-        self.feed = CallFeed(self.store, self.hub)
+        self.feed = CallFeed(self.store or self.pusher, self.hub)
         self._unsubscribe = None
         self.serves_api = False   # a cell's worker serving its supervisor (no api.listen of its own)
 
@@ -65,10 +70,12 @@ class Recording:
                 self.store.start()
             except (OSError, sqlite3.Error, RuntimeError) as exc:
                 raise ConfigError("records.path", f"{self.config.records.path}: {exc}") from None
+        if self.pusher is not None:
+            self.pusher.start()
         if self.sender is not None:
             asyncio.run_coroutine_threadsafe(_on_loop(self.sender.start), self.loop).result(5)
-        if (self.store is not None or self.sender is not None or self.config.api.listen
-                or self.serves_api):
+        if (self.store is not None or self.pusher is not None or self.sender is not None
+                or self.config.api.listen or self.serves_api):
             self._unsubscribe = TAP.subscribe(self.feed)   # else nobody would read the output
 
     def stop(self, deadline_s: float = 2.0) -> None:
@@ -79,6 +86,8 @@ class Recording:
             self._unsubscribe = None
         if self.store is not None:
             self.store.stop(deadline_s)
+        if self.pusher is not None and not self.loop.is_closed():
+            self.pusher.stop(deadline_s)
         if self.sender is not None and not self.loop.is_closed():
             try:
                 asyncio.run_coroutine_threadsafe(self.sender.close(deadline_s),

@@ -336,6 +336,19 @@ def _str(value) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def lost_record(rec: dict, now: float, reason: str) -> dict:
+    """A copy of an ``in_progress`` record closed as ``lost`` at ``now``: its worker died with
+    the call up (``reason``: ``worker_restarted`` at the worker's next start, ``worker_exited``
+    when a cell's supervisor saw it go)."""
+    out = snapshot(rec)
+    out.update(status=LOST, ended_by="bridge", end_reason=reason, end_at=now)
+    if out.get("invite_at") is not None:
+        out["total_s"] = round(now - out["invite_at"], 3)
+    if out.get("answer_at") is not None:
+        out["talk_s"] = round(now - out["answer_at"], 3)
+    return out
+
+
 def snapshot(rec: dict) -> dict:
     """A copy safe to hand to another thread (the lists and dicts inside are copied too)."""
     out = dict(rec)

@@ -1,15 +1,17 @@
 """Call records in SQLite: one writer thread per process, queries on short-lived readers.
 
-The file (``records.path``) is in WAL mode with a busy timeout, so the workers of a cell can
-share it (each process has its own writer; a single writer for the whole cell is the cell's
-work, see README). Rows are upserted whole: written when the INVITE is accepted for handling
-(``in_progress``), again at answer and at the end, from :class:`~sipbridge.app.records.Update`
+The file (``records.path``) is in WAL mode with a busy timeout (readers never wait for the
+writer). It has one writer: a plain process's own :class:`RecordStore`, or in a cell the
+supervisor's (:mod:`sipbridge.cell.records_sink`; the workers hand it their records over a
+unix socket and never open the file). Rows are upserted whole: written when the INVITE is
+accepted for handling (``in_progress``), again at answer and at the end, from :class:`~sipbridge.app.records.Update`
 snapshots queued by :meth:`RecordStore.submit`, which never blocks (a full queue drops the
-write and counts it in ``dropped``).
+write and counts it in ``dropped``; :meth:`RecordStore.room` lets a caller hold back instead).
 
-Each row names the process that wrote it (``host``, ``worker`` index, ``pid``, ``boot``: a
-random id per start). At start-up, rows still ``in_progress`` from an earlier boot of the same
-host and worker whose process is gone are closed as ``lost`` (the worker was killed mid-call).
+Each row names the process that made it (``host``, ``worker`` index, ``pid``, ``boot``: a
+random id per start; the supervisor's writes carry the worker's, see ``owner``). At start-up,
+rows still ``in_progress`` from an earlier boot of the same host and worker (any worker for a
+cell's store, ``any_worker``) whose process is gone are closed as ``lost`` (killed mid-call).
 Rows older than ``records.keep_days`` are deleted at start and every hour.
 
 :func:`build_query` is the pure SQL builder behind ``GET /v1/records``: filters on the INVITE
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from .records import IN_PROGRESS, LOST, STATUSES, Update
+from .records import IN_PROGRESS, LOST, STATUSES, Update, lost_record
 
 log = structlog.get_logger("sipbridge.records")
 
@@ -158,20 +160,20 @@ def prune(conn: sqlite3.Connection, now: float, keep_days: int) -> int:
     return cur.rowcount
 
 
-def close_lost(conn: sqlite3.Connection, host: str, worker: int, boot: str, now: float,
+def close_lost(conn: sqlite3.Connection, host: str, worker: int | None, boot: str, now: float,
                alive: Callable[[int], bool]) -> list[str]:
-    """Close as ``lost`` the open rows of earlier boots of this host and worker whose process
-    is gone (``alive(pid)`` false); the uids closed."""
-    rows = conn.execute("SELECT uid, pid, record FROM records WHERE host = ? AND worker = ? "
-                        "AND status = ? AND boot != ?", (host, worker, IN_PROGRESS, boot)).fetchall()
+    """Close as ``lost`` the open rows of earlier boots of this host and worker (None: any
+    worker, a cell's store) whose process is gone (``alive(pid)`` false); the uids closed."""
+    sql = "SELECT uid, pid, record FROM records WHERE host = ? AND status = ? AND boot != ?"
+    params: list = [host, IN_PROGRESS, boot]
+    if worker is not None:
+        sql += " AND worker = ?"
+        params.append(worker)
     closed = []
-    for uid, pid, text in rows:
+    for uid, pid, text in conn.execute(sql, params).fetchall():
         if alive(pid):
             continue
-        rec = json.loads(text)
-        rec.update(status=LOST, ended_by="bridge", end_reason="worker_restarted", end_at=now)
-        if rec.get("invite_at") is not None:
-            rec["total_s"] = round(now - rec["invite_at"], 3)
+        rec = lost_record(json.loads(text), now, "worker_restarted")
         conn.execute("UPDATE records SET status = ?, ended_by = ?, end_reason = ?, end_at = ?, "
                      "record = ? WHERE uid = ?", (LOST, "bridge", "worker_restarted", now,
                                                   json.dumps(rec), uid))
@@ -196,8 +198,10 @@ class RecordStore:
     """The process's SQLite writer (a thread) and its readers."""
 
     def __init__(self, path: str, keep_days: int, worker: int | None = None,
-                 queue_size: int = 10000, clock: Callable[[], float] = time.time):
-        self.path, self.keep_days = path, keep_days
+                 queue_size: int = 10000, clock: Callable[[], float] = time.time,
+                 any_worker: bool = False):
+        # any_worker: a cell's store (the supervisor's), whose rows name each call's worker
+        self.path, self.keep_days, self.any_worker = path, keep_days, any_worker
         self.host, self.worker, self.pid = socket.gethostname(), worker or 0, os.getpid()
         self.boot = os.urandom(8).hex()
         self._clock = clock
@@ -216,19 +220,25 @@ class RecordStore:
         self._conn = connect(self.path)
         open_schema(self._conn)
         now = self._clock()
-        self.lost_closed = close_lost(self._conn, self.host, self.worker, self.boot, now, pid_alive)
+        self.lost_closed = close_lost(self._conn, self.host, None if self.any_worker else
+                                      self.worker, self.boot, now, pid_alive)
         pruned = prune(self._conn, now, self.keep_days)
         log.info("records_opened", path=self.path, lost=len(self.lost_closed), pruned=pruned,
                  boot=self.boot)
         self._thread = threading.Thread(target=self._run, name="sipbridge-records", daemon=True)
         self._thread.start()
 
-    def submit(self, update: Update) -> None:
-        """Queue a row write (any thread, never blocks)."""
+    def submit(self, update: Update, owner: tuple | None = None) -> None:
+        """Queue a row write (any thread, never blocks). ``owner``: ``(worker, pid, boot)`` of
+        the process that made the record, when it is not this one (a cell's supervisor)."""
         try:
-            self._queue.put_nowait(update)
+            self._queue.put_nowait(update if owner is None else (update, owner))
         except queue.Full:
             self.dropped += 1
+
+    def room(self) -> int:
+        """Writes :meth:`submit` can queue now without dropping any."""
+        return max(0, self._queue.maxsize - self._queue.qsize())
 
     def stop(self, timeout: float = 3.0) -> None:
         """Write what is queued (at most ``timeout`` s), then close."""
@@ -270,13 +280,15 @@ class RecordStore:
                 conn.close()
                 return
 
-    def _write(self, batch: list[Update], conn: sqlite3.Connection) -> None:
+    def _write(self, batch: list, conn: sqlite3.Connection) -> None:
         if not batch:
             return
-        owner = (self.host, self.worker, self.pid, self.boot)
+        own = (self.host, self.worker, self.pid, self.boot)
         try:
             conn.execute("BEGIN")
-            for update in batch:
+            for item in batch:
+                update, owner = ((item, own) if isinstance(item, Update) else
+                                 (item[0], (self.host, *item[1])))
                 rec = update.record
                 row = [rec.get(c) for c in _COLUMNS] + list(owner) + [json.dumps(rec, default=str)]
                 conn.execute(_UPSERT, row)

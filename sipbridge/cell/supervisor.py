@@ -22,6 +22,11 @@ With ``api.listen`` set the supervisor also serves the cell's one HTTP interface
 (:mod:`sipbridge.cell.api`, on a thread of its own) before it starts any worker (a taken port
 stops it at once, exit 1), and gives each worker a unix socket in its working directory and a
 token made for this run (:mod:`sipbridge.cell.channel`), where the worker serves its own API.
+
+With ``records.path`` set the supervisor is the cell's one records writer
+(:mod:`sipbridge.cell.records_sink`): it opens the file before any worker starts, the workers
+hand it their records over a unix socket of its own, and a worker it reaps has its open calls
+closed as ``lost`` there and then.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from ..kamailio import Kamailio, kamailio_binary, module_dir, sip_options_probe
 from .channel import SOCKET_ENV, TOKEN_ENV, socket_path
 from .kamailio_cfg import front_spec, render
 from .plan import WorkerSpec, plan, worker_environment
+from .records_push import RECORDS_ENV
 from .policy import RestartPolicy, RestartTracker
 
 log = structlog.get_logger("sipbridge.cell")
@@ -125,6 +131,7 @@ class Supervisor:
         # the cell's API (api.listen) and the token of its channel to the workers: fresh per run,
         # handed to the workers in their environment, never logged (see cell/api.py, channel.py)
         self.api = None
+        self.records = None   # the cell's records writer (records.path), see records_sink.py
         self._control_token = secrets.token_urlsafe(32)
 
     # -- process control ----------------------------------------------------------------------
@@ -136,6 +143,9 @@ class Supervisor:
         env = {**os.environ, **worker_environment(self.cfg, spec)}
         if self.cfg.api.listen is not None:   # the worker serves the cell's API over this channel
             env[SOCKET_ENV] = socket_path(self.workdir, index)
+            env[TOKEN_ENV] = self._control_token
+        if self.records is not None:   # and hands its records to the cell's one writer
+            env[RECORDS_ENV] = self.records.path
             env[TOKEN_ENV] = self._control_token
         proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
                                 preexec_fn=_die_with_parent)
@@ -173,6 +183,8 @@ class Supervisor:
             if code is None:
                 continue
             del self.procs[index]
+            if self.records is not None:   # its calls' records say lost now, not at its restart
+                self.records.worker_gone(index, proc.pid)
             fields = {"signal": signal.Signals(-code).name} if code < 0 else {"code": code}
             log.info("worker_exited", worker=index, pid=proc.pid, expected=self.stopping, **fields)
             if self.stopping:
@@ -298,6 +310,17 @@ class Supervisor:
                 if self._own_workdir:
                     shutil.rmtree(self.workdir, ignore_errors=True)
                 raise
+        if self.cfg.records.path:   # the one writer: before any worker has a record to hand over
+            from .records_sink import RecordsSink
+            self.records = RecordsSink(self.cfg.records, self.workdir, self._control_token)
+            try:
+                self.records.start()
+            except BaseException:
+                if self.api is not None:
+                    self.api.stop()
+                if self._own_workdir:
+                    shutil.rmtree(self.workdir, ignore_errors=True)
+                raise
         sel = self._install_signals()
         self._started_at = self.clock()
         try:
@@ -327,6 +350,8 @@ class Supervisor:
                 proc.wait()
             if self.front is not None:
                 self.front.stop()
+            if self.records is not None:   # every worker has exited: what is still open is lost
+                self.records.stop()
             if self.api is not None:
                 self.api.stop()
             signal.set_wakeup_fd(-1)

@@ -158,3 +158,36 @@ def test_submit_never_blocks_and_counts_what_a_full_queue_drops(tmp_path):
     for i in range(5):
         store.submit(Update(OPEN, rec(f"c_{i}", 1.0)))
     assert store.dropped == 3
+
+
+def test_a_cells_store_names_each_rows_worker_and_closes_any_workers_lost_rows(tmp_path):
+    """Rows submitted with an owner carry that worker's index, pid and boot; a store opened with
+    any_worker (the supervisor's) closes open rows of every worker whose process is gone."""
+    path = tmp_path / "r.db"
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True).stdout.strip())
+    store = RecordStore(str(path), 30, any_worker=True, clock=lambda: 100.0)
+    store.start()
+    store.submit(Update(OPEN, rec("c_w2", 50.0, status="in_progress")), (2, dead, "bootw2"))
+    store.submit(Update(OPEN, rec("c_w0", 50.0, status="in_progress")), (0, 1, "bootw0"))
+    store.submit(Update(END, rec("c_mine", 50.0)))
+    store.stop()
+    conn = connect(str(path))
+    owners = {r[0]: r[1:] for r in conn.execute("SELECT uid, worker, pid, boot FROM records")}
+    assert owners["c_w2"] == (2, dead, "bootw2") and owners["c_w0"] == (0, 1, "bootw0")
+    assert owners["c_mine"] == (0, store.pid, store.boot)
+    again = RecordStore(str(path), 30, any_worker=True, clock=lambda: 90.0)
+    again.start()
+    again.stop()
+    assert again.lost_closed == ["c_w2"]        # pid 1 (c_w0's) is alive
+    body = again.get("c_w2")
+    assert (body["status"], body["end_reason"], body["total_s"]) == (
+        "lost", "worker_restarted", 40.0)
+
+
+def test_room_says_how_many_writes_fit_before_one_is_dropped(tmp_path):
+    """room() is the queue's free space: a caller that waits for it never loses a write."""
+    store = RecordStore(str(tmp_path / "r.db"), 30, queue_size=3)
+    assert store.room() == 3
+    store.submit(Update(OPEN, rec("c_1", 1.0)))
+    assert store.room() == 2 and store.dropped == 0

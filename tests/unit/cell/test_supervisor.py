@@ -25,7 +25,8 @@ logs.configure("info", "json")
 cfg = config.build({"sip": {"port": %(port)d, "rtp_port": %(rtp)d, "rtp_port_range": 40},
                     "cell": {"workers": 2, "front": "none", "worker_port_base": %(base)d,
                              "restart_backoff_ms": 100, "restart_limit": 3},
-                    "api": {"listen": None}}, environ={})  # the cell API: tests/integration
+                    "api": {"listen": None}, "records": {"path": %(records)r}},
+                   environ={})  # the cell API: tests/integration
 sys.exit(Supervisor(cfg, None, python=%(python)r).run())
 """
 
@@ -37,7 +38,7 @@ class Cell:
         fake.chmod(0o755)
         base = free_port_block(3, align=1)
         code = SCRIPT % {"port": base, "base": base + 1, "rtp": free_port_block(40),
-                         "python": str(fake)}
+                         "python": str(fake), "records": str(tmp_path / "records.db")}
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("SIPBRIDGE_")},
                "PYTHONUNBUFFERED": "1", "FAKE_WORKER_CRASH": "1" if crash else "0"}
         self.proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
