@@ -13,8 +13,8 @@ each worker is asked over the local control channel (:mod:`sipbridge.cell.channe
 * ``/healthz`` is the supervisor's; ``/readyz`` is ready while one worker is, with per-worker
   detail; ``/metrics`` adds the workers' scrapes up (:mod:`sipbridge.cell.metrics_sum`) plus the
   supervisor's worker restarts;
-* ``/v1/records`` reads the shared records file (the workers write it); ``/v1/events`` merges
-  the workers' live event streams.
+* ``/v1/records`` reads the cell's records file (the supervisor alone writes it,
+  :mod:`sipbridge.cell.records_sink`); ``/v1/events`` merges the workers' live event streams.
 
 It runs on its own asyncio loop in a thread of the supervisor, whose ``select`` loop it never
 blocks; what it reads of the supervisor (which workers run, restarts) are plain attributes.
@@ -108,7 +108,7 @@ class CellApi:
         token = api_token(api.listen, api.token_env, os.environ)
         ctx = ApiContext(worker=None, config=self.cfg, token=token)
         if self.cfg.records.path:
-            from ..app.recordstore import RecordStore   # readers only: the workers write
+            from ..app.recordstore import RecordStore   # readers only: records_sink writes
             ctx.extra["records"] = RecordStore(self.cfg.records.path, self.cfg.records.keep_days)
         records = [r for r in api_records.routes(ctx) if r.path != "/v1/events"]
         self.server = ApiServer(ctx, api.listen, [self.routes, *records])

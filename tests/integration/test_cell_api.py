@@ -3,7 +3,7 @@ model) takes SIPp calls through Kamailio while the tests talk only to the superv
 (``api.listen``, with a bearer token): calls listed across workers, a call on worker 2 read,
 interrupted and hung up, metrics added up, records of every worker read, an outbound call placed,
 events merged (the live stream) and signed once each (a local receiver, checked with the
-standardwebhooks library), and a SIGKILLed worker's call closed as ``lost`` after its restart.
+standardwebhooks library), and a SIGKILLed worker's call closed as ``lost`` at once.
 """
 
 from __future__ import annotations
@@ -282,29 +282,58 @@ def test_outbound_call_through_the_cell(cell):
     assert rec["direction"] == "outbound" and rec["status"] == "completed", rec
 
 
-def test_a_killed_workers_call_is_closed_as_lost_after_its_restart(cell):
-    """SIGKILL worker 1 while it holds a call: the cell answers 404 for that call, restarts the
-    worker, whose next boot closes the call's record as lost (read through the cell), and the
-    cell's metrics count the restart."""
+def open_files(pid: int) -> set[str]:
+    """The paths process ``pid`` holds open (its /proc fd links)."""
+    found = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            found.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:   # closed meanwhile
+            pass
+    return found
+
+
+def test_a_killed_workers_call_is_closed_as_lost_at_once_by_the_cells_one_writer(cell):
+    """Only the supervisor holds the records file open, never a worker; SIGKILL worker 1 while
+    it holds a call: the cell answers 404 for that call and its record reads lost (closed by the
+    supervisor when it reaped the worker, before the restart); the cell's metrics count the
+    restart and the restarted worker does not open the file either."""
+    db = os.path.realpath(cell.records_path)
+
+    def holds_db(pid):
+        return any(path.startswith(db) for path in open_files(pid))   # the file, -wal, -shm
     out: dict = {}
     runner = place(cell, 3, 15000, cell.tmp / "b3", out)
     try:
         calls = answered_calls(cell, 3)
         victim = next(c["uid"] for c in calls if c["worker"] == 1)
-        pid = [r["pid"] for r in cell.events("worker_started") if r["worker"] == 1][-1]
+        pids = {r["worker"]: r["pid"] for r in cell.events("worker_started")}   # the latest
+        wait(lambda: api(cell, "GET", f"/v1/records/{victim}")[1].get("answer_at"), 10,
+             "the answered call's record, handed over by its worker")
+        assert holds_db(cell.proc.pid)
+        assert [w for w, p in sorted(pids.items()) if holds_db(p)] == []
         mark = cell.mark()
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pids[1], signal.SIGKILL)
         cell.wait("worker_exited", after=mark, worker=1)
         assert api(cell, "GET", f"/v1/calls/{victim}")[0] == 404
         status, body, _ = api(cell, "GET", "/readyz", token=None)
         assert status == 200 and body["workers"]["1"]["ready"] is False, body
-        cell.wait("worker_restarted", timeout=20, after=mark, worker=1)
-        assert cell.wait("records_opened", timeout=30, after=mark, worker=1)["lost"] >= 1
-        status, rec, _ = api(cell, "GET", f"/v1/records/{victim}")
-        assert status == 200 and rec["status"] == "lost", rec
-        assert rec["end_reason"] == "worker_restarted"
+        rec = wait(lambda: (lambda s, r, _h: r if s == 200 and r["status"] == "lost" else None)(
+            *api(cell, "GET", f"/v1/records/{victim}")), 10, "the victim's record to read lost")
+        assert rec["end_reason"] == "worker_exited" and rec["ended_by"] == "bridge", rec
+        assert rec["end_at"] >= rec["answer_at"] and rec["talk_s"] >= 0, rec
+        closed = cell.wait("cell_records_lost", after=mark, worker=1)
+        assert victim in closed["uids"] and closed["pid"] == pids[1]
+        restarted = cell.wait("worker_restarted", timeout=20, after=mark, worker=1)
+        logged = [r.get("event") for r in cell.out.records[mark:]]
+        assert logged.index("cell_records_lost") < logged.index("worker_restarted"), logged
         assert metrics(cell)[("sipbridge_worker_restarts_total", ())] == 1
         wait(lambda: api(cell, "GET", "/readyz", token=None)[1]["workers_ready"] == 3, 30,
              "the restarted worker to be ready")
+        assert not holds_db(restarted["pid"]) and not cell.events("records_opened", mark)
     finally:
         runner.join(90)
+    others = [c["uid"] for c in calls if c["worker"] != 1]
+    recs = wait(lambda: (lambda rs: rs if all(r.get("end_at") for r in rs) else None)(
+        [api(cell, "GET", f"/v1/records/{u}")[1] for u in others]), 20, "the others' records")
+    assert {r["status"] for r in recs} == {"completed"}, recs
