@@ -174,6 +174,16 @@ class TurnEngine:
         return self._history.total
 
     @property
+    def partial_samples(self) -> int:
+        """Samples waiting for the next chunk (0 <= n < a chunk): where this stream's chunk cuts fall."""
+        return self._filled
+
+    @property
+    def chunk_samples(self) -> int:
+        """Samples per model chunk (256 at 8 kHz, 512 at 16 kHz)."""
+        return self._chunk
+
+    @property
     def pending_chunks(self) -> int:
         """Complete chunks pushed but not yet scored."""
         return len(self._ready)
@@ -195,6 +205,22 @@ class TurnEngine:
         history (or negative); empty when ``sample`` is in the future.
         """
         return self._history.since(sample)
+
+    def align(self, samples: int) -> None:
+        """Cut chunks as if ``samples`` of digital silence (0 <= samples < a chunk) preceded the
+        first frame; sample indices, events and the history still count only the frames fed.
+
+        Only before the first frame. :class:`~sipbridge.turn.batch.TickBatch` uses it so the
+        calls of a worker complete their chunks on the same ticks (one model run for all,
+        not one per call phase); the first chunk's end is then ``chunk - samples``.
+        """
+        if self._history.total or self._filled or self._chunks_ended or self._ready:
+            raise RuntimeError("align() is for a fresh engine, before its first frame")
+        if not 0 <= samples < self._chunk:
+            raise ValueError(f"align takes 0..{self._chunk - 1} samples, got {samples}")
+        self._partial[:samples] = 0.0
+        self._filled = samples
+        self._chunks_ended = -samples
 
     # -- audio in ---------------------------------------------------------
 
