@@ -15,6 +15,17 @@ from .errors import ConfigError, SipBridgeError
 EXIT_CONFIG = 2
 
 
+def worker_config(cfg):
+    """What one worker of a cell runs with: the cell's configuration, but its trunks dial only
+    (``register`` off: the cell's front registers each trunk once, a worker never sends
+    REGISTER; it keeps the trunk's account to place INVITEs through it and answer 401/407), and
+    no ``api.listen`` (the supervisor serves the cell's API, the worker its channel). Pure."""
+    import dataclasses
+    return dataclasses.replace(
+        cfg, trunks=tuple(dataclasses.replace(t, register=False) for t in cfg.trunks),
+        api=dataclasses.replace(cfg.api, listen=None))
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sipbridge", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"sipbridge {__version__}")
@@ -94,12 +105,16 @@ def main(argv: list[str] | None = None) -> int:
     from .cell.plan import is_cell
     fields = None
     if args.worker_index is not None:  # one worker of a cell: the cell's front registers trunks
-        import dataclasses
         fields = {"worker": args.worker_index}
-        # nor api.listen: the supervisor serves the cell's API, the worker its channel (cell/api.py)
-        cfg = dataclasses.replace(cfg, trunks=(), api=dataclasses.replace(cfg.api, listen=None))
+        cfg = worker_config(cfg)
     logs.configure(cfg.log.level, cfg.log.format, fields=fields)
     try:
+        if cfg.sip.media_port == "native":   # the C port's library, before anything starts
+            from .media.native.build import BuildError, require
+            try:
+                require()
+            except BuildError as exc:
+                raise ConfigError("sip.media_port", f"native port unavailable: {exc}") from None
         if is_cell(cfg):
             from .cell.supervisor import Supervisor
             return Supervisor(cfg, args.config).run()

@@ -43,6 +43,9 @@ class TrunkConfig:
     retry_max_s: float = 60.0
     realm: str = "*"
     password: str = field(default="", repr=False, compare=False)  # resolved, never printed
+    # not a YAML key: False in a cell's workers (``cli.worker_config``), whose front registers
+    # the trunk; the worker keeps the account only to place INVITEs and answer their challenges
+    register: bool = True
 
     @property
     def registrar_hostport(self) -> str:
@@ -56,7 +59,7 @@ class TrunkConfig:
         return f"sip:{self.username}@{self.registrar_hostport}"
 
 
-_KEYS = tuple(f.name for f in fields(TrunkConfig) if f.name != "password")
+_KEYS = tuple(f.name for f in fields(TrunkConfig) if f.name not in ("password", "register"))
 _REQUIRED = ("name", "registrar", "username")
 
 

@@ -5,7 +5,9 @@ once (:class:`Refused`, HTTP 503 in the API) when every call slot is taken or th
 draining: a request is never queued behind busy calls. Otherwise it builds the call's session,
 sends the INVITE (``makeCall`` from the trunk's account, whose ``AuthCredInfo`` answers a
 401/407, or from the bridge's own account for a ``sip:`` URI without a trunk) and returns the
-call's uid.
+call's uid. A cell's worker dials the same way, straight to the trunk: its trunk accounts are
+dial-only (no REGISTER: the cell's front holds the registration), with the same credentials,
+outbound proxy and From domain (:func:`sipbridge.cli.worker_config`).
 
 The model session is opened *while the far end rings*, not before the INVITE and not at the
 answer: before would put the model's connect time (hundreds of ms for a hosted model) into every

@@ -17,9 +17,14 @@ INVITEs sent to a trunk's registered Contact match that trunk's account (pjsua p
 account by the request URI), so its ``onIncomingCall`` hands them to the same policy as the
 local account's, with the account, so the call belongs to it.
 
+A trunk with ``register`` off (every trunk of a cell's worker: the cell's front registers it,
+see :func:`sipbridge.cli.worker_config`) gets the same account without a registrar: it never
+sends REGISTER (nor REGISTER 0 at shutdown) and serves only to place INVITEs through the trunk
+(its outbound proxy, its From domain) and answer the carrier's 401/407 with its credentials.
+
 Log lines: ``trunk_registered`` (trunk, expires, contact), ``trunk_registration_failed``
-(trunk, status, reason, retry_in_s), ``trunk_unregistered`` (at shutdown). Passwords are never
-logged.
+(trunk, status, reason, retry_in_s), ``trunk_unregistered`` (at shutdown), ``trunk_dial_only``
+(trunk, aor, proxy: an account that never registers). Passwords are never logged.
 """
 
 from __future__ import annotations
@@ -97,11 +102,11 @@ class TrunkRegistration:
         acfg = pj.AccountConfig()
         acfg.idUri = t.aor
         rc = acfg.regConfig
-        rc.registrarUri = t.registrar
+        rc.registrarUri = t.registrar if t.register else ""   # dial only: pjsua never REGISTERs
         rc.timeoutSec = t.expires
         rc.retryIntervalSec = 0          # retries are ours (backoff), not pjsua's
         rc.firstRetryIntervalSec = 0
-        rc.registerOnAdd = True
+        rc.registerOnAdd = t.register
         rc.unregWaitMsec = int(UNREGISTER_WAIT_S * 1000)
         if t.outbound_proxy:
             acfg.sipConfig.proxies.append(t.outbound_proxy)
@@ -111,9 +116,13 @@ class TrunkRegistration:
         return acfg
 
     def start(self) -> None:
-        """Create the account; pjsua sends the first REGISTER at once."""
-        log.info("trunk_registering", trunk=self.trunk.name, registrar=self.trunk.registrar,
-                 aor=self.trunk.aor, expires=self.trunk.expires)
+        """Create the account; pjsua sends the first REGISTER at once (unless dial-only)."""
+        if self.trunk.register:
+            log.info("trunk_registering", trunk=self.trunk.name, registrar=self.trunk.registrar,
+                     aor=self.trunk.aor, expires=self.trunk.expires)
+        else:
+            log.info("trunk_dial_only", trunk=self.trunk.name, aor=self.trunk.aor,
+                     proxy=self.trunk.outbound_proxy)
         account = TrunkAccount(self)
         self.stack.track(account)
         self.account = account
@@ -121,6 +130,8 @@ class TrunkRegistration:
 
     def retry(self) -> None:
         """A backoff timer fired: send a new REGISTER if the trunk still needs one."""
+        if not self.trunk.register:
+            return
         with self._lock:
             send = self.account is not None and self.state.attempt(self.clock())
         if not send:
@@ -135,6 +146,8 @@ class TrunkRegistration:
     def unregister(self) -> None:
         """Shutdown: cancel retries, send REGISTER with expires 0 if we hold a binding."""
         self._cancel_timer()
+        if not self.trunk.register:   # no binding to remove, nothing to report
+            return
         with self._lock:
             registered = self.state.stop()
         if self.account is None:  # never started (start-up failed) or already closed
