@@ -23,7 +23,6 @@ blocks; what it reads of the supervisor (which workers run, restarts) are plain 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import os
 import threading
@@ -224,8 +223,9 @@ class CellApi:
     async def place_call(self, request: web.Request) -> web.Response:
         raw = await request.read()
         body = await read_json(request)
-        # the workers' own view: a cell's workers never hold the trunks' registrations
-        parse_request(body, dataclasses.replace(self.cfg, trunks=()))   # 400 here, by field
+        # the workers' own view: they dial through every trunk (cli.worker_config), so a known
+        # trunk passes and an unknown one is 400 naming "trunk" here, before any worker is asked
+        parse_request(body, self.cfg)
         refusals = []
         for index in outbound_order(await self._ask_all("/readyz")):
             try:

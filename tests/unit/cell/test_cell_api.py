@@ -129,8 +129,10 @@ def front(tmp_path):
     for w in workers:
         asyncio.run_coroutine_threadsafe(serve(w), loop).result(5)
     port = free_tcp_port()
-    cfg = config.build({"api": {"listen": f"127.0.0.1:{port}"}, "records": {"path": None}},
-                       environ={})
+    cfg = config.build({"api": {"listen": f"127.0.0.1:{port}"}, "records": {"path": None},
+                        "trunks": [{"name": "carrier", "registrar": "sip:127.0.0.1:5099",
+                                    "username": "acme", "password_env": "PW"}]},
+                       environ={"PW": "secret"})
     cell = Cell(cfg, {0: 100, 1: 101, 2: 102})
     api = CellApi(cell, tmp_path, INTERNAL)
     api.start()
@@ -187,6 +189,18 @@ def test_a_bad_outbound_body_is_400_before_any_worker_is_asked(front):
     status, body, _ = call(url + "/v1/calls", "POST", {"to": "sip:x@y", "ring_timeout_s": "soon"})
     assert status == 400 and body["field"] == "ring_timeout_s", body
     assert [w.placed for w in workers] == [[], [], []]
+
+
+def test_a_number_through_a_known_trunk_is_placed_and_an_unknown_trunk_is_400(front):
+    """The workers dial through the cell's trunks: a known one goes to a worker as is, an
+    unknown one is refused at the front naming ``trunk``, with nothing placed."""
+    url, workers, _ = front
+    status, body, _ = call(url + "/v1/calls", "POST", {"to": "100", "trunk": "nope"})
+    assert status == 400 and body["field"] == "trunk" and "carrier" in body["message"], body
+    assert [w.placed for w in workers] == [[], [], []]
+    status, body, _ = call(url + "/v1/calls", "POST", {"to": "100", "trunk": "carrier"})
+    assert status == 201 and body["uid"].startswith("c_1_"), body
+    assert workers[1].placed == [{"to": "100", "trunk": "carrier"}]
 
 
 def test_list_merges_and_requests_reach_the_worker_named_in_the_uid(front):
