@@ -194,7 +194,7 @@ class CellProcess:
                "records": {"path": str(tmp_path / "records.db")},
                "api": {"listen": self.api_url[len("http://"):]}}
         for section, keys in (extra or {}).items():   # laid over the sections above
-            cfg[section] = {**cfg.get(section, {}), **keys}
+            cfg[section] = {**cfg.get(section, {}), **keys} if isinstance(keys, dict) else keys
         self.records_path = tmp_path / "records.db"
         path = tmp_path / "cell.yaml"
         path.write_text(yaml.safe_dump(cfg))

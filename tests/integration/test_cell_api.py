@@ -1,8 +1,9 @@
 """The cell's one interface, for real: ``sipbridge run --workers 3 --front kamailio`` (embedded
 model) takes SIPp calls through Kamailio while the tests talk only to the supervisor's API
 (``api.listen``, with a bearer token): calls listed across workers, a call on worker 2 read,
-interrupted and hung up, metrics added up, records of every worker read, an outbound call placed,
-events merged (the live stream) and signed once each (a local receiver, checked with the
+interrupted and hung up, metrics added up, records of every worker read, outbound calls placed
+(to a sip: URI, and through the trunk ``carrier``: a Kamailio that registers it for the front
+and digest-challenges the workers' INVITEs), events merged (the live stream) and signed once each (a local receiver, checked with the
 standardwebhooks library), and a SIGKILLed worker's call closed as ``lost`` at once.
 """
 
@@ -23,12 +24,18 @@ from standardwebhooks.webhooks import Webhook
 
 from sipbridge.app.signing import new_secret
 from sipbridge.cell.uids import worker_of
+from sipbridge.kamailio import Kamailio
 from tests.integration.test_cell import CellProcess
 from tests.integration.test_events import Receiver
+from tests.support.capture import RtpCapture
+from tests.support.kamailio_carrier import carrier_config, carrier_lines, register_lines
+from tests.support.ports import free_udp_port
 from tests.support.sipp import SippUas, run_sipp
 
 TOKEN = "cell-test-token-7f3a"
 SECRET_ENV = "CELL_EVENTS_SECRET"
+CARRIER_PASSWORD = "carrier-Cell-8b2c"
+FINAL = ("ended", "failed", "no-answer", "busy", "cancelled")
 
 
 def api(cell, method, path, body=None, raw=None, token=TOKEN):
@@ -128,17 +135,31 @@ def cell(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cellapi")
     receiver = Receiver()
     secret = new_secret()
+    # the carrier: registrar for the front, digest-checking proxy for the workers' INVITEs
+    kport = free_udp_port()
+    uas_ports = {"100": free_udp_port(), "486": free_udp_port()}
+    carrier = Kamailio(carrier_config("127.0.0.1", kport, CARRIER_PASSWORD, uas_ports),
+                       tmp / "carrier", sip=("127.0.0.1", kport)).start()
+    pw = tmp / "carrier.pw"
+    pw.write_text(CARRIER_PASSWORD + "\n")
+    # a carrier domain of its own (not 127.0.0.1, the cell's) reached through its proxy
+    trunk = {"name": "carrier", "registrar": "sip:carrier.test", "username": "acme",
+             "password_file": str(pw), "outbound_proxy": f"sip:127.0.0.1:{kport};lr",
+             "expires": 60}
     c = CellProcess(tmp, extra={"app": {"events_url": receiver.url,
-                                        "webhook_secret_env": SECRET_ENV}},
+                                        "webhook_secret_env": SECRET_ENV},
+                                "trunks": [trunk]},
                     environ={"SIPBRIDGE_API_TOKEN": TOKEN, SECRET_ENV: secret},
                     restart_backoff_ms=1000)
     c.receiver, c.secret, c.tmp = receiver, secret, tmp
+    c.carrier, c.uas_ports = carrier, uas_ports
     try:
         c.wait("cell_ready", timeout=90)
         yield c
     finally:
         c.stop()
         receiver.stop()
+        carrier.stop()
 
 
 def test_bad_input_at_the_cell_front(cell):
@@ -280,6 +301,60 @@ def test_outbound_call_through_the_cell(cell):
     rec = wait(lambda: (lambda s, r, _h: r if s == 200 and r.get("end_at") else None)(
         *api(cell, "GET", f"/v1/records/{uid}")), 10, "the outbound call's record")
     assert rec["direction"] == "outbound" and rec["status"] == "completed", rec
+
+
+def test_outbound_calls_through_a_named_trunk_from_the_cell(cell):
+    """A number through the trunk: a worker's INVITE is challenged (407) by the carrier and sent
+    again with the trunk's credentials and caller id, answered, the agent's greeting reaches
+    SIPp; a 486 number is reported busy; only the front ever REGISTERs the trunk."""
+    def final(uid, states=FINAL):
+        def probe():
+            s, p, _ = api(cell, "GET", f"/v1/calls/{uid}/progress")
+            assert s == 200, p
+            return p if p["state"] in states else None
+        return wait(probe, 20, f"the outbound call to reach {states}")
+
+    before = len(carrier_lines(cell.carrier.output()))
+    with SippUas("uas_proxied_hangup", port=cell.uas_ports["100"], rtp_echo=False, hold_ms=3000,
+                 trace_dir=cell.tmp / "trunk-uas") as uas, \
+            RtpCapture(ports=[uas.media_port]) as cap:
+        status, body, _ = api(cell, "POST", "/v1/calls", {
+            "to": "100", "trunk": "carrier", "from": "+4930555", "greeting": "Greet {called}."})
+        assert status == 201, body
+        uid = body["uid"]
+        assert worker_of(uid) in (0, 1, 2)
+        assert final(uid, ("answered",) + FINAL)["state"] == "answered"
+        progress = final(uid)
+        result = uas.stop()
+    assert progress["state"] == "ended", progress
+    lines = [r for r in carrier_lines(cell.carrier.output())[before:] if r.get("user") == "100"]
+    assert [r["event"] for r in lines] == ["carrier_challenged", "carrier_authorized"], lines
+    assert lines[1]["auth"] == "acme" and "sip:+4930555@carrier.test" in lines[1]["from"]
+    invite = next(t for d, t in result.messages if d == "R" and t.startswith("INVITE"))
+    assert "<sip:+4930555@carrier.test>" in invite, invite
+    down = [st for st in cap.streams().values() if st.dst[1] == uas.media_port]
+    assert len(down) == 1, list(cap.streams())
+    assert down[0].active_mask(-40.0).sum() * 20 >= 300, "no agent audio reached the callee"
+    states = [r["state"] for r in cell.events("outbound_progress") if r["uid"] == uid]
+    assert states == ["queued", "ringing", "answered", "ended"], states
+
+    with SippUas(reject=486, port=cell.uas_ports["486"], rtp_echo=False,
+                 trace_dir=cell.tmp / "busy-uas") as uas:
+        status, body, _ = api(cell, "POST", "/v1/calls", {"to": "486", "trunk": "carrier"})
+        assert status == 201, body
+        busy = final(body["uid"])
+        result = uas.stop()
+    assert (busy["state"], busy["status"]) == ("busy", 486), busy
+    assert 486 in result.sent_codes
+    status, body, _ = api(cell, "POST", "/v1/calls", {"to": "100", "trunk": "other"})
+    assert status == 400 and body["field"] == "trunk", body
+
+    # REGISTER: the carrier saw the front's (its own SIP port) and never a worker's
+    registers = wait(lambda: register_lines(cell.carrier.output()), 15, "the front's REGISTER")
+    assert {r["src"] for r in registers} == {f"127.0.0.1:{cell.sip_port}"}, registers
+    assert all(r["user"] == "acme" for r in registers), registers
+    assert sorted(r["worker"] for r in cell.events("trunk_dial_only")) == [0, 1, 2]
+    assert cell.events("trunk_registering") == [] and cell.events("trunk_registered") == []
 
 
 def open_files(pid: int) -> set[str]:

@@ -13,6 +13,7 @@ Log lines the tests look for (see :func:`carrier_lines`)::
 
     carrier_challenged method=INVITE user=100 reason=none     (no or bad credentials: 407 sent)
     carrier_authorized method=INVITE user=100 auth=acme from=<sip:+4930@127.0.0.1:5099>
+    carrier_register user=acme src=127.0.0.1:5060       (every REGISTER: see register_lines)
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sipbridge.kamailio import module_dir
 MODULES = ("tm", "sl", "rr", "pv", "usrloc", "registrar", "auth", "maxfwd", "xlog", "textops",
            "siputils")
 LINE = re.compile(r"(?P<event>carrier_(?:challenged|authorized)) (?P<fields>.*)$")
+REGISTER_LINE = re.compile(r"carrier_register (?P<fields>.*)$")
 REALM = "carrier.test"
 
 
@@ -76,6 +78,7 @@ request_route {{
         exit;
     }}
     if (is_method("REGISTER")) {{
+        xlog("L_NOTICE", "carrier_register user=$tU src=$si:$sp\\n");
         if (pv_www_authenticate("{REALM}", "{password}", "0") < 0) {{
             www_challenge("{REALM}", "0");
             exit;
@@ -115,3 +118,9 @@ def carrier_lines(output: str) -> list[dict]:
             fields = dict(kv.split("=", 1) for kv in m.group("fields").split() if "=" in kv)
             out.append({"event": m.group("event"), **fields})
     return out
+
+
+def register_lines(output: str) -> list[dict]:
+    """Every REGISTER the carrier received, oldest first: {"user", "src": "host:port"}."""
+    return [dict(kv.split("=", 1) for kv in m.group("fields").split() if "=" in kv)
+            for m in map(REGISTER_LINE.search, output.splitlines()) if m]
