@@ -36,7 +36,7 @@ from sipbridge.realtime.parser import parse_server_event
 from sipbridge.realtime.protocol import SessionConfig, input_audio_append, session_update
 from sipbridge.realtime.rules import ResponseGate, VoiceLock
 from sipbridge.realtime.upstream import CloseInfo, UpstreamError  # noqa: F401 - re-exported
-from sipbridge.realtime.wsconn import SocketSession, abort
+from sipbridge.realtime.wsconn import SocketSession
 
 
 def with_model(url: str, model: str) -> str:
@@ -106,8 +106,7 @@ class RealtimeClient(SocketSession):
             event = self._ingest(await ws.recv())
             if isinstance(event, SessionUpdated):
                 return
-            if isinstance(event, ErrorEvent):
-                abort(ws)
+            if isinstance(event, ErrorEvent):   # SocketSession drops the socket
                 raise UpstreamError(f"upstream rejected session.update: {event.code}: {event.message}")
 
     def send(self, event: dict[str, Any]) -> None:

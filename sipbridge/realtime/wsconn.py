@@ -132,7 +132,7 @@ class SocketSession:
 
     def _timed_out(self, opened: bool) -> UpstreamError:
         stage = f"no {self.setup_reply}" if opened else "could not open the WebSocket"
-        return UpstreamError(f"{stage} from upstream {self.url} within {self._timeout:g} s")
+        return UpstreamError(f"{stage} from {self.peer} {self.url} within {self._timeout:g} s")
 
     def _refused(self, status: int, body: bytes | None) -> UpstreamError:
         return UpstreamError(refusal(self.url, status, body), status=status)
@@ -141,8 +141,8 @@ class SocketSession:
         return UpstreamError(f"cannot connect to {self.peer} {self.url}: {exc}")
 
     def _closed_in_setup(self, code: int | None, reason: str, exc: ConnectionClosed) -> UpstreamError:
-        return UpstreamError(f"upstream {self.url} closed during {self.setup_stage} (code {code}) {reason}".rstrip(),
-                             close_code=code)
+        text = f"{self.peer} {self.url} closed during {self.setup_stage} (code {code}) {reason}"
+        return UpstreamError(text.rstrip(), close_code=code)
 
     def _dropped(self, code: int | None, reason: str) -> UpstreamError:
         return UpstreamError(f"{self.peer} {self.url} dropped the connection (code {code}) {reason}".rstrip(),
