@@ -170,6 +170,9 @@ class CellApi:
                CounterMetricFamily("sipbridge_cell_stream_events_dropped", "Events a slow "
                                    "/v1/events client of the cell missed",
                                    value=self.stream_dropped)]
+        sink = getattr(self.cell, "records", None)
+        if sink is not None:   # the cell's one records writer (records_sink.py)
+            own += sink.metric_families()
         return web.Response(body=render(families, own), headers={"Content-Type": CONTENT_TYPE})
 
     async def _refresh_metrics(self) -> None:

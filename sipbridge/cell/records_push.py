@@ -68,6 +68,7 @@ class RecordPusher:
         self.dropped = 0      # calls whose snapshot found the table full
         self.sent = 0         # snapshots the supervisor took
         self.retries = 0      # batches sent again
+        self._logged_drops = 0
 
     # -- any thread -----------------------------------------------------------------------------
     def submit(self, update: Update) -> None:
@@ -160,6 +161,10 @@ class RecordPusher:
                     self.dropped += len(batch)
                     log.warning("records_push_refused", status=status, rows=len(batch))
                 self._in_flight = 0
+                if self.dropped > self._logged_drops:   # counted on the tap thread, said here
+                    log.warning("records_push_dropped", dropped=self.dropped,
+                                waiting=len(self._waiting), limit=self.queue_size)
+                    self._logged_drops = self.dropped
 
     async def _post(self, body: bytes) -> int | None:
         """The supervisor's answer status; None when it could not be asked."""

@@ -105,6 +105,21 @@ class RecordsSink:
         log.info("cell_records_closed", taken=self.taken, busy=self.busy, refused=self.refused,
                  stale=self.collector.stale, lost=self.collector.closed_lost)
 
+    def metric_families(self) -> list:
+        """The writer's counters for the cell's ``/metrics`` (read from any thread)."""
+        from prometheus_client.core import CounterMetricFamily
+        return [CounterMetricFamily("sipbridge_cell_records_written", "Record rows the cell's "
+                                    "supervisor wrote", value=self.store.written),
+                CounterMetricFamily("sipbridge_cell_records_dropped", "Record rows the cell's "
+                                    "writer dropped (queue full) or failed to write",
+                                    value=self.store.dropped + self.store.failed),
+                CounterMetricFamily("sipbridge_cell_records_held_back", "Batches of records sent "
+                                    "back to a worker to send again (the writer's queue was full)",
+                                    value=self.busy),
+                CounterMetricFamily("sipbridge_cell_records_lost_calls", "Calls closed as lost "
+                                    "because their worker exited with them up",
+                                    value=self.collector.closed_lost)]
+
     def _halt(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)

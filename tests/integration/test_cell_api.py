@@ -402,7 +402,10 @@ def test_a_killed_workers_call_is_closed_as_lost_at_once_by_the_cells_one_writer
         restarted = cell.wait("worker_restarted", timeout=20, after=mark, worker=1)
         logged = [r.get("event") for r in cell.out.records[mark:]]
         assert logged.index("cell_records_lost") < logged.index("worker_restarted"), logged
-        assert metrics(cell)[("sipbridge_worker_restarts_total", ())] == 1
+        scraped = metrics(cell)
+        assert scraped[("sipbridge_worker_restarts_total", ())] == 1
+        assert scraped[("sipbridge_cell_records_lost_calls_total", ())] >= 1
+        assert scraped[("sipbridge_cell_records_dropped_total", ())] == 0
         wait(lambda: api(cell, "GET", "/readyz", token=None)[1]["workers_ready"] == 3, 30,
              "the restarted worker to be ready")
         assert not holds_db(restarted["pid"]) and not cell.events("records_opened", mark)

@@ -33,6 +33,10 @@ def rows(path) -> dict:
         conn.close()
 
 
+def counters(sink) -> dict:
+    return {f.name: f.samples[0].value for f in sink.metric_families()}
+
+
 def wait(probe, timeout=10.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -83,6 +87,8 @@ def test_records_pushed_by_a_worker_are_written_by_the_sink_and_a_dead_workers_c
             {u: v[0] for u, v in rows(db).items()}))
         assert lost["up"]["end_reason"] == "worker_exited" and lost["done"]["status"] == "completed"
         assert pusher.dropped == 0 and sink.refused == 0
+        wait(lambda: counters(sink)["sipbridge_cell_records_written"] >= 3)   # snapshots coalesce
+        assert counters(sink)["sipbridge_cell_records_lost_calls"] == 1
     finally:
         pusher.stop(1.0)
         sink.stop()
@@ -108,6 +114,9 @@ def test_a_slow_disk_holds_the_workers_records_back_and_loses_none(tmp_path, loo
             v[0]["status"] == "completed" for v in r.values()) else None)(rows(db)), 20)
         assert len(done) == 300
         assert pusher.dropped == 0 and sink.store.dropped == 0 and pusher.retries > 0
+        got = counters(sink)
+        assert got["sipbridge_cell_records_held_back"] > 0
+        assert got["sipbridge_cell_records_dropped"] == 0
     finally:
         blocker.close()
         pusher.stop(1.0)
