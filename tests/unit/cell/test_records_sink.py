@@ -172,3 +172,37 @@ def test_records_sink_is_read_from_the_environment_only_with_both_socket_and_tok
     assert records_sink(env) == ("/x.sock", "tok") and "SIPBRIDGE_CELL_CONTROL_TOKEN" in env
     assert records_sink({"SIPBRIDGE_CELL_RECORDS_SOCKET": "/x.sock"}) is None
     assert records_sink({"SIPBRIDGE_CELL_CONTROL_TOKEN": "tok"}) is None
+
+
+def test_a_cell_workers_logged_call_reaches_the_supervisors_file_and_the_worker_opens_none(
+        tmp_path, loop):
+    """A worker's Recording with a sink pushes instead of storing: the call logged through
+    structlog is written by the sink, and the worker's own records.path is never created."""
+    import dataclasses
+    import io
+
+    import structlog
+
+    from sipbridge import logs
+    from sipbridge.app.callfeed import Recording
+    from sipbridge.config import Config
+    logs.configure("info", "json", stream=io.StringIO())
+    sink = make_sink(tmp_path)
+    own = tmp_path / "worker-own.db"
+    cfg = Config()
+    cfg = dataclasses.replace(cfg, records=dataclasses.replace(cfg.records, path=str(own)),
+                              api=dataclasses.replace(cfg.api, listen=None))
+    rec = Recording(cfg, loop, 2, sink=(sink.path, TOKEN))
+    assert rec.store is None and rec.pusher is not None
+    rec.start()
+    try:
+        log = structlog.get_logger("t").bind(call_id="cw@1")
+        log.info("call_incoming", uid="c_2_cw", caller="a", called="b")
+        log.info("call_answered")
+        log.info("call_ended", status=200, reason="bye")
+    finally:
+        rec.stop()
+        sink.stop()
+    got = rows(str(tmp_path / "r.db"))["c_2_cw"]
+    assert got[0]["status"] == "completed" and got[1] == 2 and got[2] == os.getpid()
+    assert not own.exists() and rec.pusher.pending == 0
