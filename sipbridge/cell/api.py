@@ -9,7 +9,9 @@ each worker is asked over the local control channel (:mod:`sipbridge.cell.channe
   (``c_<worker>_<hex>``, :mod:`sipbridge.cell.uids`); a uid naming no running worker is 404;
 * ``GET /v1/calls`` merges every worker's list (each call tagged with its ``worker``);
 * ``POST /v1/calls`` is checked here (400 by field), then offered to the ready workers with the
-  most free slots first (their ``/readyz``); none free: 503 at once, with ``Retry-After``;
+  most free slots first, as the front's :class:`~sipbridge.cell.slots.SlotView` counts them (no
+  worker is asked first; a worker answering 503 passes it to the next); none free even on a
+  fresh ``/readyz`` of every worker: 503 at once, with ``Retry-After``;
 * ``/healthz`` is the supervisor's; ``/readyz`` is ready while one worker is, with per-worker
   detail; ``/metrics`` adds the workers' scrapes up (:mod:`sipbridge.cell.metrics_sum`) plus the
   supervisor's worker restarts;
@@ -37,8 +39,9 @@ from ..app.metrics import CONTENT_TYPE
 from ..app.outbound import parse_request
 from ..app.server import ApiContext, ApiServer, error, read_json
 from .channel import Channel, WorkerDown
-from .merge import cell_readiness, merge_calls, outbound_order
+from .merge import cell_readiness, merge_calls
 from .metrics_sum import CellMetrics, from_json, render
+from .slots import SlotView
 from .uids import worker_of
 
 log = structlog.get_logger("sipbridge.cell")
@@ -51,6 +54,11 @@ READY_TIMEOUT_S = 2.0       # a worker's /readyz, /v1/calls or /metrics answer
 METRICS_REFRESH_S = 1.0
 METRICS_MAX_AGE_S = 2.0
 METRICS_IDLE_S = 60.0
+# POST /v1/calls: the workers' free slots are polled (/readyz) every SLOTS_REFRESH_S while calls
+# are placed (until none for SLOTS_IDLE_S); a view older than SLOTS_MAX_AGE_S is asked inline.
+SLOTS_REFRESH_S = 1.0
+SLOTS_MAX_AGE_S = 3.0
+SLOTS_IDLE_S = 60.0
 RETRY_AFTER_S = 1
 KEEPALIVE_S = 15.0
 POLL_S = 0.5
@@ -79,6 +87,9 @@ class CellApi:
         self._metrics: tuple[float, dict, int] | None = None   # (loop time, sum, workers up)
         self._metrics_asked = 0.0                          # loop time of the last scrape
         self._refresher: asyncio.Task | None = None
+        self.slots = SlotView(SLOTS_MAX_AGE_S)
+        self._placed_asked = 0.0                           # loop time of the last POST /v1/calls
+        self._slot_poller: asyncio.Task | None = None
 
     # -- lifecycle (supervisor thread) ----------------------------------------------------------
     def start(self) -> None:
@@ -116,6 +127,8 @@ class CellApi:
     async def _stop(self) -> None:
         if self._refresher is not None:
             self._refresher.cancel()
+        if self._slot_poller is not None:
+            self._slot_poller.cancel()
         for q in list(self._streams):
             _offer(q, None)
         if self.server is not None:
@@ -229,24 +242,64 @@ class CellApi:
         # the workers' own view: they dial through every trunk (cli.worker_config), so a known
         # trunk passes and an unknown one is 400 naming "trunk" here, before any worker is asked
         parse_request(body, self.cfg)
-        refusals = []
-        for index in outbound_order(await self._ask_all("/readyz")):
+        self._placed_asked = self.loop.time()
+        if self._slot_poller is None or self._slot_poller.done():
+            self._slot_poller = asyncio.ensure_future(self._poll_slots())
+        stale = self.slots.stale(self.running(), self.loop.time())
+        if stale:   # the first call in a while, or a restarted worker: ask them now
+            await self._ask_slots(stale)
+        refusals, tried, asked_all = [], [], len(stale) == len(self.running())
+        while True:
+            order = self.slots.order(self.running(), self.loop.time(), skip=tried)
+            if not order:   # none free as the view counts: make sure before saying 503
+                if asked_all:
+                    break
+                asked_all = True
+                await self._ask_slots([i for i in sorted(self.running()) if i not in tried])
+                continue
+            index = order[0]
+            tried.append(index)
+            self.slots.take(index)
             try:
                 answer = await self.channel.request(index, "POST", "/v1/calls", body=raw,
                                                     content_type="application/json")
             except WorkerDown as exc:
+                self.slots.full(index)
                 refusals.append(str(exc))
                 continue
             if answer.status == 503:   # it filled up meanwhile: the next one
+                self.slots.full(index)
                 refusals.append(f"worker {index}: {answer.body[:200].decode(errors='replace')}")
                 continue
             if answer.status == 201:
+                self.slots.placed(index, self.loop.time())
                 log.info("cell_outbound_placed", worker=index)
+            else:
+                self.slots.gave_back(index)
             return self._pass(answer)
         log.warning("outbound_refused", status=503, reason="no free call slot in the cell",
                     tried=len(refusals))
         return error(503, "no free call slot in the cell", headers={"Retry-After":
                                                                      str(RETRY_AFTER_S)})
+
+    async def _ask_slots(self, indexes: list[int]) -> None:
+        """Ask workers ``indexes`` their ``/readyz`` at once, for the slot view."""
+        running, asked = self.running(), self.loop.time()
+        answers = await asyncio.gather(*(self.channel.json(i, "/readyz", READY_TIMEOUT_S)
+                                         for i in indexes))
+        for index, state in zip(indexes, answers):
+            if index in running:
+                self.slots.report(index, running[index], state, asked)
+
+    async def _poll_slots(self) -> None:
+        """Keep the slot view fresh while calls are placed; stop after SLOTS_IDLE_S without."""
+        while self.loop.time() - self._placed_asked < SLOTS_IDLE_S:
+            await asyncio.sleep(SLOTS_REFRESH_S)
+            try:
+                await self._ask_slots(sorted(self.running()))
+            except Exception:  # noqa: BLE001 - the next call asks inline
+                log.exception("cell_slots_poll_failed")
+                return
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
