@@ -51,8 +51,8 @@ class SipConfig:
     drain_timeout_s: int = 30
     rtp_timeout_s: int = 30          # end a call whose caller sent no RTP this long; 0: never
     media_priority: str = "rr"       # pjmedia's clock/media threads: rr | nice | none
-    media_rate: int = 16000          # PCM rate inside the bridge (VAD, echo canceller): 16000 | 8000
-    media_port: str = "python"       # per-call audio port: python (pjsua2) | native (C, media/native)
+    media_rate: int = 8000           # PCM rate inside the bridge (VAD, echo canceller): 8000 | 16000
+    media_port: str = "native"       # per-call audio port: native (C, media/native) | python (pjsua2)
     numbers: tuple[str, ...] = ()    # Request-URI users accepted (others 404); empty: any
     invite_rate_per_s: int | None = 10   # INVITEs per second per source IP (null: no limit)
     invite_burst: int = 20           # INVITEs a source may send at once before the rate applies
@@ -201,8 +201,8 @@ _CHOICES = {
     "realtime.audio_format": ("pcm16", "g711_ulaw", "g711_alaw"),
     "sip.srtp": ("off", "optional", "mandatory"),
     "sip.media_priority": ("rr", "nice", "none"),
-    "sip.media_rate": (16000, 8000),
-    "sip.media_port": ("python", "native"),
+    "sip.media_rate": (8000, 16000),
+    "sip.media_port": ("native", "python"),
     "log.level": ("debug", "info", "warning", "error"),
     "log.format": ("auto", "json", "console"),
     "cell.front": ("auto", "none", "kamailio"),

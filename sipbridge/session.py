@@ -453,7 +453,9 @@ class CallSession:
         with self._barge_lock:
             pause, self._pause = self._pause, None
             self.barge.reset()
-            cleared = self.playout.clear()
+            # the native port holds a pulled frame ahead of the wire: it is dropped, not heard
+            unsent = self.media_flags.unsent() if self.media_flags is not None else 0
+            cleared = self.playout.clear(unsent)
             if self.media_flags is not None:
                 self.media_flags.clear()
             hangup, self.hangup = self.hangup, None  # speech over the goodbye: the call goes on

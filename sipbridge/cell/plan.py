@@ -55,7 +55,7 @@ class Machine:
     kamailio: bool
 
 
-def auto_workers(machine: Machine, media_rate: int = 16000,
+def auto_workers(machine: Machine, media_rate: int = 8000,
                  calls_per_worker: int = LIBRARY_CALLS) -> int:
     """Workers for ``cell.workers: auto``: the sustainable calls over the calls per worker,
     rounded up, clamped to [2, 64] and to half the memory at :data:`WORKER_RSS_MB` each."""
@@ -64,7 +64,7 @@ def auto_workers(machine: Machine, media_rate: int = 16000,
     return max(1, min(n, machine.memory_mb // 2 // WORKER_RSS_MB))
 
 
-def resolve_cell(workers, front: str, machine: Machine, media_rate: int = 16000,
+def resolve_cell(workers, front: str, machine: Machine, media_rate: int = 8000,
                  max_calls: int | None = None, tls: bool = False) -> tuple[int, str]:
     """``(workers, front)`` with every ``auto`` settled for ``machine`` (see the module doc)."""
     if workers == AUTO:

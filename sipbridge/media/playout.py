@@ -54,6 +54,9 @@ class PlayoutBuffer:
         self.underruns = 0
         self.dropped_late = 0
         self._open_item: str | None = None   # item still streaming in (underrun accounting)
+        # what the last few pulls handed out, per frame ((item, samples), ...): a port that queues
+        # frames ahead of the wire (the native port) gives back the unsent ones at a clear
+        self._recent: deque[tuple] = deque(maxlen=4)
 
     # -- producer side (network thread) -------------------------------------------------------
     def push(self, pcm: bytes, item_id: str, generation: int) -> bool:
@@ -85,15 +88,19 @@ class PlayoutBuffer:
             if self.paused or not self._queue:
                 if not self.paused and self._open_item is not None:
                     self.underruns += 1
+                self._recent.append(())
                 return self._silence
             need = self.frame_bytes
             parts = []
+            taken: list[tuple[str, int]] = []
+            self._recent.append(taken)   # filled below
             while need and self._queue:
                 seg = self._queue[0]
                 item, data, off = seg
                 take = min(need, len(data) - off)
                 parts.append(data[off:off + take])
                 self._played[item] = self._played.get(item, 0) + take // 2
+                taken.append((item, take // 2))
                 need -= take
                 if off + take == len(data):
                     self._queue.popleft()
@@ -118,15 +125,24 @@ class PlayoutBuffer:
         with self._lock:
             self.paused = False
 
-    def clear(self) -> Cleared:
+    def clear(self, unsent: int = 0) -> Cleared:
         """Drop everything queued, refuse later pushes of this generation, report what was heard.
 
         The reported item is the one at the head of the queue (partly heard or not yet started),
-        else the one still streaming in; None when the agent had nothing left to say.
+        else the one still streaming in; None when the agent had nothing left to say. ``unsent``:
+        how many of the last frames pulled never reached the wire (queued in the native port,
+        dropped there by its clear): they count as dropped, not played.
         """
         with self._lock:
             item = self._queue[0][0] if self._queue else self._open_item
             dropped = self._queued_bytes // 2
+            recent = list(self._recent)
+            for taken in recent[len(recent) - min(unsent, len(recent)):]:
+                for it, samples in taken:
+                    self._played[it] -= samples
+                    dropped += samples
+                    item = item or it
+            self._recent.clear()
             self._queue.clear()
             self._queued_bytes = 0
             self._open_item = None

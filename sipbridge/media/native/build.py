@@ -1,9 +1,11 @@
 """Compile ``port.c`` into the shared library the native media port loads (``_sbport.so``).
 
-Run by ``./bootstrap`` (``python -m sipbridge.media.native.build``) and, when the library is
-missing or older than its source, on first use. The library links against libc only. It is
-written to a temporary name and renamed into place, so processes building at the same time
-never load half a file.
+Built by ``./bootstrap`` (``python -m sipbridge.media.native.build``). A worker never compiles:
+with ``sip.media_port: native`` (the default) a library that is missing or older than
+``port.c`` stops ``sipbridge run`` before anything starts (:func:`require`, a config error on
+the key, exit 2). Tests and benches that drive the ports without pjsua build on first use
+(:func:`ensure`). The library links against libc only. It is written to a temporary name and
+renamed into place, so processes building at the same time never load half a file.
 """
 
 from __future__ import annotations
@@ -54,6 +56,20 @@ def build(library: Path = LIBRARY, source: Path = SOURCE) -> Path:
     return library
 
 
+def require(library: Path | None = None, source: Path | None = None) -> Path:
+    """The library as ``./bootstrap`` built it (default :data:`LIBRARY`); ``BuildError`` (saying
+    how to build it, or to use the fallback) when it is missing or older than ``source``."""
+    library, source = library or LIBRARY, source or SOURCE
+    if not library.exists():
+        why = f"{library} is not built"
+    elif stale(library, source):
+        why = f"{library} is older than {source.name}"
+    else:
+        return library
+    raise BuildError(f"{why}: run ./bootstrap (or .venv/bin/python -m "
+                     f"sipbridge.media.native.build), or set sip.media_port: python")
+
+
 def ensure(library: Path = LIBRARY, source: Path = SOURCE) -> Path:
     """The library, built first if it is missing or stale."""
     return build(library, source) if stale(library, source) else library
@@ -63,7 +79,7 @@ def main() -> int:
     try:
         print(f"native media port: {ensure()}")
     except (BuildError, OSError) as exc:
-        print(f"native media port not built ({exc}); sip.media_port: python still works",
+        print(f"native media port not built ({exc}); only sip.media_port: python can run",
               file=sys.stderr)
         return 1
     return 0

@@ -24,7 +24,7 @@ import structlog
 
 from ...errors import ConfigError, SipBridgeError
 from . import layout
-from .build import BuildError
+from .build import BuildError, require
 from .lib import LayoutError, NativePort, load
 from .pump import CallAudio, Pump
 
@@ -80,7 +80,7 @@ class NativePortPool:
         A library that cannot be built or loaded, or a layout that does not match, is a
         ``ConfigError`` on ``sip.media_port`` (exit 2): the worker refuses to start."""
         try:
-            self._lib = load()
+            self._lib = load(require())   # never compiled here: ./bootstrap builds it
             pj = ctypes.CDLL(self.library_path)
             layout.verify(pj, self.rate, self.frame_bytes)
             _declare(pj)

@@ -11,8 +11,9 @@
  *   agent ring:  producer the pump, consumer get_frame. Each frame carries the clear
  *                generation it was pulled under; get_frame drops frames of an older generation,
  *                so a clear (barge-in) silences the very next packet.
- *   paused:      while set, get_frame sends silence and discards what the ring holds (the pump
- *                pushes silence meanwhile: the playout buffer is paused too).
+ *   paused:      while set, get_frame sends silence and keeps the agent frame the ring holds
+ *                (pulled before the pause, so already counted as played): it goes out on
+ *                resume, and a clear drops it (the pump reports it unsent: PortFlags.unsent).
  *
  * The pjmedia structs are declared here from the 2.15 headers (the wheel ships none); the
  * Python side checks every offset used against the running library before a port is made
@@ -157,7 +158,7 @@ static int on_get_frame(sb_pj_port *base, sb_pj_frame *frame) {
         sb_slot *s = &p->out_slots[tail % OUT_SLOTS];
         tail++;
         if (s->tag != gen) { bump(p, ST_STALE_DROPPED); continue; }
-        if (paused) break;   /* consumed, not sent */
+        if (paused) { tail--; break; }   /* kept: it plays on resume, a clear drops it */
         fill(frame, s->data, s->len);
         atomic_store_explicit(&p->out.tail, tail, memory_order_release);
         bump(p, ST_FRAMES_OUT);

@@ -66,6 +66,11 @@ class PortFlags:
         if self._mine():
             self._port.pause(False)
 
+    def unsent(self) -> int:
+        """Agent frames pulled from the playout buffer and still queued here, not yet on the
+        wire (0 or ``DEPTH``): what a clear now drops (``PlayoutBuffer.clear(unsent)``)."""
+        return self._port.out_queued() if self._mine() else 0
+
     def clear(self) -> None:
         """Queued agent frames are dropped and the pause lifted (as PlayoutBuffer.clear does)."""
         if self._mine():

@@ -25,7 +25,10 @@ class SessionHarness:
         self.loop = loop
         self.model = model
         url = self.run(model.start())
-        cfg = config.build({"turn_detection": turn or {}, "realtime": realtime or {}, "sip": sip or {},
+        # the session tests feed 16 kHz frames (320 samples): the rate is pinned unless a test
+        # picks one (test_session_8k.py runs the 8 kHz default)
+        sip = {"media_rate": 16000, **(sip or {})}
+        cfg = config.build({"turn_detection": turn or {}, "realtime": realtime or {}, "sip": sip,
                             "app": app or {}}, environ=environ or {})
         self.ended: list[str] = []
         self.transfers: list[str] = []      # targets the session asked the worker to REFER to

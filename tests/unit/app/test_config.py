@@ -97,9 +97,18 @@ def test_unreadable_or_invalid_yaml_is_a_config_error(tmp_path):
         config.load(broken, environ={})
 
 
-def test_media_rate_is_16000_unless_set_to_8000():
-    """``sip.media_rate`` defaults to 16 kHz; 8000 is the only other rate, and it names its choices."""
-    assert config.build({}, environ={}).sip.media_rate == 16000
-    assert config.build({"sip": {"media_rate": 8000}}, environ={}).sip.media_rate == 8000
-    with pytest.raises(ConfigError, match="one of 16000, 8000"):
+def test_media_rate_is_8000_unless_set_to_16000():
+    """``sip.media_rate`` defaults to G.711's 8 kHz; 16000 (wideband) is the only other rate, and
+    a wrong one names both choices."""
+    assert config.build({}, environ={}).sip.media_rate == 8000
+    assert config.build({"sip": {"media_rate": 16000}}, environ={}).sip.media_rate == 16000
+    with pytest.raises(ConfigError, match="one of 8000, 16000"):
         config.build({"sip": {"media_rate": 44100}}, environ={})
+
+
+def test_media_port_is_native_unless_set_to_python():
+    """``sip.media_port`` defaults to the C port; ``python`` (pjsua2's port) is the fallback."""
+    assert config.build({}, environ={}).sip.media_port == "native"
+    assert config.build({"sip": {"media_port": "python"}}, environ={}).sip.media_port == "python"
+    with pytest.raises(ConfigError, match="sip.media_port"):
+        config.build({"sip": {"media_port": "c"}}, environ={})

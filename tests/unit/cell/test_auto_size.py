@@ -42,18 +42,18 @@ def test_memory_caps_the_workers_at_half_of_it():
 
 def test_fewer_calls_per_worker_means_more_workers():
     """sip.max_calls below the library's 4 spreads the same calls over more workers."""
-    assert resolve_cell("auto", "auto", box(), max_calls=2) == (12, "kamailio")
-    assert resolve_cell("auto", "auto", box(), max_calls=50) == (6, "kamailio")
+    assert resolve_cell("auto", "auto", box(), max_calls=2) == (16, "kamailio")
+    assert resolve_cell("auto", "auto", box(), max_calls=50) == (8, "kamailio")
 
 
 @pytest.mark.parametrize("workers, front, machine, want", [
-    ("auto", "auto", box(), (6, "kamailio")),                 # the default on this kind of box
+    ("auto", "auto", box(), (8, "kamailio")),                 # the default (8 kHz) on this kind of box
     ("auto", "auto", box(kamailio=False), (1, "none")),       # nothing to front a cell: one process
     (4, "auto", box(), (4, "kamailio")),
     (4, "auto", box(kamailio=False), (4, "none")),            # the user's own front (kamailio-config)
     (1, "auto", box(), (1, "none")),                          # one plain process
-    ("auto", "none", box(), (6, "none")),                     # sized, behind the user's own front
-    ("auto", "kamailio", box(), (6, "kamailio")),
+    ("auto", "none", box(), (8, "none")),                     # sized, behind the user's own front
+    ("auto", "kamailio", box(), (8, "kamailio")),
     (3, "none", box(), (3, "none")),                          # explicit values are kept
 ])
 def test_front_and_workers_choice(workers, front, machine, want):
@@ -70,9 +70,9 @@ def test_tls_makes_auto_one_process():
 def test_build_settles_auto_for_the_given_machine():
     """config.build turns the auto defaults into numbers for the machine it is given."""
     cfg = config.build({}, environ={}, machine=box(cores=4))
-    assert (cfg.cell.workers, cfg.cell.front) == (12, "kamailio")
-    cfg = config.build({"sip": {"media_rate": 8000}}, environ={}, machine=box())
-    assert (cfg.cell.workers, cfg.cell.front) == (8, "kamailio")
+    assert (cfg.cell.workers, cfg.cell.front) == (16, "kamailio")   # 8 kHz: 4 x 16 calls / 4
+    cfg = config.build({"sip": {"media_rate": 16000}}, environ={}, machine=box())
+    assert (cfg.cell.workers, cfg.cell.front) == (6, "kamailio")
     cfg = config.build({}, environ={}, machine=box(kamailio=False))
     assert (cfg.cell.workers, cfg.cell.front) == (1, "none")
 
@@ -81,7 +81,7 @@ def test_auto_comes_from_the_file_and_the_environment():
     """`auto` is accepted in the file and in SIPBRIDGE_CELL__WORKERS; one key makes one process."""
     cfg = config.build({"cell": {"workers": 1}}, environ={"SIPBRIDGE_CELL__WORKERS": "auto"},
                        machine=box())
-    assert cfg.cell.workers == 6
+    assert cfg.cell.workers == 8
     cfg = config.build({"cell": {"workers": "auto"}}, environ={"SIPBRIDGE_CELL__WORKERS": "1"},
                        machine=box())
     assert (cfg.cell.workers, cfg.cell.front) == (1, "none")
@@ -117,7 +117,7 @@ def test_check_config_prints_the_resolved_cell(monkeypatch, tmp_path, capsys):
     path = tmp_path / "c.yaml"
     path.write_text("sip: {rtp_port_range: 120}\n")
     assert cli.main(["check-config", str(path)]) == 0
-    assert "cell: 3 workers (12 calls) on SIP 5061-5063, 40 RTP ports each, front kamailio" \
+    assert "cell: 4 workers (16 calls) on SIP 5061-5064, 30 RTP ports each, front kamailio" \
         in capsys.readouterr().out
     path.write_text("cell: {workers: 1}\n")
     assert cli.main(["check-config", str(path)]) == 0

@@ -60,6 +60,22 @@ def test_clear_makes_the_next_frame_silent_and_reports_what_was_heard():
         "item", 60, 200, 140)
 
 
+def test_clear_gives_back_frames_the_port_never_sent():
+    """clear(unsent=1): the last frame pulled was queued ahead of the wire and dropped there, so
+    it counts as dropped, not heard; silence pulls give nothing back."""
+    buf = PlayoutBuffer()
+    buf.push(ramp(320 * 10), "item", 0)
+    drain(buf, 3)
+    cleared = buf.clear(unsent=1)
+    assert (cleared.item_id, cleared.played_ms, cleared.received_ms, cleared.dropped_ms) == (
+        "item", 40, 200, 160)
+    assert buf.played_ms("item") == 40
+    buf = PlayoutBuffer()
+    buf.push(ramp(320 * 2), "item", 0)
+    drain(buf, 3)                        # the answer, then a silence frame
+    assert buf.clear(unsent=1).played_ms == 40
+
+
 def test_late_push_of_an_old_generation_is_refused():
     """Deltas of a cancelled response (old generation) are dropped and counted."""
     buf = PlayoutBuffer()

@@ -90,6 +90,7 @@ def test_clear_from_another_thread_drops_what_the_pump_queued(audio):
     pa = audio(Session([], "a"))
     Pump(load()).tick((pa,))
     assert pa.port.out_queued() == 1
+    assert pa.flags.unsent() == 1   # pulled, counted as played, never on the wire
     pa.flags.clear()
     assert pa.port.get() == bytes(FB)
 

@@ -90,15 +90,26 @@ def test_a_frame_pulled_before_a_clear_is_dropped_even_if_pushed_after(port):
 
 
 def test_pause_sends_silence_until_resumed(port):
-    """While paused every packet is silence (queued frames are consumed); after resume new audio plays."""
+    """While paused every packet is silence and the queued frame is kept; after resume it plays first, then new audio."""
     gen = port.gen
     port.push_out(frame(1), gen)
     port.pause(True)
     assert port.paused and port.get() == bytes(FB) and port.get() == bytes(FB)
+    assert port.out_queued() == 1
     port.pause(False)
     port.push_out(frame(2), gen)
-    assert port.get() == frame(2)
+    assert port.get() == frame(1) and port.get() == frame(2)
     assert port.stats()["paused_frames"] == 2
+
+
+def test_a_clear_while_paused_drops_the_kept_frame(port):
+    """A clear after a pause drops the frame the pause kept: it never reaches the wire."""
+    port.push_out(frame(1), port.gen)
+    port.pause(True)
+    assert port.get() == bytes(FB)
+    port.clear()
+    port.pause(False)
+    assert port.get() == bytes(FB) and port.stats()["stale_dropped"] == 1
 
 
 def test_a_new_call_gets_nothing_queued_for_the_previous_one(port):
