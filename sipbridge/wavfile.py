@@ -27,7 +27,7 @@ def read_mono(path: str | Path) -> tuple[np.ndarray, int]:
             width, channels, rate = wav.getsampwidth(), wav.getnchannels(), wav.getframerate()
             raw = wav.readframes(wav.getnframes())
     except (OSError, EOFError, wave.Error) as exc:
-        raise WavError(f"{path}: cannot read WAV: {exc}") from None
+        raise WavError(f"{path}: cannot read WAV: {str(exc) or 'truncated, or not a RIFF/WAVE file'}") from None
     if width != 2:
         raise WavError(f"{path}: {8 * width}-bit samples; only 16-bit PCM WAV is supported")
     samples = np.frombuffer(raw, dtype="<i2").astype(np.float64)
