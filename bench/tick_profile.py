@@ -2,7 +2,7 @@
 """Where a worker's per-tick Python goes: N real sessions, one pump-like thread, by stage.
 
 Run: ``python bench/tick_profile.py [--calls 16] [--ticks 1000] [--rate 8000] [--pace-ms 20]
-[--set section.key=value ...] [--cprofile N]``. Prints one JSON object on stdout.
+[--set section.key=value ...] [--without chunk-align|append-align] [--cprofile N]``. Prints one JSON object on stdout.
 
 What runs: ``--calls`` :class:`~sipbridge.session.CallSession` built as ``sipbridge/worker.py``
 builds them (default config plus ``--set``, the worker's :class:`~sipbridge.turn.batch.TickBatch`,
@@ -120,7 +120,8 @@ class Stages:
         setattr(obj, attr, wrapper)
 
 
-def run(calls: int, ticks: int, rate: int, pace_ms: float, sets: list[str], profile: int) -> dict:
+def run(calls: int, ticks: int, rate: int, pace_ms: float, sets: list[str], profile: int,
+        without: tuple[str, ...] = ()) -> dict:
     from sipbridge import logs
     from sipbridge.config import build
     from sipbridge.embedded import EmbeddedModel
@@ -134,6 +135,8 @@ def run(calls: int, ticks: int, rate: int, pace_ms: float, sets: list[str], prof
     cfg = build(raw, environ={})
     vad_model = load_model()
     batch = TickBatch()
+    if "chunk-align" in without:      # A/B: calls cut chunks on their own phase, as before
+        batch._align = lambda engine, frame_len: None
     bridge = LoopThread("sipbridge-loop")
     model_loop = LoopThread("model-loop")
     url = model_loop.run(EmbeddedModel().start("127.0.0.1", free_tcp_port()))
@@ -142,6 +145,8 @@ def run(calls: int, ticks: int, rate: int, pace_ms: float, sets: list[str], prof
         s = CallSession(call_id=f"c{i}", config=cfg, url=url, api_key=None, loop=bridge.loop,
                         vad_model=vad_model, vad_batch=batch, on_end=lambda _r: None)
         bridge.run(s.start())
+        if "append-align" in without:  # A/B: each call's appends on its own phase, as before
+            s._append_frames = 1 << 40
         sessions.append(s)
     cycle = caller_audio(rate)
     n = rate // 50
@@ -212,6 +217,7 @@ def run(calls: int, ticks: int, rate: int, pace_ms: float, sets: list[str], prof
     stages["loop"] = round(loop_cpu / per / 1000, 2)
     total_us = cpu / per / 1000 + loop_cpu / per / 1000
     out = {"calls": calls, "ticks": ticks, "rate": rate, "pace_ms": pace_ms, "sets": sets,
+           "without": list(without),
            "agent_playing_share": round(played / per, 3),
            "pump_us_per_call_tick": round(cpu / per / 1000, 2),
            "loop_us_per_call_tick": stages["loop"],
@@ -242,9 +248,12 @@ def main() -> int:
     p.add_argument("--rate", type=int, choices=(8000, 16000), default=8000)
     p.add_argument("--pace-ms", type=float, default=20.0)
     p.add_argument("--set", action="append", default=[], dest="sets")
+    p.add_argument("--without", action="append", default=[], choices=("chunk-align", "append-align"),
+                   help="turn one of the per-tick alignments off (A/B)")
     p.add_argument("--cprofile", type=int, default=0, help="print the top N functions by own time")
     args = p.parse_args()
-    out = run(args.calls, args.ticks, args.rate, args.pace_ms, args.sets, args.cprofile)
+    out = run(args.calls, args.ticks, args.rate, args.pace_ms, args.sets, args.cprofile,
+              tuple(args.without))
     print(json.dumps(out, indent=1))
     return 0
 

@@ -58,6 +58,7 @@ class TickBatch:
         self.rounds = 0
         self.late_rounds = 0   # rounds scored only when the next tick began
         self.aligned = 0       # calls whose chunk cuts were moved onto the others' ticks
+        self.ticks = 0         # media ticks seen: a phase the calls share (append batches)
 
     def push(self, engine: TurnEngine, frame: np.ndarray, on_events: OnEvents) -> None:
         """One call's frame of this tick; ``on_events(events)`` runs once its chunks are scored
@@ -82,7 +83,9 @@ class TickBatch:
         """The clock's next tick has begun (a call asks for its agent frame): score the round in
         progress now, so every decision of the last tick lands before any outbound frame of this
         one. Nothing to do in the steady state, where the last call's frame closed the round."""
-        self._pushed.clear()
+        if self._pushed:   # the first agent frame after this tick's caller frames
+            self.ticks += 1
+            self._pushed.clear()
         if self._round:
             self.late_rounds += 1
             self._score()

@@ -112,3 +112,16 @@ def test_align_is_refused_once_audio_was_fed(model):
     e.feed(np.zeros(FRAME, np.int16))
     with pytest.raises(RuntimeError):
         e.align(32)
+
+
+def test_ticks_count_the_first_flush_after_caller_frames_only(model):
+    """TickBatch.ticks advances once per tick (many agent-frame flushes), never on flushes alone."""
+    batch = TickBatch()
+    calls = [engine(model), engine(model)]
+    batch.flush()
+    for _ in range(7):
+        for e in calls:
+            batch.push(e, np.zeros(FRAME, np.int16), lambda ev: None)
+        for _ in calls:
+            batch.flush()
+    assert batch.ticks == 7
