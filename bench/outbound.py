@@ -1,8 +1,14 @@
 #!/usr/bin/env python3
 """Outbound call setup overhead: the API request on the wire -> the INVITE on the wire.
 
-Run: ``python bench/outbound.py [--calls N] [--warmup N] [--keep]``. Prints one JSON object on
-stdout (progress on stderr). Needs root (tcpdump) and ``sipp``; everything is on 127.0.0.1.
+Run: ``python bench/outbound.py [--calls N] [--warmup N] [--cell N] [--keep]``. Prints one JSON
+object on stdout (progress on stderr). Needs root (tcpdump) and ``sipp``; everything is on
+127.0.0.1.
+
+``--cell N`` measures the same through a cell instead (``sipbridge run --workers N --front
+kamailio``, tests/integration/test_cell.CellProcess): the request goes to the supervisor's API,
+which forwards it to a worker over its unix socket, and the worker sends the INVITE. The JSON
+then also has ``workers`` (calls placed per worker).
 
 ``sipbridge run`` (a subprocess, tests/support/bridge.Bridge, the embedded model in its own
 process) places ``--calls`` calls one after another through ``POST /v1/calls`` to a SIPp UAS
@@ -16,6 +22,9 @@ the UAS. Per call:
   capacity check, ``makeCall``. The target is p95 <= 20 ms.
 * ``in_bridge_ms``: the same span on the bridge's own clock (``outbound_requested``'s
   ``received_at`` -> ``invite_sent_at``: handler entry to ``makeCall`` returned).
+* ``outside_ms``: per call, ``wire_ms`` less ``in_bridge_ms``: the kernel and HTTP parsing
+  before the handler, and in a cell the front's part (its handler, the worker's choice, the
+  hop over the unix socket).
 * ``connect_ms``: the model session's connect time (``upstream_connected``), which runs while
   the far end rings; ``invite_to_answer_ms``: INVITE sent -> 200 (SIPp answers at once: the
   worst case for the agent being ready); ``ready_at_answer``: calls whose model session was
@@ -31,6 +40,7 @@ but not counted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -52,6 +62,7 @@ if str(REPO) not in sys.path:
 
 import numpy as np  # noqa: E402
 
+from sipbridge.cell.uids import worker_of  # noqa: E402
 from tests.support.bridge import Bridge, Upstream  # noqa: E402
 from tests.support.capture import RtpCapture  # noqa: E402
 from tests.support.pcap import _network_layer, iter_records  # noqa: E402
@@ -116,10 +127,37 @@ def _epoch(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
+@contextlib.contextmanager
+def single(work: Path, upstream_url: str, api_port: int):
+    """One ``sipbridge run`` process serving ``api_port``: (its log lines, reader)."""
+    extra = {"api": {"listen": f"127.0.0.1:{api_port}"},
+             "records": {"path": str(work / "records.db")}, "log": {"level": "info"}}
+    with Bridge(work, upstream_url, extra=extra) as bridge:
+        yield bridge.logs
+
+
+@contextlib.contextmanager
+def cell(work: Path, workers: int, api_port: int):
+    """A cell of ``workers`` (Kamailio front, embedded model) whose API serves ``api_port``."""
+    from tests.integration.test_cell import CellProcess
+    proc = CellProcess(work, extra={"api": {"listen": f"127.0.0.1:{api_port}"}}, workers=workers)
+    try:
+        proc.wait("cell_ready", timeout=90)
+        yield lambda event=None: [r for r in list(proc.out.records)
+                                  if event is None or r.get("event") == event]
+    except BaseException:
+        print(proc.tail(), file=sys.stderr)   # what the cell said before it went wrong
+        raise
+    finally:
+        proc.stop()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--calls", type=int, default=24)
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--cell", type=int, default=0, metavar="N",
+                    help="through a cell of N workers (its supervisor's API) instead")
     ap.add_argument("--keep", action="store_true", help="keep the capture and the traces")
     args = ap.parse_args()
     if shutil.which("sipp") is None or os.geteuid() != 0:
@@ -128,12 +166,15 @@ def main() -> int:
     total = args.calls + args.warmup
     work = Path(tempfile.mkdtemp(prefix="bench-outbound-"))
     api_port = free_tcp_port()
-    extra = {"api": {"listen": f"127.0.0.1:{api_port}"},
-             "records": {"path": str(work / "records.db")}, "log": {"level": "info"}}
     rows: list[dict] = []
-    with Upstream(work) as upstream, Bridge(work, upstream.url, extra=extra) as bridge, \
-            SippUas("uas_hangup", rtp_echo=False, calls=total, hold_ms=300, timeout=600,
-                    trace_dir=work / "uas") as uas:
+    with contextlib.ExitStack() as stack:
+        if args.cell:
+            logs_of = stack.enter_context(cell(work, args.cell, api_port))
+        else:
+            upstream = stack.enter_context(Upstream(work))
+            logs_of = stack.enter_context(single(work, upstream.url, api_port))
+        uas = stack.enter_context(SippUas("uas_hangup", rtp_echo=False, calls=total, hold_ms=300,
+                                          timeout=600, trace_dir=work / "uas"))
         bpf = (f"(tcp dst port {api_port} and (tcp[tcpflags] & tcp-push != 0)) or "
                f"(udp dst port {uas.port})")
         with RtpCapture(bpf=bpf, path=work / "capture.pcap") as cap:
@@ -149,10 +190,10 @@ def main() -> int:
                 rows.append({"uid": uid, **state})
                 print(f"call {i + 1}/{total}: {state['state']}", file=sys.stderr)
                 # the slot is free once the session is closed: wait for it, not a fixed sleep
-                while len(bridge.logs("session_closed")) < i + 1 and time.monotonic() < deadline:
+                while len(logs_of("session_closed")) < i + 1 and time.monotonic() < deadline:
                     time.sleep(0.01)
         posts, invites = segments(cap.path, api_port, uas.port)
-        logs = bridge.logs()
+        logs = logs_of()
     requested = {r["uid"]: r for r in logs if r.get("event") == "outbound_requested"}
     queued = {r["uid"]: r["call_id"] for r in logs
               if r.get("event") == "outbound_progress" and r.get("state") == "queued"}
@@ -160,16 +201,19 @@ def main() -> int:
     if len(posts) != total or len(invites) != total:
         print(f"capture: {len(posts)} requests, {len(invites)} INVITEs for {total} calls",
               file=sys.stderr)
-    wire, in_bridge, connect, to_answer, wait, ready = [], [], [], [], [], 0
+    wire, in_bridge, outside, connect, to_answer, wait, ready = [], [], [], [], [], [], 0
     for i, row in enumerate(rows):
         if i < args.warmup:
             continue
         call_id = queued.get(row["uid"])
+        w = b = None
         if i < len(posts) and i < len(invites) and invites[i][1] == call_id:
-            wire.append((invites[i][0] - posts[i]) * 1000)
+            wire.append(w := (invites[i][0] - posts[i]) * 1000)
         req = requested.get(row["uid"])
         if req is not None and req.get("invite_sent_at"):
-            in_bridge.append((req["invite_sent_at"] - req["received_at"]) * 1000)
+            in_bridge.append(b := (req["invite_sent_at"] - req["received_at"]) * 1000)
+        if w is not None and b is not None:
+            outside.append(w - b)
         conn = connected.get(call_id)
         answered = row["times"].get("answered")
         if conn is not None:
@@ -185,13 +229,17 @@ def main() -> int:
         "calls": counted, "warmup": args.warmup,
         "outcomes": {s: sum(1 for r in rows[args.warmup:] if r["state"] == s)
                      for s in sorted({r["state"] for r in rows})},
-        "wire_ms": stats(wire), "in_bridge_ms": stats(in_bridge),
+        "cell_workers": args.cell or None,
+        "workers": ({str(w): sum(1 for r in rows if worker_of(r["uid"]) == w)
+                     for w in range(args.cell)} if args.cell else None),
+        "wire_ms": stats(wire), "in_bridge_ms": stats(in_bridge), "outside_ms": stats(outside),
         "target_p95_ms": TARGET_P95_MS,
         "meets_target": bool(wire) and len(wire) == counted and
                         float(np.percentile(wire, 95)) <= TARGET_P95_MS,
         "connect_ms": stats(connect), "invite_to_answer_ms": stats(to_answer),
         "ready_at_answer": f"{ready}/{counted}",
         "answer_to_agent_ready_ms": stats(wait),
+        "load_1m": round(os.getloadavg()[0], 2),
         "artifacts": str(work) if args.keep else None,
     }
     if not args.keep:
