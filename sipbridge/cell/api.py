@@ -245,13 +245,12 @@ class CellApi:
         self._placed_asked = self.loop.time()
         if self._slot_poller is None or self._slot_poller.done():
             self._slot_poller = asyncio.ensure_future(self._poll_slots())
-        stale = self.slots.stale(self.running(), self.loop.time())
-        if stale:   # the first call in a while, or a restarted worker: ask them now
-            await self._ask_slots(stale)
-        refusals, tried, asked_all = [], [], len(stale) == len(self.running())
+        # a worker without a current report (restarted, slow to answer) is left to the poll
+        # while another is known free; the first call in a while asks them all, below
+        refusals, tried, asked_all = [], [], False
         while True:
             order = self.slots.order(self.running(), self.loop.time(), skip=tried)
-            if not order:   # none free as the view counts: make sure before saying 503
+            if not order:   # none free as the view counts: ask them now before saying 503
                 if asked_all:
                     break
                 asked_all = True
@@ -282,24 +281,30 @@ class CellApi:
         return error(503, "no free call slot in the cell", headers={"Retry-After":
                                                                      str(RETRY_AFTER_S)})
 
+    async def _ask_slot(self, index: int) -> None:
+        """Ask worker ``index`` its ``/readyz`` for the slot view (no answer: none free)."""
+        pid, asked = self.running().get(index), self.loop.time()
+        state = await self.channel.json(index, "/readyz", READY_TIMEOUT_S)
+        if pid is not None:
+            self.slots.report(index, pid, state, asked)
+
     async def _ask_slots(self, indexes: list[int]) -> None:
-        """Ask workers ``indexes`` their ``/readyz`` at once, for the slot view."""
-        running, asked = self.running(), self.loop.time()
-        answers = await asyncio.gather(*(self.channel.json(i, "/readyz", READY_TIMEOUT_S)
-                                         for i in indexes))
-        for index, state in zip(indexes, answers):
-            if index in running:
-                self.slots.report(index, running[index], state, asked)
+        """Ask workers ``indexes`` at once; each answer counts as it comes."""
+        await asyncio.gather(*(self._ask_slot(i) for i in indexes))
 
     async def _poll_slots(self) -> None:
-        """Keep the slot view fresh while calls are placed; stop after SLOTS_IDLE_S without."""
-        while self.loop.time() - self._placed_asked < SLOTS_IDLE_S:
-            await asyncio.sleep(SLOTS_REFRESH_S)
-            try:
-                await self._ask_slots(sorted(self.running()))
-            except Exception:  # noqa: BLE001 - the next call asks inline
-                log.exception("cell_slots_poll_failed")
-                return
+        """Keep the slot view fresh while calls are placed; stop after SLOTS_IDLE_S without.
+        Each worker is asked on its own, so one slow to answer leaves the others' fresh."""
+        asking: dict[int, asyncio.Task] = {}
+        try:
+            while self.loop.time() - self._placed_asked < SLOTS_IDLE_S:
+                await asyncio.sleep(SLOTS_REFRESH_S)
+                for index in sorted(self.running()):
+                    if index not in asking or asking[index].done():
+                        asking[index] = asyncio.ensure_future(self._ask_slot(index))
+        finally:
+            for task in asking.values():
+                task.cancel()
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",

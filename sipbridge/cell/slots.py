@@ -14,8 +14,10 @@ calls, the cell's own ``/readyz``) and corrected by its own doing:
   in flight) which the worker may not have counted yet.
 
 A report older than ``max_age_s``, or from a worker process since replaced (another pid), is
-no view at all: :meth:`SlotView.stale` names those workers, and the front asks them inline (as
-before) rather than trust it. Pure: times are passed in; the I/O is in :mod:`sipbridge.cell.api`.
+no view at all (:meth:`SlotView.stale` names those workers): that worker is offered no call
+until it reports again. When the view has no worker to offer, the front asks every worker's
+``/readyz`` before it answers 503. Pure: times are passed in; the I/O is in
+:mod:`sipbridge.cell.api`.
 """
 
 from __future__ import annotations
