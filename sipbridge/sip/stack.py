@@ -228,4 +228,4 @@ class SipStack:
         self.ep.libDestroy(0 if linger else pj.PJSUA_DESTROY_NO_RX_MSG)
         self.ep = None
         self._log_writer = None
-        log.info("sip_stopped")
+        log.info("sip_stopped", linger=linger)

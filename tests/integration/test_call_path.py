@@ -125,6 +125,8 @@ def test_disallowed_source_gets_403(tmp_path, upstream):
         rec = b.wait_log("call_rejected", status=403)
         assert rec["source"].startswith("127.0.0.1:")
         assert not upstream.events("session.update"), "a refused call must not open a model session"
+    # nothing of ours to retransmit (a refusal is no hangup): the stop skips pjsua's 1 s wait
+    assert b.wait_log("sip_stopped")["linger"] is False, "an idle bridge waited for replies at exit"
 
 
 def test_invites_beyond_capacity_get_486(tmp_path, upstream, bridge):
@@ -198,6 +200,8 @@ def test_sigterm_ends_calls_with_bye_and_exits_0(tmp_path, upstream, bridge):
     assert res.returncode == 0, "the caller never got a BYE:\n" + res.describe()
     assert "Assertion" not in bridge.output()
     assert bridge.logs("stopped")
+    # the BYE just sent may need a retransmission: the stop keeps pjsua's wait for replies
+    assert bridge.wait_log("sip_stopped")["linger"] is True, "stopped without waiting after a BYE"
 
 
 def test_bad_config_exits_2_naming_the_key(tmp_path):
