@@ -62,6 +62,8 @@ def main() -> int:
                     help="hydra, media_stream: OpenAI-protocol calls interleaved (default: --calls)")
     ap.add_argument("--append-ms", type=int, default=None, help="hydra: realtime.append_ms")
     ap.add_argument("--server-turns", action="store_true", help="gemini: Gemini's own turns")
+    ap.add_argument("--trigger", choices=("level", "voice"), default=None,
+                    help="barge_in.trigger of the bridge (default: the bridge's default)")
     args = ap.parse_args()
     if args.provider == "hydra":
         from barge_hydra import hydra_bench
@@ -75,6 +77,8 @@ def main() -> int:
         from barge_gemini import gemini_bench
         return gemini_bench(args)
     extra = {"sip": {"media_rate": args.media_rate}}
+    if args.trigger:
+        extra["barge_in"] = {"trigger": args.trigger}
     started = time.monotonic()
     tmp = Path(tempfile.mkdtemp(prefix="bench-barge-"))
     calls = []

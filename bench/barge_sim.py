@@ -48,7 +48,7 @@ from sipbridge.turn.events import SpeechStarted  # noqa: E402
 from sipbridge.turn.settings import resolve  # noqa: E402
 from sipbridge.turn.silero import load_model  # noqa: E402
 from tests.support import audio  # noqa: E402
-from tests.support.barge import _sound, reply_pcm, summary  # noqa: E402
+from tests.support.barge import _over, _sound, reply_pcm, summary  # noqa: E402
 
 _NC = importlib.util.spec_from_file_location("noise_corpus", Path(__file__).with_name("noise_corpus.py"))
 noise_corpus = importlib.util.module_from_spec(_NC)
@@ -206,6 +206,64 @@ def prompts(limit: int, names: list[str] | None = None) -> list[tuple[str, np.nd
     return out
 
 
+FIRST_WORDS = "hello-world"
+
+
+def first_turn(model, prompts_: list[tuple[str, np.ndarray]], offsets: int, rate: int,
+               verbose: bool = False, music: bool = False) -> dict:
+    """The caller speaks first, on a line that opens in digital silence (the wire's pattern).
+
+    Digital silence until 500 ms (the caller's RTP not flowing yet), ``FIRST_WORDS`` then,
+    the agent's answer 600 ms after it, and the interruption 0.7-2.4 s into the answer;
+    the figures are the interruption's, as for the clean interruptions. ``music``: as on
+    the wire's music calls (tests/support/barge.py), music at -25 dBFS from 200 ms to the
+    end, the caller 12 dB over it; then also ``music_alone``: the same calls with no
+    interruption, the agent talking 8 s over the music (pauses, longest gap, cancels).
+    """
+    hello = audio.trim_silence(audio.load_wav(audio.ASTERISK_SOUNDS / f"{FIRST_WORDS}.wav",
+                                              rate=8000), rate=8000)
+    bed = None
+    if music:
+        bed = np.concatenate([np.zeros(1600, dtype=np.int16), _sound("bed")])
+        hello = _over(hello, bed[1600:])
+    agent_ms = 500 + len(hello) // 8 + 600
+    delays, resumed, early, slow = [], 0, 0, []
+    for i, (name, pcm) in enumerate(prompts_):
+        if music:
+            pcm = _over(pcm, bed[1600:])
+        for j in range(offsets):
+            at_ms = agent_ms + 700 + 20 * ((i * 7 + j * 37) % 86)
+            caller = np.zeros(at_ms * 8 - 4000 + len(pcm), dtype=np.float64)
+            caller[: len(hello)] = hello
+            caller[at_ms * 8 - 4000:] = pcm
+            res = simulate(model, caller, 500, total_ms=at_ms + len(pcm) // 8 + 600, rate=rate,
+                           agent_at_ms=agent_ms, background=bed)
+            d = onset_to_silence(res, pcm, at_ms)
+            delays.append(d)
+            resumed += resumed_while_speaking(res, pcm, at_ms)
+            early += paused_before_onset(res, pcm, at_ms) or res["barge_ins"] > 1
+            if d is None or d > 120:
+                slow.append({"prompt": name, "at_ms": at_ms, "ms": d})
+            if verbose:
+                print(f"first turn, then {name} @{at_ms}: {d}", file=sys.stderr)
+    out = {"interruptions": len(delays), "onset_to_silence_ms": summary(delays),
+           "missed": sum(1 for d in delays if d is None), "resumed_while_speaking": resumed,
+           "paused_before_onset": early, "over_120_ms": slow}
+    if music:
+        alone = []
+        for k in range(3):
+            piece = bed[: len(bed) - 8000 * k]
+            res = simulate(model, hello, 500, total_ms=agent_ms + 8000, rate=rate,
+                           agent_at_ms=agent_ms, background=np.concatenate(
+                               [np.zeros(1600), piece[1600 + 8000 * k:]]) if k else bed)
+            alone.append((res["pauses"], longest_gap_ms(res), res["barge_ins"]))
+        out["music_alone"] = {"calls": len(alone), "calls_paused": sum(1 for p, _g, _c in alone if p),
+                              "pauses": sum(p for p, _g, _c in alone),
+                              "longest_gap_ms": max(g for _p, g, _c in alone),
+                              "cancels": sum(c for _p, _g, c in alone)}
+    return out
+
+
 def corpus(model, part: str, cases: int, prompts_per_kind: int, rate: int = 16000,
            verbose: bool = False) -> dict:
     """The background corpus (bench/noise_corpus.py) of ``part``, per kind of background.
@@ -297,6 +355,11 @@ def main() -> int:
                     help="the background corpus (bench/noise_corpus.py) instead: tune, heldout")
     ap.add_argument("--corpus-cases", type=int, default=6, help="calls per kind of background")
     ap.add_argument("--corpus-speech", type=int, default=8, help="interruptions per kind")
+    ap.add_argument("--first-turn", type=int, default=8, metavar="N",
+                    help="the caller speaks first on a digitally silent line, then interrupts: "
+                         "N prompts x --offsets (0: skip)")
+    ap.add_argument("--first-turn-only", action="store_true",
+                    help="only that case (no clean interruptions, no false cases)")
     args = ap.parse_args()
     global TRIGGER
     TRIGGER = args.trigger
@@ -310,6 +373,17 @@ def main() -> int:
                           "elapsed_s": round(time.monotonic() - started, 1),
                           "command": "python bench/barge_sim.py " + " ".join(sys.argv[1:])},
                          indent=2))
+        return 0
+    spread = prompts(60, args.names)[:: max(1, 60 // max(args.first_turn, 1))][: args.first_turn]
+    turn_first = turn_music = None
+    if args.first_turn:
+        turn_first = first_turn(model, spread, args.offsets, args.rate, args.verbose)
+        turn_music = first_turn(model, spread, args.offsets, args.rate, args.verbose, music=True)
+    if args.first_turn_only:
+        print(json.dumps({"bench": "barge_sim", "trigger": TRIGGER, "rate": args.rate,
+                          "first_turn": turn_first, "first_turn_music": turn_music,
+                          "elapsed_s": round(time.monotonic() - started, 1),
+                          "command": "python bench/barge_sim.py " + " ".join(sys.argv[1:])}, indent=2))
         return 0
     delays, first, missed, slow, resumed, early = [], [], 0, [], 0, 0
     for i, (name, pcm) in enumerate(prompts(args.prompts, args.names)):
@@ -356,6 +430,8 @@ def main() -> int:
         "paused_before_onset": early,
         "over_120_ms": slow,
         "false": false,
+        "first_turn": turn_first,
+        "first_turn_music": turn_music,
         "elapsed_s": round(time.monotonic() - started, 1),
         "command": "python bench/barge_sim.py " + " ".join(sys.argv[1:]),
     }

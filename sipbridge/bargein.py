@@ -24,7 +24,7 @@ It answers with what the session must do to the agent's audio:
 With the provider's turn detection (``server_vad``), its ``speech_started`` pauses and holds
 (:mod:`sipbridge.bargein_server`). This is ``barge_in.trigger: level``, the default; the
 opt-in ``voice`` trigger (:mod:`sipbridge.bargein_voice`) pauses for a voice and not for the
-line's background, but still loses on the wire what this one wins (bench/README.md).
+line's background, but is slower on a soft word over music (bench/README.md).
 """
 
 from __future__ import annotations

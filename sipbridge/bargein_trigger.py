@@ -9,12 +9,19 @@ frame:
   ``noise_margin_db`` above the background: someone may be talking (the caller counts as
   quiet when no frame has been active for a while);
 * ``foreground``: also ``margin_db`` (9 dB) above the background's recent mean power (a
-  2 s average that foreground frames move only slowly, the caller's own turns and the pauses
-  made for them not at all, and digital silence never). The floor alone is not enough: it falls
-  into every gap of a TV's babble, and the babble coming back is then 30 dB "over" it.
-  Measured on the noise corpus (bench/noise_corpus.py, tuning part): music and babble stay
-  within 8 dB of their mean, road noise within 12 dB (unvoiced, and Silero never scores it);
-  a caller 10 dB over any of them passes within 40-100 ms of the first word;
+  2 s average), and not under the loud end (80th percentile) of the background's levels of
+  the last 8 s (a background back after a quiet passage is not a voice). The floor alone is
+  not enough: it falls into every gap of a TV's babble, and the babble coming back is then
+  30 dB "over" it. Measured on the noise corpus (bench/noise_corpus.py, tuning part): music
+  and babble stay within 8 dB of their mean, road noise within 12 dB (unvoiced, and Silero
+  never scores it); a caller 10 dB over any of them passes within 40-100 ms of the first word.
+  The background is learnt only from frames that are not a voice, ``learn_delay_ms`` (240)
+  after they were heard: a voice far over the floor that Silero scores ``voice_prob`` drops
+  the frames still waiting (they were its first syllable, before Silero was sure), the
+  caller's turns and the pauses made for them are not learnt, digital silence never is. The
+  first frame learnt is taken as the background as it is (music from the call's first frame
+  is known 240 ms in); after that, frames that stand out move the mean only as if they were
+  ``margin_db`` over it (a TV switched on is learnt at up to ~14 dB/s, clicks hardly at all);
 * ``voiced()``: periodic at a pitch (:func:`~sipbridge.media.noisefloor.voicing` at least
   ``voiced_min``), computed only when asked. Breaths, clicks and most road noise are not;
 * ``far``: foreground, ``far_margin_db`` (30 dB) above the floor, on a line that is not
@@ -35,6 +42,7 @@ mean, cannot pause the agent on its level again while they catch up (Silero stil
 from __future__ import annotations
 
 import math
+from collections import deque
 
 import numpy as np
 
@@ -50,7 +58,9 @@ class ForegroundTracker:
                  energy_margin_db: float = 10.0, noise_margin_db: float = 12.0,
                  margin_db: float = 9.0, far_margin_db: float = 30.0, voiced_min: float = 0.5,
                  mean_ms: int = 2000, busy_db: float = 3.0,
-                 suppress_fade_db_per_s: float = 1.5, suppress_db: float = 6.0):
+                 suppress_fade_db_per_s: float = 1.5, suppress_db: float = 6.0,
+                 voice_prob: float = 0.5, learn_delay_ms: int = 240, recent_ms: int = 8000,
+                 recent_margin_db: float = 0.0):
         self.rate = rate
         self.noise = NoiseFloor(rate=rate, start_dbfs=floor_dbfs - 20.0)
         self.energy_dbfs = floor_dbfs + energy_margin_db
@@ -79,6 +89,14 @@ class ForegroundTracker:
         self._frame: np.ndarray | None = None
         self._previous: np.ndarray | None = None
         self._voicing: float | None = None
+        self.voice_prob = voice_prob
+        self.learn_delay = learn_delay_ms * rate // 1000
+        self._pending: deque[tuple[int, int, float, bool]] = deque()   # frames not yet learnt
+        self.recent_samples = recent_ms * rate // 1000
+        self.recent_margin_db = recent_margin_db
+        self._recent: deque[tuple[int, float]] = deque()   # (end sample, dBFS) learnt
+        self._learnt = 0
+        self.recent_dbfs = -math.inf   # the 80th percentile of the background's recent levels
 
     def set_floor(self, floor_dbfs: float, energy_margin_db: float = 10.0) -> None:
         self.energy_dbfs = floor_dbfs + energy_margin_db
@@ -101,40 +119,55 @@ class ForegroundTracker:
         self._previous, self._frame = self._frame, pcm
         self._voicing = voicing_
         power = 10 ** (max(level_dbfs, -90.0) / 10)
-        if self._mean is None:   # nothing heard yet (see the first sound below)
-            self._mean = 10 ** (-90.0 / 10)
-        self.mean_dbfs = 10 * math.log10(self._mean)
+        self.mean_dbfs = -90.0 if self._mean is None else 10 * math.log10(self._mean)
         self.busy = self.floor_dbfs >= self.busy_dbfs or (
             self._settled and self.mean_dbfs >= self.busy_dbfs
             and self.mean_dbfs - self.floor_dbfs >= self.busy_db)
         self.active = level_dbfs >= self.energy_dbfs and self.margin >= self.noise_margin_db
-        self.foreground = self.active and level_dbfs - self.mean_dbfs >= self.margin_db
+        self.foreground = (self.active and level_dbfs - self.mean_dbfs >= self.margin_db
+                           and level_dbfs - self.recent_dbfs >= self.recent_margin_db)
         self.suppressed = level_dbfs < self._suppressed(end_sample)
         self.far = self.foreground and self.margin >= self.far_margin_db and not self.busy
         if level_dbfs < SILENT_DBFS:
             return          # digital silence (no media yet, a concealed packet) is no background
-        if self._start is None:
-            self._start = end_sample - dt
-            if self._mean < 10 ** (SILENT_DBFS / 10):
-                # the first sound after a silent start: taken as 30 dB over the background, so
-                # a caller speaking first stands out, and music or a TV is learnt in ~1 s
-                self._mean = power * 10 ** (-30.0 / 10)
-                self.mean_dbfs = 10 * math.log10(self._mean)
-        # over the first seconds of sound the mean is about the plain average so far
-        tau = min(self.mean_samples, max(end_sample - self._start, dt))
-        settled = self._settled = tau == self.mean_samples
-        if paused or (hold_mean and settled) or (not settled and self.foreground and self.prob >= 0.5):
-            pass            # the caller talking (Silero says so) is not the background
-        elif self.foreground:
-            # a foreground frame moves the mean as if it were only margin_db over it (4x
-            # slower while the call's first 2 s of sound are learnt): the caller's turns and
-            # pauses are held apart above, so a background first taken for a voice (one that
-            # starts on a quiet line) is learnt at up to ~14 dB/s
-            a = math.exp(-dt / (tau * (1 if settled else 4)))
-            self._mean = a * self._mean + (1 - a) * min(power, self._mean * 10 ** (self.margin_db / 10))
+        voice = self.foreground and self.prob >= self.voice_prob
+        clear = voice and self.margin >= self.far_margin_db
+        if paused or clear:
+            # a voice far over the line's floor, or the sound the agent is paused for: the
+            # frames still waiting to be learnt were the start of it, before Silero was sure
+            self._pending.clear()
+        if paused or (hold_mean and self._settled) or (voice and (not self._settled or clear)):
+            return   # the caller talking (Silero says so) is not the background (once the mean
+            # has settled, a voice the floor has caught up with is a TV's: it is learnt)
+        self._pending.append((end_sample, dt, power, self.foreground))
+        while self._pending and end_sample - self._pending[0][0] >= self.learn_delay:
+            self._learn(*self._pending.popleft())
+
+    def _learn(self, at: int, dt: int, power: float, foreground: bool) -> None:
+        """One frame found to be background ``learn_delay_ms`` after it was heard."""
+        if self._mean is None:       # the first: the background is what it is
+            self._mean, self._start = power, at - dt
         else:
+            # over the first seconds of sound the mean is about the plain average so far
+            tau = min(self.mean_samples, max(at - self._start, dt))
+            self._settled = tau == self.mean_samples
             a = math.exp(-dt / tau)
+            if foreground:
+                # a foreground frame moves the mean as if it were only margin_db over it (4x
+                # slower while the call's first 2 s of sound are learnt): a new background (a
+                # TV switched on) is learnt at up to ~14 dB/s, typing's clicks hardly at all
+                a = a if self._settled else math.exp(-dt / (4 * tau))
+                power = min(power, self._mean * 10 ** (self.margin_db / 10))
             self._mean = a * self._mean + (1 - a) * power
+        self.mean_dbfs = 10 * math.log10(self._mean)
+        level = 10 * math.log10(power)
+        recent = self._recent
+        recent.append((at, level))
+        while at - recent[0][0] > self.recent_samples:
+            recent.popleft()
+        self._learnt += 1
+        if self._learnt % 5 == 1:    # every 100 ms of it: the loud end of the last 8 s
+            self.recent_dbfs = float(np.percentile([lv for _t, lv in recent], 80))
 
     @property
     def mean_power(self) -> float | None:

@@ -91,3 +91,50 @@ def test_a_false_alarm_suppresses_its_level_and_the_bar_fades():
     t = feed(fg, [-60.0] * 200, t + 2 * F)
     fg.frame(t + F, -22.0, voicing_=0.9)
     assert not fg.suppressed
+
+
+def test_the_callers_first_words_after_digital_silence_are_never_learnt_as_background():
+    """Digital silence, then a -20 dBFS voice whose first 4 frames Silero has not scored yet: none of it is learnt, the same voice later is still far."""
+    fg = ForegroundTracker()
+    t = 0
+    for _ in range(25):                          # 500 ms of no media
+        t += F
+        fg.frame(t, float("-inf"))
+    for k in range(40):                          # hello: Silero sure from the 5th frame
+        fg.on_prob(0.0 if k < 4 else 0.9)
+        t += F
+        fg.frame(t, -20.0, voicing_=0.9)
+    assert fg.mean_dbfs <= -89.0
+    fg.on_prob(0.0)
+    for _ in range(100):                         # 2 s of digital silence again
+        t += F
+        fg.frame(t, float("-inf"))
+    fg.frame(t + F, -20.0, voicing_=0.9)
+    assert fg.foreground and fg.far
+
+
+def test_music_from_the_first_frame_is_learnt_within_half_a_second():
+    """Music at -25 dBFS from the line's first frame (Silero unconvinced): learnt as the background after learn_delay_ms, then not foreground."""
+    fg = ForegroundTracker()
+    fg.on_prob(0.05)
+    t = feed(fg, music(0.2))
+    assert fg.mean_dbfs == -90.0                 # nothing learnt yet: frames wait 240 ms
+    t = feed(fg, music(0.6, seed=3), t)
+    assert -30.0 < fg.mean_dbfs < -20.0
+    for level in music(1.0, seed=4):
+        t += F
+        fg.frame(t, float(level), voicing_=0.95)
+        assert not fg.foreground
+
+
+def test_a_background_back_after_a_quiet_passage_is_known_by_its_recent_levels():
+    """Music, 2 s of quiet (the mean falls), the music again: under the loud end (80th percentile) of the last 8 s of background it is not foreground."""
+    fg = ForegroundTracker(margin_db=3.0)
+    fg.on_prob(0.05)
+    t = feed(fg, music(4.0))
+    t = feed(fg, [-65.0] * 100, t)
+    assert fg.recent_dbfs > -24.0 and fg.mean_dbfs < -27.0
+    fg.frame(t + F, -24.5, voicing_=0.95)
+    assert fg.level_dbfs - fg.mean_dbfs >= fg.margin_db and not fg.foreground
+    fg.frame(t + 2 * F, -12.0, voicing_=0.9)     # a caller over it still is
+    assert fg.foreground

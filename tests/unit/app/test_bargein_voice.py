@@ -99,15 +99,27 @@ def test_steady_line_noise_never_pauses_the_agent_but_speech_does():
 
 
 def test_an_energy_pause_silero_does_not_support_resumes_within_100_ms():
-    """A pause Silero never scores 0.1 (music starting on a quiet line) resumes after energy_hold_ms (80)."""
+    """A pause Silero never scores 0.05, whose sound then turns unvoiced (no voice), resumes after energy_hold_ms (80)."""
     p = BargeInPolicy()
     t = quiet(p)
     assert p.on_frame(t + F, -25.0, False, True, voicing=VOICED).action is Action.PAUSE
-    _t, decisions = line(p, [-25.0] * 3, t + F, voicing=VOICED, prob=0.01)
+    _t, decisions = line(p, [-25.0] * 3, t + F, voicing=UNVOICED, prob=0.01)
     assert decisions == []
-    _t, decisions = line(p, [-25.0], t + 4 * F, voicing=VOICED, prob=0.01)
+    _t, decisions = line(p, [-25.0], t + 4 * F, voicing=UNVOICED, prob=0.01)
     assert [(d.action, d.source, d.at_sample - (t + F)) for d in decisions] == [
         (Action.RESUME, "no_speech", 80 * MS)]
+
+
+def test_a_voice_far_over_a_quiet_line_waits_doubt_hold_ms_for_silero():
+    """Three voiced frames far over a quiet line hold an energy pause Silero has not scored for doubt_hold_ms (300), not 80."""
+    p = BargeInPolicy()
+    t = quiet(p)
+    assert p.on_frame(t + F, -25.0, False, True, voicing=VOICED).action is Action.PAUSE
+    _t, decisions = line(p, [-25.0] * 14, t + F, voicing=VOICED, prob=0.01)    # to 300 ms
+    assert decisions == []
+    _t, decisions = line(p, [-25.0], t + 15 * F, voicing=VOICED, prob=0.01)
+    assert [(d.action, d.source, d.at_sample - (t + F)) for d in decisions] == [
+        (Action.RESUME, "no_speech", 300 * MS)]
 
 
 def test_silero_doubt_holds_an_energy_pause_at_most_doubt_hold_ms():
@@ -126,7 +138,7 @@ def test_after_a_false_pause_the_same_sound_does_not_pause_again_but_a_voice_doe
     p = BargeInPolicy()
     t = quiet(p)
     p.on_frame(t + F, -25.0, False, True, voicing=VOICED)
-    t, decisions = line(p, [-25.0] * 4, t + F, voicing=VOICED)
+    t, decisions = line(p, [-25.0] * 4, t + F, voicing=UNVOICED)     # not held as a far voice
     assert decisions[-1].source == "no_speech"
     t, decisions = line(p, [-25.0, -23.0, -20.0] * 10, t, voicing=VOICED)
     assert decisions == []                                  # within 6 dB of what paused it
@@ -199,6 +211,25 @@ def test_a_turn_on_the_background_alone_is_not_foreground_and_a_callers_turn_is(
     assert p.turn_was_foreground is True
 
 
+def test_a_tv_on_from_the_first_frame_is_not_a_callers_turn_looked_back_at():
+    """A TV (-30 dBFS, Silero at 0.9) from the line's first frame is foreground at first, but its turn never stood 15 dB over the turn's floor: not the caller's; a caller's -15 dBFS words on a quiet line are."""
+    p = BargeInPolicy()
+    p.on_turn(onset(2 * F), agent_talking=False)
+    t, _ = line(p, music(0.4, center=-30.0), talking=False, voicing=VOICED, prob=0.9)
+    assert p.turn_voice_samples > 0                      # taken for a voice while nothing is known
+    p.on_turn(started(t), agent_talking=False)
+    t, _ = line(p, music(4.0, center=-30.0, seed=2), t, talking=False, voicing=VOICED, prob=0.9)
+    p.on_turn(stopped(t), agent_talking=False)
+    assert p.turn_was_foreground is False
+    q = BargeInPolicy()
+    t = quiet(q, talking=False)
+    q.on_turn(onset(t), agent_talking=False)
+    t, _ = line(q, [-15.0] * 10 + [-60.0] * 5 + [-15.0] * 10, t, talking=False, voicing=VOICED, prob=0.9)
+    q.on_turn(started(t), agent_talking=False)
+    q.on_turn(stopped(t + 20 * F), agent_talking=False)
+    assert q.turn_was_foreground is True
+
+
 def test_a_silero_onset_pauses_only_with_a_recent_foreground_frame():
     """SpeechOnset pauses the agent when a frame of the last 60 ms stood out of the background, not otherwise."""
     p = BargeInPolicy()
@@ -244,7 +275,7 @@ def test_probabilities_before_a_pause_do_not_extend_it():
     p.on_prob(0.9)
     p.on_prob(0.0)
     p.on_frame(t + F, -25.0, False, True, voicing=VOICED)
-    _t, decisions = line(p, [-25.0] * 4, t + F, voicing=VOICED)
+    _t, decisions = line(p, [-25.0] * 4, t + F, voicing=UNVOICED)
     assert [d.source for d in decisions] == ["no_speech"]
 
 
