@@ -551,7 +551,7 @@ class CallSession:
         them all: its CPU per call -20 %, bench/tick_profile.py); a call's first batch is shorter."""
         with self._batch_lock:
             batch = self._batch.add(pcm)
-            if (batch is None and self.vad_batch is not None
+            if (batch is None and self.vad_batch is not None and self.engine is not None
                     and self.vad_batch.ticks % self._append_frames == 0):
                 batch = self._batch.flush()   # the worker's shared batch boundary
             if batch is not None:
