@@ -45,6 +45,7 @@ from .sip.rtpstats import log_fields as rtp_log_fields
 from .sip.rtpwatch import RtpWatchdog
 from .sip.registration import Registrations
 from .sip.stack import SipStack, library_path
+from .stopsignal import TEARDOWN_BOUND_S, StopWatchdog, enable_stack_dump, stop_handler
 
 log = structlog.get_logger("sipbridge.worker")
 
@@ -213,16 +214,11 @@ class Worker:
         self.upstream_url, self.api_key = url, key
 
     def _install_signals(self) -> None:
-        def stop(signum, _frame):
-            if self._stopping:
-                log.info("stop_forced", signal=signal.Signals(signum).name)
-                self._forced = True
-            else:
-                log.info("stop_requested", signal=signal.Signals(signum).name)
-                self._stopping = True
-            self._commands.put(lambda: None)  # wake the control loop
+        # it may run inside a log.info of this thread: it takes no lock, the loop logs (stopsignal)
+        stop = stop_handler(self, self._commands.put)
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        enable_stack_dump()   # kill -USR1 PID: every Python thread's stack to stderr
 
     def post(self, command) -> None:
         """Run ``command()`` on the control thread (from any thread)."""
@@ -517,6 +513,8 @@ class Worker:
 
     def _shutdown(self) -> None:
         self._stopping = True
+        # a stop stuck past the drain and the teardown's bound: stacks to stderr, exit 70
+        StopWatchdog(self.config.sip.drain_timeout_s + SHUTDOWN_GRACE_S + TEARDOWN_BOUND_S).arm()
         self.rtp_watch.stop()
         if self.stack.ep is not None:
             self.trunks.unregister()  # the registrar stops sending calls while ours drain
