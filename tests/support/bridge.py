@@ -42,6 +42,44 @@ def terminate(proc: subprocess.Popen, timeout: float) -> None:
             proc.wait()
 
 
+STACKS_AFTER_S = 5.0   # Bridge.stop(): a bridge still there this long after SIGTERM shows its stacks
+
+
+class ExitCode(int):
+    """An exit code whose repr carries why the process had to be killed (empty otherwise)."""
+
+    def __new__(cls, code: int, detail: str = ""):
+        obj = super().__new__(cls, code)
+        obj.detail = detail
+        return obj
+
+    def __repr__(self) -> str:
+        return super().__repr__() + (f" <{self.detail}>" if self.detail else "")
+
+
+def _handles(pid: int, sig: int) -> bool:
+    """Whether process ``pid`` has a handler for ``sig`` (SigCgt): else the signal would kill it."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("SigCgt:"):
+                return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    except (OSError, ValueError):
+        pass
+    return False
+
+
+def _native_stacks(pid: int) -> str:
+    """Every thread's C stack (pjsua's threads are not Python's), by gdb if it is installed."""
+    import shutil
+    if shutil.which("gdb") is None:
+        return "(no gdb: native stacks not taken)"
+    try:
+        return subprocess.run(["gdb", "-p", str(pid), "-batch", "-ex", "thread apply all bt 12"],
+                              capture_output=True, text=True, timeout=20).stdout[-20000:]
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"(gdb failed: {exc!r})"
+
+
 class _LineReader:
     """Collects a pipe's lines on a thread; JSON lines are parsed, others kept as text."""
 
@@ -215,9 +253,33 @@ class Bridge:
         return "\n".join(self._out.lines)
 
     def stop(self, timeout: float = 15.0) -> int:
-        terminate(self.proc, timeout)
+        """SIGTERM; SIGKILL at ``timeout``. A bridge still there after :data:`STACKS_AFTER_S`
+        is asked for its Python stacks (SIGUSR1, where it handles it: sipbridge/stopsignal.py),
+        and one that must be killed gets gdb's native stacks too (where gdb is installed); both
+        go to stderr (shown with a failing test) and into the returned code's repr, so an
+        ``assert bridge.stop() == 0`` names where the bridge was stuck."""
+        proc, detail = self.proc, ""
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(min(STACKS_AFTER_S, timeout))
+            except subprocess.TimeoutExpired:
+                mark = len(self._out.lines)
+                if _handles(proc.pid, signal.SIGUSR1):
+                    proc.send_signal(signal.SIGUSR1)
+                try:
+                    proc.wait(max(timeout - STACKS_AFTER_S, 0.5))
+                except subprocess.TimeoutExpired:
+                    native = _native_stacks(proc.pid)
+                    proc.kill()
+                    proc.wait()
+                    self._out._thread.join(5)
+                    detail = (f"SIGKILLed {timeout:g} s after SIGTERM; output since "
+                              f"{STACKS_AFTER_S:g} s (Python stacks):\n"
+                              + "\n".join(self._out.lines[mark:])[-6000:])
+                    print(f"{detail}\n{native}", file=sys.stderr)
         self._out._thread.join(5)
-        self.exit_code = self.proc.returncode
+        self.exit_code = ExitCode(self.proc.returncode, detail)
         return self.exit_code
 
     def __enter__(self):
