@@ -33,6 +33,7 @@ from .config import EMBEDDED, Config
 from .drain import DRAIN_RETRY_AFTER_S, Drain, Step
 from .errors import ConfigError
 from .media.port import PortPool
+from .memtrim import Trimmer
 from .session import CallSession
 from .sip.acl import AddressFilter
 from .sip.call import BridgeCall
@@ -92,6 +93,7 @@ class Worker:
         self.vad_batch = None
         self.upstream_url = ""
         self.api_key: str | None = None
+        self.trimmer = Trimmer()   # malloc_trim after calls end (memtrim.py: churn kept RSS)
         self.counters = {"accepted": 0, "rejected_403": 0, "rejected_486": 0,
                          "rejected_503": 0, "ended": 0}
         self.rtp_watch = RtpWatchdog(config.sip.rtp_timeout_s, self.post, self._answered_calls,
@@ -146,8 +148,10 @@ class Worker:
                 try:
                     command = self._commands.get(timeout=0.5)
                 except queue.Empty:
+                    self.trimmer.tick(time.monotonic())
                     continue
                 self._run_command(command)
+                self.trimmer.tick(time.monotonic())  # ended calls' heap back to the system
         finally:
             self._shutdown()
         return 0
@@ -426,6 +430,7 @@ class Worker:
         self._close_session(call.session)
         call.release_media()
         call.session = None
+        self.trimmer.call_ended()
         # pjsua2's ~Call() clears the user data of the call's slot id and hangs up whatever call
         # is active there (603). pjsua reuses slots at once, so destroying this object now can
         # orphan or kill the newer call in the same slot (seen under INVITE floods). The native
