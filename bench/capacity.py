@@ -2,7 +2,7 @@
 """Capacity benchmark: how many concurrent calls, and how many new calls per second, one machine
 carries with clean media.
 
-Run: ``python bench/capacity.py [--steps 20,40,80,120,150,200] [--hold-s 60] [--quick]
+Run: ``python bench/capacity.py [--steps 32,48,56,64] [--hold-s 60] [--quick]
 [--bridge sipbridge|floor-native|floor-python] [--set section.key=value ...]``.
 Prints one JSON object on stdout (progress on stderr); ``--json-out FILE`` also writes it there.
 You need root (tcpdump) and ``sipp``. Everything runs on 127.0.0.1.
@@ -22,8 +22,9 @@ noise while the second answer plays out, repeated for the whole call. Every call
 plus ``--hold-s`` plus a margin, so all of a step's calls are up together for ``--hold-s``: the
 measurement window.
 
-Per step, over the window: worker CPU (``/proc``, percent of one core) per call, worker RSS per
-call, machine CPU, SIPp/tcpdump/model-server CPU; bridge-to-caller RTP packet intervals
+Per step, over the window: worker CPU (``/proc``, percent of one core) per call, worker RSS and
+PSS per call (``/proc/PID/smaps_rollup`` at the window's end, summed over the workers, over the
+calls), machine CPU, SIPp/tcpdump/model-server CPU; bridge-to-caller RTP packet intervals
 (tcpdump on ``lo``, headers only, pooled over all calls: ``p99_ms`` is what a caller's jitter
 buffer has to absorb); calls answered and failed (SIPp); playout underruns (frames where the
 agent's queue ran dry mid-answer, from each call's ``session_closed`` log line). A step is
@@ -64,7 +65,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from capacity_rig import (BRIDGES, CALLS_PER_WORKER, ModelServer, Pool, Tcpdump,  # noqa: E402
                           config_overrides, conversation_pcap, progress, spread, worker_command)
 from loadstats import (children_named, cpu_percent, interval_stats, machine_busy,  # noqa: E402
-                       proc_sample, send_times, step_sustained)
+                       memory, proc_sample, send_times, step_sustained)
 from machine import machine  # noqa: E402
 
 from tests.support.bridge import Bridge  # noqa: E402
@@ -182,6 +183,7 @@ def run_step(pool: Pool, calls: int, workers_n: int, args, tmp: Path, pcap_path:
     wall = t1w - t0w
     worker_cpu = [cpu_percent(before[p], after[p], wall) for p in wpids]
     rss = [after[p].rss_bytes for p in wpids]
+    mem = [memory(p) for p in wpids]   # smaps_rollup, with every call of the step still up
     other_cpu = {k: round(sum(cpu_percent(before[p], after[p], wall) for p in v), 1)
                  for k, v in others.items()}
     progress(f"step {calls}: window over; waiting for the calls to end")
@@ -204,6 +206,10 @@ def run_step(pool: Pool, calls: int, workers_n: int, args, tmp: Path, pcap_path:
         "worker_cpu_pct": {"sum": round(sum(worker_cpu), 1), "max": round(max(worker_cpu), 1)},
         "rss_mb_per_call": round(sum(rss) / calls / 2**20, 1),
         "rss_mb_per_worker": round(float(np.median(rss)) / 2**20, 1),
+        # PSS counts a page shared by several workers (libraries, the model file) once in all:
+        # the memory a call really costs next to the others
+        "pss_mb_per_call": round(sum(m["pss"] for m in mem) / calls / 2**20, 1),
+        "pss_mb_per_worker": round(float(np.median([m["pss"] for m in mem])) / 2**20, 1),
         "machine_cpu_pct": round(100.0 * (busy1 - busy0) / max(1.0, total1 - total0), 1),
         "other_cpu_pct": other_cpu,
         "rtp_out_interval": interval_stats(streams, t0, t1),
@@ -287,7 +293,7 @@ def run_rate(pool: Pool, rate: float, count: int, args, tmp: Path) -> dict:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--steps", default="20,40,80,120,150,200", help="concurrent calls per step")
+    p.add_argument("--steps", default="32,48,56,64", help="concurrent calls per step")
     p.add_argument("--hold-s", type=float, default=60.0, help="measurement window per step (s)")
     p.add_argument("--workers-per-step", default="auto", help="'auto' (ceil(calls/4)) or a number")
     p.add_argument("--ramp-cps", type=float, default=10.0, help="arrival rate while a step ramps up")

@@ -31,6 +31,28 @@ class ProcSample:
     alive: bool
 
 
+def parse_smaps_rollup(text: str) -> dict[str, int]:
+    """``/proc/PID/smaps_rollup``'s ``Key: N kB`` lines as ``{key: bytes}`` (Rss, Pss, ...)."""
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        key, _, rest = line.partition(":")
+        parts = rest.split()
+        if len(parts) == 2 and parts[1] == "kB" and parts[0].isdigit():
+            out[key.strip()] = int(parts[0]) * 1024
+    return out
+
+
+def memory(pid: int) -> dict[str, int]:
+    """``{"rss": bytes, "pss": bytes}`` of ``pid``: resident, and proportional (shared pages
+    divided among the processes mapping them: what a process really adds next to others like
+    it). Zeros when the process is gone."""
+    try:
+        roll = parse_smaps_rollup(Path(f"/proc/{pid}/smaps_rollup").read_text())
+    except OSError:
+        return {"rss": 0, "pss": 0}
+    return {"rss": roll.get("Rss", 0), "pss": roll.get("Pss", 0)}
+
+
 def proc_sample(pid: int) -> ProcSample:
     """CPU seconds (user + system) and resident memory of ``pid``; ``alive=False`` if gone."""
     try:

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_quick_capacity_run_measures_every_call_and_reports_json(tmp_path):
-    """--quick answers all 4 calls, measures their RTP, CPU, RSS and underruns, and runs a setup rate."""
+    """--quick answers all 4 calls, measures their RTP, CPU, RSS, PSS and underruns, and runs a setup rate."""
     out = tmp_path / "capacity.json"
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "capacity.py"), "--quick",
                            "--json-out", str(out)], capture_output=True, text=True, timeout=240,
@@ -31,6 +31,10 @@ def test_quick_capacity_run_measures_every_call_and_reports_json(tmp_path):
     assert step["underruns"]["calls_reported"] == 4
     assert step["barge_ins"] >= 4, "each caller's second utterance interrupts the first answer"
     assert step["cpu_pct_per_call"] > 0 and step["rss_mb_per_call"] > 0
+    # smaps_rollup: PSS (shared pages split among the processes mapping them) <= RSS
+    assert 0 < step["pss_mb_per_call"] <= step["rss_mb_per_call"], step
+    assert 0 < step["pss_mb_per_worker"] <= step["rss_mb_per_worker"], step
+    assert step["native_port"] is not None, "the default port is the native one"
     (rate,) = result["rates"]
     assert rate["calls"] == 4 and rate["answered"] == 4 and rate["failed"] == 0, rate
     assert result["max_rate_cps"] == 2.0

@@ -61,3 +61,14 @@ def test_proc_sample_reads_this_process_and_reports_a_gone_one():
     assert not loadstats.proc_sample(2**22 + 1).alive
     busy, total = loadstats.machine_busy()
     assert 0 < busy < total
+
+
+def test_memory_reads_rss_and_pss_from_smaps_rollup():
+    """smaps_rollup's kB lines become bytes; this process has RSS >= PSS > 0; a gone one reads 0."""
+    text = ("55d0-7ffd ---p 00000000 00:00 0  [rollup]\nRss:  120 kB\nPss:   80 kB\n"
+            "Pss_Anon:  40 kB\nSwapPss: 0 kB\n")
+    assert loadstats.parse_smaps_rollup(text) == {"Rss": 120 * 1024, "Pss": 80 * 1024,
+                                                  "Pss_Anon": 40 * 1024, "SwapPss": 0}
+    me = loadstats.memory(os.getpid())
+    assert me["rss"] >= me["pss"] > 10 * 2**20
+    assert loadstats.memory(2**22 + 1) == {"rss": 0, "pss": 0}
