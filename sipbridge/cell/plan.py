@@ -18,9 +18,11 @@ itself, exactly as without this section.
 configuration is built, from the machine's facts (:class:`Machine`, probed by
 :mod:`sipbridge.cell.machine`), so everything after that sees plain numbers and names:
 
-* workers: the calls this machine sustains (cores x :data:`CALLS_PER_CORE` at the media rate)
-  over the calls one worker holds (4, the pjsua2 wheel's per-process limit, or ``sip.max_calls``
-  if lower), rounded up, clamped to [2, 64], and to what half the memory holds at
+* workers: the calls this machine sustains (cores x :data:`CALLS_PER_CORE` at the media rate,
+  8000 by default: 8 workers on 2 cores) over the calls one worker holds (4, the pjsua2 wheel's
+  per-process limit, or ``sip.max_calls`` if lower; the native port would carry more, but the
+  wheel's ``PJSUA_MAX_CALLS`` is compiled in, so density comes from workers, not calls per
+  worker), rounded up, clamped to [2, 64], and to what half the memory holds at
   :data:`WORKER_RSS_MB` each; one plain process instead when there is no front to put before
   them (Kamailio missing with ``front: auto``) or the SIP listener is TLS (a cell speaks UDP);
 * front: ``kamailio`` when there is more than one worker and Kamailio is installed, else none.
@@ -43,7 +45,9 @@ LIBRARY_CALLS = 4   # calls one pjsua2 process holds (PJSUA_MAX_CALLS of the whe
 # 16 kHz: 24 calls sustained ("bench/capacity.py", GIL switch interval run); 8 kHz: 32 calls
 # sustained in 3 of 3 runs ("The 8 kHz media path", p99 23.1-23.7 ms).
 CALLS_PER_CORE = {16000: 12, 8000: 16}
-WORKER_RSS_MB = 140  # a worker with 4 calls up: 116-139 MB ("The native media port", churn)
+# a worker with 4 calls up: 116-139 MB ("The native media port", churn); 134-142 MB under a
+# minute of 10 cps churn since it trims its heap (memtrim.py)
+WORKER_RSS_MB = 140
 MIN_AUTO_WORKERS, MAX_AUTO_WORKERS = 2, 64
 
 
