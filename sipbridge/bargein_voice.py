@@ -19,7 +19,11 @@ It answers with what the session must do to the agent's audio:
   and a foreground voice was heard in it, or a DTMF digit arrives: the session clears the
   buffer and cancels and truncates upstream. Silero's turns on a distant babble are ignored;
   when the caller then speaks inside such a turn (no new ``SpeechStarted`` will come), a
-  pause whose foreground voice has lasted ``confirm_ms`` cancels.
+  pause whose foreground voice has lasted ``confirm_ms`` cancels. A pause for a new sound
+  on a quiet line (music or a TV switched on looks like a caller there) cancels only once
+  the sound has dipped ``dip_db`` (20 dB) under its loudest frame, a gap between words; one
+  that never dips resumes the agent after ``steady_ms`` (:meth:`_confirm`). A false alarm's
+  sound (see below) neither pauses by Silero's onset nor cancels by Silero's turn.
 * ``RESUME`` when it was nothing: a candidate Silero rejects, once the caller has been quiet
   (no active frame) for ``quiet_before_resume_ms``; an energy pause that Silero has not
   scored ``maybe_prob`` within ``energy_hold_ms`` (80 ms: a false pause is a gap under
@@ -64,7 +68,7 @@ class VoiceBargeInPolicy(ServerHold):
                  doubt_hold_ms: int = 300,
                  foreground_margin_db: float = 9.0, far_margin_db: float = 30.0,
                  voice_prob: float = 0.5, onset_prob: float = 0.3, confirm_ms: int = 300, turn_voice_ms: int = 100,
-                 turn_over_floor_db: float = 15.0,
+                 turn_over_floor_db: float = 15.0, dip_db: float = 20.0, steady_ms: int = 1200,
                  rate: int = 16000):
         self.enabled = enabled
         self.dtmf = dtmf
@@ -74,6 +78,8 @@ class VoiceBargeInPolicy(ServerHold):
         self.doubt_hold = doubt_hold_ms * rate // 1000
         self.quiet_before_resume = quiet_before_resume_ms * rate // 1000
         self.confirm = confirm_ms * rate // 1000
+        self.dip_db = dip_db
+        self.steady = steady_ms * rate // 1000
         self.recent = 60 * rate // 1000          # a SpeechOnset pauses if a frame this recent was foreground
         self.turn_voice = turn_voice_ms * rate // 1000
         self.turn_over_floor_db = turn_over_floor_db
@@ -96,9 +102,13 @@ class VoiceBargeInPolicy(ServerHold):
         self.voice_frames = 0                # voice frames since the pause
         self.far_frames = 0                  # voiced frames far over a quiet line since the pause
         self.voice_from: int | None = None   # the first of them
+        self.dip_needed = False              # paused for a new sound on a quiet line (see _confirm)
+        self.dipped = False                  # a frame dip_db under the pause's loudest since
+        self.cancel_waiting = False          # Silero confirmed it; the cancel waits for a dip
         self.in_turn = False                 # Silero's SpeechStarted .. SpeechStopped
         self.in_candidate = False            # SpeechOnset .. SpeechStarted / SpeechRejected
         self.turn_voice_samples = 0          # foreground speech heard since the candidate began
+        self.turn_clear_samples = 0          # of it, over a false alarm's bar (see suppress)
         self.turn_voice_levels: list[float] = []   # the levels of its frames (the first 10 s)
         self.turn_floor = -math.inf          # the line's highest floor since the candidate began
         self.turn_was_foreground = False     # the last turn Silero ended held a foreground voice
@@ -122,14 +132,16 @@ class VoiceBargeInPolicy(ServerHold):
         if fg.active:
             self.last_loud = end_sample
         speechlike = fg.foreground and fg.prob >= self.voice_prob
-        if fg.foreground:
-            self.last_foreground = end_sample
+        if fg.foreground and not fg.suppressed:
+            self.last_foreground = end_sample   # (under a false alarm's bar: not a new sound)
         if self.in_candidate or self.in_turn:
             self.turn_floor = max(self.turn_floor, fg.floor_dbfs)
         if (self.in_candidate or self.in_turn) and speechlike:
             self.turn_voice_samples += self.rate // 50
             if len(self.turn_voice_levels) < 500:   # (the first 10 s)
                 self.turn_voice_levels.append(level_dbfs)
+            if not fg.suppressed:
+                self.turn_clear_samples += self.rate // 50
         if not self.enabled:
             return None
         if self.paused_at is not None:
@@ -144,6 +156,14 @@ class VoiceBargeInPolicy(ServerHold):
             return self._server_hold(end_sample, speechlike)
         fg = self.fg
         self.peak_dbfs = max(self.peak_dbfs, fg.level_dbfs)
+        if fg.level_dbfs <= self.peak_dbfs - self.dip_db:
+            self.dipped = True
+        if self.cancel_waiting:
+            if self.dipped:
+                return self._cancel("local_vad", end_sample)
+            if end_sample - self.paused_at >= self.steady:
+                return self._resume("steady", end_sample)
+            return None
         if fg.far and fg.voiced():
             self.far_frames += 1
         if speechlike and fg.voiced():
@@ -154,7 +174,7 @@ class VoiceBargeInPolicy(ServerHold):
         if self.voice_held:
             # a voice paused the agent: only its end (or its confirmation) lets the agent go on
             if self.in_turn and end_sample - self.voice_from >= self.confirm:
-                return self._cancel("local_vad", end_sample)   # Silero's turn had begun earlier
+                return self._confirm(end_sample)   # Silero's turn had begun earlier
             if quiet and not self.in_candidate:   # Silero's candidate ends by Started or Rejected
                 return self._resume("voice_stopped", end_sample)
             if (self.rejected_at is not None and not self.in_candidate and not self.in_turn
@@ -211,9 +231,10 @@ class VoiceBargeInPolicy(ServerHold):
                 self.resume_pending = True
         elif isinstance(event, SpeechStarted):
             # paused: a foreground frame did it (a TV's babble never is); not paused, Silero's
-            # turn must have held a foreground voice
-            heard = self.turn_voice_samples > 0 or self.paused_at is not None
-            if (self.paused_at is not None or agent_talking) and heard:
+            # turn must have held a foreground voice over any false alarm's bar
+            if self.paused_at is not None:
+                return self._confirm(event.at_sample)
+            if agent_talking and self.turn_clear_samples > 0:
                 return self._cancel("local_vad", event.at_sample)
         return None
 
@@ -222,6 +243,7 @@ class VoiceBargeInPolicy(ServerHold):
         if isinstance(event, SpeechOnset):
             if not self.in_turn:
                 self.in_candidate, self.turn_voice_samples = True, 0
+                self.turn_clear_samples = 0
                 self.turn_voice_levels, self.turn_floor = [], -math.inf
                 self.mean_at_onset = self.fg.mean_power
         elif isinstance(event, SpeechRejected):
@@ -271,17 +293,37 @@ class VoiceBargeInPolicy(ServerHold):
         self.voice_from = None
         self.rejected_at = None
         self.server_at = None
+        self.dip_needed = self.dipped = self.cancel_waiting = False
 
     def _pause(self, source: str, at: int) -> Decision:
         self.reset()
         self.paused_at, self.pause_source = at, source
         self.peak_dbfs = self.fg.level_dbfs
+        self.dip_needed = self.fg.far
         return Decision(Action.PAUSE, source, at)
+
+    def _confirm(self, at: int) -> Decision | None:
+        """Silero confirmed the voice the agent is paused for: cancel, unless it is a new sound
+        on a quiet line that has not yet dipped ``dip_db`` under its loudest frame.
+
+        On a quiet line a caller and music or a TV switched on look alike for the first few
+        hundred ms: both far over the floor, voiced, and Silero scores music at 0.85 or babble
+        at 0.97 now and then. A talker leaves gaps between words that fall 20 dB or more under
+        the words within 80-740 ms (the clean prompts); music, a TV's babble and road noise
+        stay within 20 dB of their peak for seconds (the corpus's tuning part). The agent
+        stays paused meanwhile (nothing is heard of it), so only the upstream cancel waits;
+        a sound with no such dip within ``steady_ms`` of the pause resumes the agent
+        (``steady``) and is suppressed like any false alarm."""
+        if self.dip_needed and not self.dipped and self.server_at is None:
+            self.cancel_waiting = True   # (the provider's speech_started: it judges too)
+            return None
+        return self._cancel("local_vad", at)
 
     def _resume(self, source: str, at: int) -> Decision | None:
         if self.server_at is not None and not source.startswith("server"):
             return None  # the provider's speech_started holds the pause until it decides
-        if not self.voice_held:  # a false alarm: the same sound must not pause the agent again
+        if not self.voice_held or source == "steady":   # a false alarm: the same sound must not
+            # pause the agent again
             self.fg.suppress(self.peak_dbfs, at)
         self.reset()
         return Decision(Action.RESUME, source, at)

@@ -46,16 +46,51 @@ def music(seconds, center=-25.0, seed=0):
 
 
 def test_a_voiced_frame_far_over_a_quiet_line_pauses_then_confirmed_speech_cancels():
-    """On a quiet line the first voiced loud frame pauses the agent; SpeechStarted then cancels."""
+    """On a quiet line the first voiced loud frame pauses the agent; SpeechStarted after a gap between words cancels."""
     p = BargeInPolicy()
     t = quiet(p)
     d = p.on_frame(t + F, -20.0, False, True, voicing=VOICED)
     assert (d.action, d.source) == (Action.PAUSE, "energy")
     p.on_prob(0.9)
     assert p.on_turn(onset(t + 2 * F), agent_talking=True) is None
-    line(p, [-20.0] * 3, t + F, voicing=VOICED, prob=0.9)
+    line(p, [-20.0] * 3 + [-45.0] + [-20.0] * 5, t + F, voicing=VOICED, prob=0.9)
     d = p.on_turn(started(t + 10 * F), agent_talking=True)
     assert (d.action, d.source) == (Action.CANCEL, "local_vad")
+
+
+def test_a_confirmed_new_sound_on_a_quiet_line_cancels_only_at_its_first_gap():
+    """Silero confirming a new sound on a quiet line keeps the agent paused and cancels at the first frame 20 dB under its peak."""
+    p = BargeInPolicy()
+    t = quiet(p)
+    assert p.on_frame(t + F, -20.0, False, True, voicing=VOICED).action is Action.PAUSE
+    p.on_turn(onset(t + 2 * F), agent_talking=True)
+    t, decisions = line(p, [-20.0, -18.0, -22.0] * 3, t + F, voicing=VOICED, prob=0.9)
+    assert decisions == []
+    assert p.on_turn(started(t), agent_talking=True) is None       # no gap yet: not a cancel
+    t, decisions = line(p, [-24.0, -30.0, -37.0], t, voicing=VOICED, prob=0.9)
+    assert decisions == []                                          # 19 dB under the peak
+    t, decisions = line(p, [-39.0], t, voicing=UNVOICED, prob=0.9)
+    assert [(d.action, d.source, d.at_sample) for d in decisions] == [(Action.CANCEL, "local_vad", t)]
+
+
+def test_a_confirmed_sound_that_never_dips_resumes_the_agent_and_cannot_pause_it_again():
+    """Music Silero calls speech on a quiet line is held steady_ms, then resumed, and neither its level nor its turns pause or cancel again."""
+    p = BargeInPolicy(steady_ms=1200)
+    t = quiet(p)
+    paused = t + F
+    assert p.on_frame(paused, -25.0, False, True, voicing=VOICED).action is Action.PAUSE
+    p.on_prob(0.9)
+    p.on_turn(onset(t + 2 * F), agent_talking=True)
+    t, decisions = line(p, music(0.3, -25.0, seed=1), paused, voicing=VOICED, prob=0.9)
+    assert decisions == [] and p.on_turn(started(t), agent_talking=True) is None
+    t, decisions = line(p, music(1.5, -25.0, seed=2), t, voicing=VOICED, prob=0.9)
+    assert [(d.action, d.source) for d in decisions] == [(Action.RESUME, "steady")]
+    assert decisions[0].at_sample - paused == 1200 * MS
+    p.on_turn(stopped(t), agent_talking=True)
+    p.on_turn(onset(t + F), agent_talking=True)
+    t, decisions = line(p, music(2.0, -25.0, seed=3), t, voicing=VOICED, prob=0.9)
+    assert decisions == []
+    assert p.on_turn(started(t), agent_talking=True) is None   # its turn is not a barge-in
 
 
 def test_nothing_happens_while_the_agent_is_silent_for_echo_or_quiet_frames():
@@ -134,7 +169,7 @@ def test_silero_doubt_holds_an_energy_pause_at_most_doubt_hold_ms():
 
 
 def test_after_a_false_pause_the_same_sound_does_not_pause_again_but_a_voice_does():
-    """Music that paused the agent once cannot pause it again on its level; a louder voice or Silero still can."""
+    """Music that paused the agent once cannot pause it again on its level or by Silero's onset; a louder voice still can."""
     p = BargeInPolicy()
     t = quiet(p)
     p.on_frame(t + F, -25.0, False, True, voicing=VOICED)
@@ -143,7 +178,9 @@ def test_after_a_false_pause_the_same_sound_does_not_pause_again_but_a_voice_doe
     t, decisions = line(p, [-25.0, -23.0, -20.0] * 10, t, voicing=VOICED)
     assert decisions == []                                  # within 6 dB of what paused it
     p.on_prob(0.8)
-    assert p.on_turn(onset(t), agent_talking=True).action is Action.PAUSE   # Silero still does
+    assert p.on_turn(onset(t), agent_talking=True) is None   # nor Silero's onset on the same sound
+    t, decisions = line(p, [-14.0], t, voicing=VOICED, prob=0.8)
+    assert [(d.action, d.source) for d in decisions] == [(Action.PAUSE, "energy")]   # a voice over it
 
 
 def test_a_voice_keeps_the_agent_silent_until_it_stops_whatever_the_resume_window():
