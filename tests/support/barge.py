@@ -96,7 +96,8 @@ def run_call(tmp_path: Path, *, speak_over: bool = True, dtmf: str | None = None
              echo: tuple[float, float] | None = None, barge_after_s: float = 1.0,
              bridge_extra: dict | None = None, listen_s: float = 3.0,
              interrupt_prompt: str = "tt-somethingwrong",
-             interrupt_sound: str | None = None, background: str | None = None) -> BargeResult:
+             interrupt_sound: str | None = None, background: str | None = None,
+             pace: float = 4.0) -> BargeResult:
     """Place one call; ``echo`` = (delay_ms, attenuation_db) of the line echo of the agent.
 
     ``background`` "music" plays music at -25 dBFS on the caller's line from the call's start
@@ -106,6 +107,9 @@ def run_call(tmp_path: Path, *, speak_over: bool = True, dtmf: str | None = None
     ``interrupt_sound`` "music" (3 s of music on hold at -30 dBFS) or "clicks" (five 100 ms
     bursts at -3 dBFS, 500 ms apart) is played over the agent instead of speech: not a
     barge-in.
+
+    ``pace``: how much faster than real time the model server streams the ~9 s answer; at 4 it
+    has sent all of it ~2.3 s in, so a barge-in confirmed later truncates instead of cancelling.
     """
     tmp_path.mkdir(parents=True, exist_ok=True)
     wav = reply_wav(tmp_path / "reply.wav")
@@ -114,7 +118,7 @@ def run_call(tmp_path: Path, *, speak_over: bool = True, dtmf: str | None = None
     bed = _sound({"music": "bed"}[background]) if background is not None else None
     if bed is not None:
         first, second = _over(first, bed), _over(second, bed)
-    with Upstream(tmp_path, reply_wav=wav, pace=4.0) as up, \
+    with Upstream(tmp_path, reply_wav=wav, pace=pace) as up, \
             Bridge(tmp_path, up.url, extra=bridge_extra) as bridge, RtpPeer() as peer:
         call = ExternalMediaCall(bridge.target, peer, hold_ms=0, timeout=40,
                                  trace_dir=tmp_path / "sipp").start()
