@@ -8,7 +8,8 @@ deltas of any size comes out sample-for-sample as if converted in one piece, and
 model samples exactly ``N * port_rate / rate`` (floored) port samples have come out: the
 playout buffer's count of samples handed to RTP is the model's own audio time, which
 ``conversation.item.truncate`` needs. The rates are in whole ratios (2:3, 1:2, 1:3, or 1:1 for
-G.711 at an 8 kHz port), so that count is exact to the sample. Pure computation, one instance
+G.711 at an 8 kHz port), so that count is exact to the sample. At 1:1 there is no resampler at
+all: a G.711 byte is one port sample both ways (the codec is the only work). Pure computation, one instance
 per stream, not thread-safe (the session serialises).
 """
 
@@ -25,11 +26,14 @@ class Uplink:
 
     def __init__(self, fmt: AudioFormat, port_rate: int = 16000):
         self.format = fmt
-        self._resampler = StreamResampler(port_rate, fmt.rate)
+        # equal rates (G.711 at an 8 kHz port): the samples go to the encoder as they are
+        self._resampler = StreamResampler(port_rate, fmt.rate) if port_rate != fmt.rate else None
 
     def process(self, pcm: bytes) -> bytes:
         """The next chunk of caller audio (whole 16-bit samples), as wire bytes."""
-        return self.format.encode(self._resampler.process_array(np.frombuffer(pcm, dtype="<i2")))
+        samples = np.frombuffer(pcm, dtype="<i2")
+        return self.format.encode(samples if self._resampler is None
+                                  else self._resampler.process_array(samples))
 
 
 class Downlink:
@@ -37,8 +41,11 @@ class Downlink:
 
     def __init__(self, fmt: AudioFormat, port_rate: int = 16000):
         self.format = fmt
-        self._resampler = StreamResampler(fmt.rate, port_rate)
+        self._resampler = StreamResampler(fmt.rate, port_rate) if port_rate != fmt.rate else None
 
     def process(self, data: bytes) -> bytes:
         """The next delta (whole samples of the format), as port-rate PCM16 bytes."""
-        return self._resampler.process_array(self.format.decode(data)).astype("<i2", copy=False).tobytes()
+        samples = self.format.decode(data)
+        if self._resampler is not None:
+            samples = self._resampler.process_array(samples)
+        return samples.astype("<i2", copy=False).tobytes()
