@@ -82,7 +82,7 @@ class RealtimeConfig:
     reconnect_backoff_min_ms: int = 250
     reconnect_backoff_max_ms: int = 4000
     reconnect_prompt: str | None = None
-    audio_format: str = "pcm16"      # pcm16 (24 kHz) | g711_ulaw | g711_alaw (8 kHz), both ways
+    audio_format: str = "auto"       # auto | pcm16 (24 kHz) | g711_ulaw | g711_alaw (8 kHz), both ways
     greeting: str | None = None      # instructions for the agent's first words, said on answer
     end_call_tool: bool = False      # offer the model an end_call function (it hangs up)
     transfer_to: str | None = None   # sip: URI the model may transfer the caller to (REFER)
@@ -198,7 +198,7 @@ _SECTIONS = {"sip": SipConfig, "realtime": RealtimeConfig, "barge_in": BargeInCo
              "records": RecordsConfig}
 _CHOICES = {
     "realtime.api": ("ga", "beta"),
-    "realtime.audio_format": ("pcm16", "g711_ulaw", "g711_alaw"),
+    "realtime.audio_format": ("auto", "pcm16", "g711_ulaw", "g711_alaw"),   # realtime/format_choice.py
     "sip.srtp": ("off", "optional", "mandatory"),
     "sip.media_priority": ("rr", "nice", "none"),
     "sip.media_rate": (8000, 16000),

@@ -37,6 +37,7 @@ from .media.playout import Cleared, PlayoutBuffer
 from .realtime import upstream as up
 from .realtime.append_batch import AppendBatcher
 from .realtime.audio_format import by_name as audio_format
+from .realtime.format_choice import resolve as resolve_format
 from .realtime.link import UpstreamLink
 from .realtime.prompt import PROMPT_ITEM, load_prompt
 from .realtime.providers import make_upstream
@@ -87,8 +88,9 @@ class CallSession:
         self.playout = PlayoutBuffer(rate)
         rc = config.realtime
         # realtime.audio_format: pcm16 (24 kHz) or G.711 (8 kHz) both ways; caller audio is
-        # converted per append batch, model audio per item (see realtime/transcode.py)
-        self.audio_format = audio_format(rc.audio_format)
+        # converted per append batch, model audio per item (see realtime/transcode.py); auto is
+        # G.711 at an 8 kHz port, so neither direction is resampled (realtime/format_choice.py)
+        self.audio_format = audio_format(resolve_format(rc, rate))
         self._up = Uplink(self.audio_format, rate)
         self._down: dict[str, Downlink] = {}
         self.engine = TurnEngine(vad_model.new_stream(rate), self.settings) if vad_model else None
@@ -124,7 +126,7 @@ class CallSession:
         self.parties = parties or Parties()
         self.session_config = up.SessionConfig(
             model=rc.model, instructions=fill(rc.instructions, self.parties), voice=rc.voice,
-            audio_format=rc.audio_format, api=rc.api,
+            audio_format=self.audio_format.name, api=rc.api,
             turn_detection=self._server_turn_detection(),
             tools=(((END_CALL,) if rc.end_call_tool else ())
                    + ((TRANSFER_CALL,) if rc.transfer_to and on_transfer else ())

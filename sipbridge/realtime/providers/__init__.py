@@ -152,7 +152,7 @@ def _apply(rules: Rules, rc: Any, environ: Mapping[str, str]) -> None:
                               if rules.url_required else
                               f"with provider {name} it is {rules.url}, without the key (that comes "
                               f"from ${key_env(rc)}), got {rc.url!r}")
-    if rules.audio_format is not None and rc.audio_format != rules.audio_format[0]:
+    if rules.audio_format is not None and rc.audio_format not in (rules.audio_format[0], "auto"):
         fmt, why = rules.audio_format
         raise ConfigError("realtime.audio_format", f"{why}: use {fmt}, got {rc.audio_format!r}")
     if rules.own is not None:

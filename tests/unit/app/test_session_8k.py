@@ -2,7 +2,8 @@
 
 Same rig as test_session.py (a loop thread, a recording EmbeddedModel, the test thread as the
 media clock), driven at the call's own rate: the caller's 8 kHz prompt is scored by Silero's
-8 kHz branch, goes up as 24 kHz pcm16, and the model's 24 kHz reply plays as 8 kHz frames.
+8 kHz branch, goes up as 24 kHz pcm16 (pinned) or, with the default ``audio_format: auto``, as
+µ-law of the very samples heard, and the model's reply plays as 8 kHz frames.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pytest
 from sipcodecs import StreamResampler
 
 from sipbridge.embedded import EmbeddedModel
+from sipbridge.realtime.audio_format import G711_ULAW
 from tests.support import audio
 from tests.unit.app.harness import SessionHarness
 from tests.unit.app.test_session import REPLY
@@ -26,10 +28,10 @@ REPLY_8K = StreamResampler(24000, RATE).process(REPLY)   # what the session must
 
 
 class Call(SessionHarness):
-    def __init__(self, loop, vad_model, *, pace: float = 50.0):
+    def __init__(self, loop, vad_model, *, pace: float = 50.0, realtime: dict | None = None):
         self.record: list[dict] = []
         super().__init__(loop, EmbeddedModel(record=self.record, reply_pcm=REPLY, pace=pace),
-                         sip={"media_rate": RATE}, vad_model=vad_model)
+                         sip={"media_rate": RATE}, vad_model=vad_model, realtime=realtime)
         self.ticks = 0
 
     def sent(self, etype: str) -> list[dict]:
@@ -59,7 +61,7 @@ class Call(SessionHarness):
 
 @pytest.fixture
 def call(loop, vad_model):
-    made = Call(loop, vad_model)
+    made = Call(loop, vad_model, realtime={"audio_format": "pcm16"})
     yield made
     made.close()
 
@@ -85,9 +87,11 @@ def test_an_8k_turn_goes_up_as_24k_pcm16_and_the_reply_plays_in_160_sample_frame
     assert call.session.playout.underruns == 0
 
 
-def test_an_8k_reply_interrupted_mid_way_is_truncated_at_the_ms_played(loop, vad_model):
-    """interrupt() after 12 ticks of 8 kHz frames truncates the item at 240 ms."""
-    call = Call(loop, vad_model, pace=2)
+@pytest.mark.parametrize("fmt", ["pcm16", "auto"])
+def test_an_8k_reply_interrupted_mid_way_is_truncated_at_the_ms_played(loop, vad_model, fmt):
+    """interrupt() after 12 ticks of 8 kHz frames truncates the item at 240 ms, in pcm16 and in
+    the µ-law auto picks (where 240 ms is 1920 of the model's bytes, one per port sample)."""
+    call = Call(loop, vad_model, pace=2, realtime={"audio_format": fmt})
     try:
         call.take_turn()
         played = [call.tick() for _ in range(12)]
@@ -101,5 +105,36 @@ def test_an_8k_reply_interrupted_mid_way_is_truncated_at_the_ms_played(loop, vad
             time.sleep(0.002)
         (truncate,) = call.sent("conversation.item.truncate")
         assert truncate["audio_end_ms"] == s.playout.played_ms(truncate["item_id"]) == 240
+    finally:
+        call.close()
+
+
+def test_by_default_an_8k_call_talks_ulaw_to_the_model_with_no_resampling(loop, vad_model):
+    """audio_format auto on an 8 kHz port: session.update asks for audio/pcmu both ways, the appends
+    are exactly the µ-law of the caller's 8 kHz samples (one byte each, nothing resampled), and the
+    model's µ-law reply plays sample for sample as its decoded bytes."""
+    call = Call(loop, vad_model)
+    try:
+        s = call.session
+        assert s.audio_format is G711_ULAW and s.session_config.audio_format == "g711_ulaw"
+        formats = call.sent("session.update")[0]["session"]["audio"]
+        assert formats["input"]["format"] == formats["output"]["format"] == {"type": "audio/pcmu"}
+        said = np.concatenate([GOODBYE, audio.noise(800, -65.0, seed=1, rate=RATE)])
+        call.take_turn()
+        s.flush_audio()
+        deadline = time.monotonic() + 5
+        while sum(len(base64.b64decode(e["audio"])) for e in call.sent("input_audio_buffer.append")) \
+                < call.ticks * FRAME:
+            assert time.monotonic() < deadline, "the caller's audio did not all go up"
+            time.sleep(0.002)
+        sent = b"".join(base64.b64decode(e["audio"]) for e in call.sent("input_audio_buffer.append"))
+        assert sent == G711_ULAW.encode(said[:call.ticks * FRAME])
+        item = s.playout._queue[0][0]
+        frames = [call.tick() for _ in range(len(REPLY_8K) // (2 * FRAME))]
+        heard = np.frombuffer(b"".join(frames), dtype="<i2")
+        model_sent = G711_ULAW.encode(np.frombuffer(REPLY_8K, dtype="<i2"))   # what the model streams
+        assert np.array_equal(heard, G711_ULAW.decode(model_sent)[:len(heard)])
+        assert s.playout.played_ms(item) == len(heard) * 1000 // RATE
+        assert s.playout.underruns == 0
     finally:
         call.close()
