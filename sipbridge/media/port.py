@@ -16,13 +16,13 @@ no caller audio and answers silence; :meth:`SipStack.destroy` disowns the pool's
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 
 import pjsua2 as pj
 import structlog
 
 from .frames import read_frame, write_frame
+from .reuse import Reuse
 
 log = structlog.get_logger("sipbridge.media")
 
@@ -126,19 +126,15 @@ class PortPool:
     def __init__(self, track: Callable[[CallPort], None] = lambda _p: None, rate: int = PORT_RATE):
         self._track = track
         self.rate = rate
-        self._free: list[CallPort] = []
-        self._all: list[CallPort] = []
-        self._lock = threading.Lock()
+        self._ports: Reuse[CallPort] = Reuse()
 
     def acquire(self, on_frame: Callable[[bytes], None], next_frame: Callable[[], bytes]) -> CallPort:
         """A port bound to a call's callbacks: a released one, or a new one (pjsua thread)."""
-        with self._lock:
-            port = self._free.pop() if self._free else None
+        port = self._ports.take()
         if port is None:
             port = CallPort(rate=self.rate)
-            port.createPort(f"bridge{len(self._all)}", port_format(self.rate))
-            with self._lock:
-                self._all.append(port)
+            port.createPort(f"bridge{self._ports.size}", port_format(self.rate))
+            self._ports.add(port)
             self._track(port)
         port.bind(on_frame, next_frame)
         return port
@@ -146,10 +142,8 @@ class PortPool:
     def release(self, port: CallPort) -> None:
         """The call is over (its stream has left the conference): idle the port for the next."""
         port.bind(None, None)
-        with self._lock:
-            if port in self._all and port not in self._free:
-                self._free.append(port)
+        self._ports.give_back(port)
 
     @property
     def size(self) -> int:
-        return len(self._all)
+        return self._ports.size

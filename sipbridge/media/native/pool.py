@@ -18,11 +18,11 @@ which disconnects both directions.
 from __future__ import annotations
 
 import ctypes
-import threading
 
 import structlog
 
 from ...errors import ConfigError, SipBridgeError
+from ..reuse import Reuse
 from . import layout
 from .build import BuildError, require
 from .lib import LayoutError, NativePort, load
@@ -70,9 +70,7 @@ class NativePortPool:
         self._lib = None
         self._pool = None
         self.pump: Pump | None = None
-        self._free: list[NativeCallPort] = []
-        self._all: list[NativeCallPort] = []
-        self._lock = threading.Lock()
+        self._ports: Reuse[NativeCallPort] = Reuse()
 
     def start(self) -> None:
         """Check the layout against the running library, then start the pump (control thread).
@@ -106,8 +104,7 @@ class NativePortPool:
 
     def acquire(self, on_frame, next_frame) -> NativeCallPort:
         """A port bound to a call's callbacks: a released one, or a new one (pjsua thread)."""
-        with self._lock:
-            port = self._free.pop() if self._free else None
+        port = self._ports.take()
         if port is None:
             port = self._new()
         port.bind(on_frame, next_frame)
@@ -115,8 +112,7 @@ class NativePortPool:
         return port
 
     def _new(self) -> NativeCallPort:
-        with self._lock:
-            index = len(self._all)
+        index = self._ports.size
         native = NativePort(self.rate, self.frame_bytes, f"native{index}", self._lib)
         slot = ctypes.c_int(-1)
         status = self._pj.pjsua_conf_add_port(self._pool, native.addr, ctypes.byref(slot))
@@ -124,8 +120,7 @@ class NativePortPool:
             native.free()   # pjmedia never took it
             raise PortError(f"pjsua_conf_add_port failed: {status}")
         port = NativeCallPort(native, slot.value, self._pj)
-        with self._lock:
-            self._all.append(port)
+        self._ports.add(port)
         return port
 
     def release(self, port: NativeCallPort) -> None:
@@ -135,10 +130,8 @@ class NativePortPool:
         stats = port.port.stats()
         port.bind(None, None)
         log.info("native_port_released", slot=port.slot, errors=port.errors, **stats)
-        with self._lock:
-            if port in self._all and port not in self._free:
-                self._free.append(port)
+        self._ports.give_back(port)
 
     @property
     def size(self) -> int:
-        return len(self._all)
+        return self._ports.size
