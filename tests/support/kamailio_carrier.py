@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import re
 
-from sipbridge.kamailio import module_dir
+from tests.support.kamailio_base import check_password, dialog_routing, preamble
 
-MODULES = ("tm", "sl", "rr", "pv", "usrloc", "registrar", "auth", "maxfwd", "xlog", "textops",
-           "siputils")
 LINE = re.compile(r"(?P<event>carrier_(?:challenged|authorized)) (?P<fields>.*)$")
 REGISTER_LINE = re.compile(r"carrier_register (?P<fields>.*)$")
 REALM = "carrier.test"
@@ -31,53 +29,11 @@ REALM = "carrier.test"
 
 def carrier_config(host: str, port: int, password: str, numbers: dict[str, int]) -> str:
     """Kamailio 5.x configuration text (see the module docstring)."""
-    if '"' in password or "\\" in password:
-        raise ValueError("the password must not contain quotes or backslashes")
-    loads = "\n".join(f'loadmodule "{m}.so"' for m in MODULES)
+    check_password(password)
     routes = "\n".join(
         f'    if ($rU == "{user}") {{ $du = "sip:127.0.0.1:{int(uas)}"; route(RELAY); exit; }}'
         for user, uas in numbers.items())
-    return f"""#!KAMAILIO
-debug=2
-log_stderror=yes
-children=1
-auto_aliases=no
-listen=udp:{host}:{port}
-alias=udp:{host}:{port}
-mpath="{module_dir()}"
-
-{loads}
-
-modparam("usrloc", "db_mode", 0)
-modparam("registrar", "min_expires", 1)
-modparam("rr", "enable_full_lr", 1)
-
-request_route {{
-    if (!mf_process_maxfwd_header("10")) {{
-        sl_send_reply("483", "Too Many Hops");
-        exit;
-    }}
-    if (has_totag()) {{
-        if (loose_route()) {{
-            t_relay();
-            exit;
-        }}
-        if (is_method("ACK")) {{
-            if (t_check_trans()) {{
-                t_relay();
-            }}
-            exit;
-        }}
-        sl_send_reply("404", "Not here");
-        exit;
-    }}
-    if (is_method("CANCEL")) {{
-        if (t_check_trans()) {{
-            t_relay();
-        }}
-        exit;
-    }}
-    if (is_method("REGISTER")) {{
+    return preamble(host, port) + dialog_routing() + f"""    if (is_method("REGISTER")) {{
         xlog("L_NOTICE", "carrier_register user=$tU src=$si:$sp\\n");
         if (pv_www_authenticate("{REALM}", "{password}", "0") < 0) {{
             www_challenge("{REALM}", "0");

@@ -25,10 +25,7 @@ import re
 import secrets
 import socket
 
-from sipbridge.kamailio import module_dir
-
-MODULES = ("tm", "sl", "rr", "pv", "usrloc", "registrar", "auth", "maxfwd", "xlog", "textops",
-           "siputils")
+from tests.support.kamailio_base import check_password, dialog_routing, preamble
 
 SAVED = re.compile(r"registrar_saved user=(?P<user>\S*) expires=(?P<expires>\S*) "
                    r"contact=(?P<contact>.*)$")
@@ -42,54 +39,13 @@ def registrar_config(host: str, port: int, password: str, *, min_expires: int = 
     """Kamailio 5.x configuration: registrar with a fixed digest password, proxy to contacts."""
     if bad_password not in ("challenge", "forbidden"):
         raise ValueError(f"bad_password must be challenge or forbidden, got {bad_password!r}")
-    if '"' in password or "\\" in password:
-        raise ValueError("the password must not contain quotes or backslashes")
+    check_password(password)
     on_bad = ('sl_send_reply("403", "Forbidden");' if bad_password == "forbidden"
               else 'www_challenge("$td", "0");')
-    loads = "\n".join(f'loadmodule "{m}.so"' for m in MODULES)
-    return f"""#!KAMAILIO
-debug=2
-log_stderror=yes
-children=1
-auto_aliases=no
-listen=udp:{host}:{port}
-alias=udp:{host}:{port}
-mpath="{mpath or module_dir()}"
-
-{loads}
-
-modparam("usrloc", "db_mode", 0)
-modparam("registrar", "min_expires", {int(min_expires)})
-modparam("registrar", "max_expires", {int(max_expires)})
-modparam("rr", "enable_full_lr", 1)
-
-request_route {{
-    if (!mf_process_maxfwd_header("10")) {{
-        sl_send_reply("483", "Too Many Hops");
-        exit;
-    }}
-    if (has_totag()) {{
-        if (loose_route()) {{
-            xlog("L_NOTICE", "registrar_relayed method=$rm user=$rU to=$du\\n");
-            t_relay();
-            exit;
-        }}
-        if (is_method("ACK")) {{
-            if (t_check_trans()) {{
-                t_relay();
-            }}
-            exit;
-        }}
-        sl_send_reply("404", "Not here");
-        exit;
-    }}
-    if (is_method("CANCEL")) {{
-        if (t_check_trans()) {{
-            t_relay();
-        }}
-        exit;
-    }}
-    if (is_method("OPTIONS") && uri == myself && $rU == $null) {{
+    relay_log = 'xlog("L_NOTICE", "registrar_relayed method=$rm user=$rU to=$du\\n");'
+    head = (preamble(host, port, min_expires=min_expires, max_expires=max_expires, mpath=mpath)
+            + dialog_routing(relay_log))
+    return head + f"""    if (is_method("OPTIONS") && uri == myself && $rU == $null) {{
         sl_send_reply("200", "OK");
         exit;
     }}
