@@ -23,6 +23,7 @@ from datetime import datetime
 
 from aiohttp import web
 
+from . import sse
 from .recordstore import DEFAULT_LIMIT, Query, QueryError, build_query
 
 KEEPALIVE_S = 15.0
@@ -34,6 +35,12 @@ def _error(status: int, code: str, message: str, field: str | None = None) -> we
     if field is not None:
         body["field"] = field
     return web.json_response(body, status=status)
+
+
+def _event_block(event: dict) -> bytes:
+    """One call event as an SSE block: its id, its type as the event name, the JSON as data."""
+    data = json.dumps(event, separators=(",", ":"), default=str)
+    return f"id: {event['id']}\nevent: {event['type']}\ndata: {data}\n\n".encode()
 
 
 def _time(field: str, text: str | None) -> float | None:
@@ -96,36 +103,15 @@ def routes(ctx) -> list[web.RouteDef]:
         q = hub.open_stream()
         if q is None:
             return _error(503, "unavailable", f"{hub.MAX_STREAMS} event streams are open already")
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
-                                           "Cache-Control": "no-cache"})
+        resp = sse.response()
         try:
             await resp.prepare(request)
         except BaseException:
             hub.close_stream(q)
             raise
         try:
-            await resp.write(b": sipbridge events\n\n")
-            idle = 0.0
-            while True:
-                try:
-                    event = await asyncio.wait_for(q.get(), POLL_S)
-                except asyncio.TimeoutError:
-                    transport = request.transport
-                    if transport is None or transport.is_closing():
-                        break                   # the client went away: free its queue now
-                    idle += POLL_S
-                    if idle >= KEEPALIVE_S:
-                        idle = 0.0
-                        await resp.write(b": keepalive\n\n")
-                    continue
-                if event is None:               # the server is stopping
-                    break
-                idle = 0.0
-                data = json.dumps(event, separators=(",", ":"), default=str)
-                await resp.write(f"id: {event['id']}\nevent: {event['type']}\ndata: {data}\n\n"
-                                 .encode())
-        except ConnectionResetError:   # the client went away
-            pass
+            await sse.relay(request, resp, q, b": sipbridge events\n\n", _event_block,
+                            poll_s=POLL_S, keepalive_s=KEEPALIVE_S)
         finally:
             hub.close_stream(q)
         return resp

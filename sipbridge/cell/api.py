@@ -33,7 +33,7 @@ import structlog
 from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from ..app import api_records
+from ..app import api_records, sse
 from ..app.guard import api_token
 from ..app.metrics import CONTENT_TYPE
 from ..app.outbound import parse_request
@@ -307,32 +307,14 @@ class CellApi:
                 task.cancel()
 
     async def events(self, request: web.Request) -> web.StreamResponse:
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
-                                           "Cache-Control": "no-cache"})
+        resp = sse.response()
         await resp.prepare(request)
         q: asyncio.Queue = asyncio.Queue(STREAM_QUEUE)
         self._streams.add(q)
         relays = [asyncio.create_task(self._relay(i, q)) for i in sorted(self.cell.specs)]
-        try:
-            await resp.write(b": sipbridge cell events\n\n")
-            idle = 0.0
-            while True:
-                try:
-                    block = await asyncio.wait_for(q.get(), POLL_S)
-                except asyncio.TimeoutError:
-                    if request.transport is None or request.transport.is_closing():
-                        break
-                    idle += POLL_S
-                    if idle >= KEEPALIVE_S:
-                        idle = 0.0
-                        await resp.write(b": keepalive\n\n")
-                    continue
-                if block is None:
-                    break
-                idle = 0.0
-                await resp.write(block)
-        except ConnectionResetError:
-            pass
+        try:   # the workers' blocks are SSE already: written as they came
+            await sse.relay(request, resp, q, b": sipbridge cell events\n\n", bytes,
+                            poll_s=POLL_S, keepalive_s=KEEPALIVE_S)
         finally:
             self._streams.discard(q)
             for task in relays:
