@@ -53,6 +53,7 @@ class SipConfig:
     media_priority: str = "rr"       # pjmedia's clock/media threads: rr | nice | none
     media_rate: int = 8000           # PCM rate inside the bridge (VAD, echo canceller): 8000 | 16000
     media_port: str = "native"       # per-call audio port: native (C, media/native) | python (pjsua2)
+    pump_ticks: int = 1              # native port: the pump runs its Python once every N media ticks
     numbers: tuple[str, ...] = ()    # Request-URI users accepted (others 404); empty: any
     invite_rate_per_s: int | None = 10   # INVITEs per second per source IP (null: no limit)
     invite_burst: int = 20           # INVITEs a source may send at once before the rate applies
@@ -215,6 +216,7 @@ _RANGES = {
     "sip.tls_port": (1, 65535), "sip.srtp_secure_signaling": (0, 2),
     "sip.drain_timeout_s": (0, 86400),
     "sip.rtp_timeout_s": (0, 3600),
+    "sip.pump_ticks": (1, 3),   # media/native/pump.py: ring depth N (the C rings hold more)
     "sip.invite_rate_per_s": (1, 100000), "sip.invite_burst": (1, 100000),
     "sip.auth_nonce_ttl_s": (5, 86400),
     "log.pjsip_level": (0, 6), "barge_in.resume_window_ms": (100, 10000),

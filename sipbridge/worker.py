@@ -76,7 +76,7 @@ class Worker:
         if config.sip.media_port == "native":  # a C pjmedia port per call: media/native
             from .media.native.pool import NativePortPool
             self.ports = NativePortPool(library_path(), config.sip.media_rate,
-                                        config.sip.media_priority)
+                                        config.sip.media_priority, config.sip.pump_ticks)
         self.calls: dict[int, BridgeCall] = {}
         self._calls_lock = threading.Lock()
         self._commands: queue.SimpleQueue = queue.SimpleQueue()

@@ -91,6 +91,7 @@ def _declare(lib):
         "sb_port_pop_in": (i, [vp, vp, u32, ctypes.POINTER(u32)]),
         "sb_port_stats": (None, [vp, ctypes.POINTER(ctypes.c_uint64), i]),
         "sb_set_wake_fd": (None, [i]), "sb_wake_ack": (None, []),
+        "sb_set_wake_every": (i, [u32]),
         "sb_layout": (i, [ctypes.POINTER(ctypes.c_uint64), i]),
     }
     for name, (res, args) in sigs.items():

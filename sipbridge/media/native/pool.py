@@ -61,8 +61,10 @@ def _declare(pj) -> None:
 class NativePortPool:
     """The native counterpart of ``media.port.PortPool`` (same acquire/release/size)."""
 
-    def __init__(self, library_path: str, rate: int, priority: str = "none"):
+    def __init__(self, library_path: str, rate: int, priority: str = "none",
+                 pump_ticks: int = 1):
         self.library_path = library_path
+        self.pump_ticks = pump_ticks   # sip.pump_ticks: the pump runs every this many ticks
         self.priority = priority   # sip.media_priority, for the pump thread
         self.rate = rate
         self.frame_bytes = rate // 50 * 2   # 20 ms, mono PCM16
@@ -91,10 +93,11 @@ class NativePortPool:
         if not self._pool:
             raise PortError("pjsua_pool_create failed")
         self._pj = pj
-        self.pump = Pump(self._lib, priority=self.priority)
+        self.pump = Pump(self._lib, priority=self.priority, ticks=self.pump_ticks)
         self.pump.start()
         log.info("native_media_port", rate=self.rate, layout="verified",
-                 settle_ms=self.pump.settle_s * 1000, depth=self.pump.depth)
+                 settle_ms=self.pump.settle_s * 1000, depth=self.pump.depth,
+                 pump_ticks=self.pump.ticks)
 
     def stop(self) -> None:
         """Stop the pump (before ``libDestroy``); the ports stay idle in the conference."""

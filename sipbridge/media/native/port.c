@@ -11,6 +11,8 @@
  *   agent ring:  producer the pump, consumer get_frame. Each frame carries the clear
  *                generation it was pulled under; get_frame drops frames of an older generation,
  *                so a clear (barge-in) silences the very next packet.
+ *   wake:        put_frame writes the eventfd once a caller ring holds wake_every frames
+ *                (sip.pump_ticks, 1..3): the pump then runs every N ticks over N frames a call.
  *   paused:      while set, get_frame sends silence and keeps the agent frame the ring holds
  *                (pulled before the pause, so already counted as played): it goes out on
  *                resume, and a clear drops it (the pump reports it unsent: PortFlags.unsent).
@@ -99,6 +101,7 @@ typedef struct {
 
 static _Atomic int wake_fd = -1;
 static _Atomic int wake_pending = 0;
+static _Atomic uint32_t wake_every = 1;   /* caller frames a ring holds before it wakes the pump */
 
 static void bump(sb_port *p, int which) { atomic_fetch_add_explicit(&p->stats[which], 1, memory_order_relaxed); }
 
@@ -139,7 +142,10 @@ static int on_put_frame(sb_pj_port *base, sb_pj_frame *frame) {
     s->len = p->frame_bytes;
     s->tag = atomic_load_explicit(&p->epoch, memory_order_acquire);
     atomic_store_explicit(&p->in.head, head + 1, memory_order_release);
-    wake();
+    /* sip.pump_ticks: the pump runs once its calls hold N ticks of audio (1: every tick) */
+    if (head + 1 - atomic_load_explicit(&p->in.tail, memory_order_acquire)
+            >= atomic_load_explicit(&wake_every, memory_order_relaxed))
+        wake();
     return 0;
 }
 
@@ -266,6 +272,12 @@ void sb_port_stats(sb_port *p, uint64_t *out, int n) {
 /* One eventfd for the process: put_frame writes to it once until the pump acknowledges. */
 void sb_set_wake_fd(int fd) { atomic_store(&wake_pending, 0); atomic_store(&wake_fd, fd); }
 void sb_wake_ack(void) { atomic_store_explicit(&wake_pending, 0, memory_order_release); }
+/* Wake the pump when a caller ring holds ``n`` frames (the pump's ticks); 0 if out of range. */
+int sb_set_wake_every(uint32_t n) {
+    if (n < 1 || n > IN_SLOTS / 2 || n > OUT_SLOTS) return 0;
+    atomic_store(&wake_every, n);
+    return 1;
+}
 
 /* Offsets and sizes this file was compiled with, for the start-up check (layout.py). */
 int sb_layout(uint64_t *out, int n) {

@@ -13,6 +13,17 @@ nothing queued: the playout buffer's count of audio handed out is what the calle
 the frame pulled right after the decision is already silence. A pause or clear from another
 thread (DTMF, the API, the provider's VAD) reaches the C flags directly (:class:`PortFlags`).
 
+Every N ticks (``sip.pump_ticks``, 1..3): the C side wakes the pump once a caller ring holds N
+frames; the pump then replays the N ticks in their order (:meth:`Pump.tick`): for each one, every
+call's caller frame, then one agent frame per call, so that after the round N agent frames are
+queued. The sessions see the same alternation as at N = 1 (the Silero batch still scores one
+round per tick for all calls), only later: a decision from the oldest frame of a round comes up
+to (N-1)*20 ms after that audio arrived, and the echo reference (``next_frame``) leads the
+caller's frames by N-1 frames (a constant: the echo canceller reads a delay N-1 frames longer).
+A barge-in decided mid-round finds the agent frames pushed earlier in the round still queued:
+``PortFlags.unsent`` counts them and ``PlayoutBuffer.clear(unsent)`` gives them back, so the
+reported ``audio_end_ms`` is still what went on the wire.
+
 Callbacks never raise out of :meth:`Pump.tick`: one call's error is counted and logged at
 most once per second of frames, and the other calls' audio goes on.
 """
@@ -34,6 +45,7 @@ log = structlog.get_logger("sipbridge.media")
 
 SETTLE_S = 0.001   # the conference reads and writes all its ports within a fraction of this
 DEPTH = 1          # agent frames queued ahead of the clock (see the module doc)
+MAX_TICKS = 3      # sip.pump_ticks: the C rings hold 8 agent and 32 caller frames
 
 
 def _drop(_pcm: bytes) -> None:
@@ -68,7 +80,7 @@ class PortFlags:
 
     def unsent(self) -> int:
         """Agent frames pulled from the playout buffer and still queued here, not yet on the
-        wire (0 or ``DEPTH``): what a clear now drops (``PlayoutBuffer.clear(unsent)``)."""
+        wire (0 up to the pump's depth): what a clear now drops (``PlayoutBuffer.clear(unsent)``)."""
         return self._port.out_queued() if self._mine() else 0
 
     def clear(self) -> None:
@@ -119,6 +131,22 @@ class CallAudio:
             except Exception:  # noqa: BLE001 - the other calls go on
                 self._error("rx")
 
+    def take(self) -> list[bytes]:
+        """Every caller frame of this call the ring holds, oldest first (not yet delivered)."""
+        epoch, port = self.epoch, self.port
+        out = []
+        while (got := port.pop_in()) is not None:
+            if got[1] == epoch:   # not one queued for the call this port served before
+                out.append(got[0])
+        return out
+
+    def deliver(self, pcm: bytes) -> None:
+        """One caller frame to the session."""
+        try:
+            self._calls[0](pcm)
+        except Exception:  # noqa: BLE001 - the other calls go on
+            self._error("rx")
+
     def fill(self, depth: int = DEPTH) -> int:
         """Agent frames until ``depth`` are queued; how many were pushed."""
         next_frame, port = self._calls[1], self.port
@@ -147,9 +175,13 @@ class CallAudio:
 class Pump:
     """The thread that serves every bound :class:`CallAudio` of the worker, once per tick."""
 
-    def __init__(self, lib, settle_s: float = SETTLE_S, depth: int = DEPTH,
-                 priority: str = "none"):
-        self.lib, self.settle_s, self.depth = lib, settle_s, depth
+    def __init__(self, lib, settle_s: float = SETTLE_S, depth: int | None = None,
+                 priority: str = "none", ticks: int = 1):
+        if not 1 <= ticks <= MAX_TICKS:
+            raise ValueError(f"pump ticks must be 1..{MAX_TICKS}, got {ticks}")
+        self.ticks = ticks   # sip.pump_ticks: Python runs once every this many media ticks
+        self.depth = (DEPTH if ticks == 1 else ticks) if depth is None else depth
+        self.lib, self.settle_s = lib, settle_s
         self.priority = priority   # sip.media_priority: the pump does what the clock did
         self._lock = threading.Lock()
         self._audio: dict[int, CallAudio] = {}
@@ -162,6 +194,8 @@ class Pump:
 
     def start(self) -> None:
         self._fd = os.eventfd(0, os.EFD_CLOEXEC)
+        if not self.lib.sb_set_wake_every(self.ticks):
+            raise ValueError(f"the native port refused pump ticks {self.ticks}")
         self.lib.sb_set_wake_fd(self._fd)
         self._thread = threading.Thread(target=self._run, name="sipbridge-media-pump", daemon=True)
         self._thread.start()
@@ -171,6 +205,7 @@ class Pump:
             return
         self._stop = True
         self.lib.sb_set_wake_fd(-1)
+        self.lib.sb_set_wake_every(1)
         os.eventfd_write(self._fd, 1)
         self._thread.join(timeout=2)
         os.close(self._fd)
@@ -187,13 +222,37 @@ class Pump:
             self._snapshot = tuple(self._audio.values())
 
     def tick(self, audio: tuple[CallAudio, ...]) -> int:
-        """One round: every caller ring drained, then every agent ring topped up."""
+        """One round: every caller ring drained, then every agent ring topped up (N = 1); the
+        N ticks a round covers replayed one by one otherwise (:meth:`_ticks`)."""
+        if self.ticks != 1:
+            return self._ticks(audio)
         frames = 0
         for a in audio:
             frames += a.drain()
         for a in audio:
             a.fill(self.depth)
         return frames
+
+    def _ticks(self, audio: tuple[CallAudio, ...]) -> int:
+        """Tick by tick, oldest first: every call's frame of that tick, then one agent frame per
+        call (the last ``depth`` ticks), so that the round ends with ``depth`` queued. A call
+        holding fewer frames (it joined mid-round) takes part in the last ticks only: its frames
+        stay in step with the other calls' (one Silero round per tick)."""
+        got = [a.take() for a in audio]
+        rounds = max(map(len, got), default=0)
+        for k in range(rounds):
+            for a, frames in zip(audio, got):
+                i = k - rounds + len(frames)
+                if i >= 0:
+                    a.deliver(frames[i])
+            ahead = self.depth - (rounds - 1 - k)
+            if ahead > 0:
+                for a in audio:
+                    a.fill(ahead)
+        if rounds == 0:
+            for a in audio:
+                a.fill(self.depth)
+        return sum(map(len, got))
 
     def _run(self) -> None:
         _name_thread(b"sb-media-pump")   # top -H / /proc/PID/task/TID/comm show it apart
