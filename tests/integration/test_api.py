@@ -5,20 +5,16 @@ Bridge harness picked (``bridge.api_url``)."""
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support import audio
 from tests.support.barge import LOUD_DBFS, SILENT_DBFS, reply_wav
 from tests.support.bridge import Bridge, Upstream
+from tests.support.http_api import request, samples
 from tests.support.ports import free_tcp_port, free_udp_port
 from tests.support.rtp_peer import ExternalMediaCall, RtpPeer
 from tests.support.sipp import run_sipp
@@ -26,27 +22,14 @@ from tests.support.sipp import run_sipp
 
 def http(bridge, method, path, body=None, raw=None, token=None, headers=None):
     """(status, parsed JSON or text, headers) of one request to the bridge's API."""
-    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    req = urllib.request.Request(bridge.api_url + path, data=data, method=method, headers=dict(headers or {}))
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            status, text, hdrs = r.status, r.read().decode(), dict(r.headers)
-    except urllib.error.HTTPError as e:
-        status, text, hdrs = e.code, e.read().decode(), dict(e.headers)
-    try:
-        return status, json.loads(text), hdrs
-    except ValueError:
-        return status, text, hdrs
+    return request(bridge.api_url + path, method, body, raw, token, headers)
 
 
 def metrics(bridge, token=None) -> dict:
     """{(name, labels): value} from /metrics, parsed by prometheus_client's own parser."""
     status, text, _ = http(bridge, "GET", "/metrics", token=token)
     assert status == 200, text
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for f in text_string_to_metric_families(text) for s in f.samples}
+    return samples(text)
 
 
 def wait(probe, timeout: float, what: str):

@@ -15,11 +15,8 @@ import os
 import signal
 import threading
 import time
-import urllib.error
-import urllib.request
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from standardwebhooks.webhooks import Webhook
 
 from sipbridge.app.signing import new_secret
@@ -28,6 +25,7 @@ from sipbridge.kamailio import Kamailio
 from tests.integration.test_cell import CellProcess
 from tests.integration.test_events import Receiver
 from tests.support.capture import RtpCapture
+from tests.support.http_api import request, samples
 from tests.support.kamailio_carrier import carrier_config, carrier_lines, register_lines
 from tests.support.ports import free_udp_port
 from tests.support.sipp import SippUas, run_sipp
@@ -40,27 +38,14 @@ FINAL = ("ended", "failed", "no-answer", "busy", "cancelled")
 
 def api(cell, method, path, body=None, raw=None, token=TOKEN):
     """(status, JSON or text, headers) of one request to the cell's API."""
-    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    req = urllib.request.Request(cell.api_url + path, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(req, timeout=15) as r:
-            status, text, headers = r.status, r.read().decode(), dict(r.headers)
-    except urllib.error.HTTPError as e:
-        status, text, headers = e.code, e.read().decode(), dict(e.headers)
-    try:
-        return status, json.loads(text), headers
-    except ValueError:
-        return status, text, headers
+    return request(cell.api_url + path, method, body, raw, token,
+                   {"Content-Type": "application/json"}, timeout=15)
 
 
 def metrics(cell) -> dict:
     status, text, _ = api(cell, "GET", "/metrics")
     assert status == 200, text
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for f in text_string_to_metric_families(text) for s in f.samples}
+    return samples(text)
 
 
 def total(scraped: dict, name: str) -> float:
