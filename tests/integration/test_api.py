@@ -18,6 +18,7 @@ from tests.support.http_api import request, samples
 from tests.support.ports import free_tcp_port, free_udp_port
 from tests.support.rtp_peer import ExternalMediaCall, RtpPeer
 from tests.support.sipp import run_sipp
+from tests.support.waiting import wait
 
 
 def http(bridge, method, path, body=None, raw=None, token=None, headers=None):
@@ -30,16 +31,6 @@ def metrics(bridge, token=None) -> dict:
     status, text, _ = http(bridge, "GET", "/metrics", token=token)
     assert status == 200, text
     return samples(text)
-
-
-def wait(probe, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def prompt(name: str):

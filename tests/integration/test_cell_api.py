@@ -14,7 +14,6 @@ import json
 import os
 import signal
 import threading
-import time
 
 import pytest
 from standardwebhooks.webhooks import Webhook
@@ -24,6 +23,7 @@ from sipbridge.cell.uids import worker_of
 from sipbridge.kamailio import Kamailio
 from tests.integration.test_cell import CellProcess
 from tests.integration.test_events import Receiver
+from tests.support import waiting
 from tests.support.capture import RtpCapture
 from tests.support.http_api import request, samples
 from tests.support.kamailio_carrier import carrier_config, carrier_lines, register_lines
@@ -53,13 +53,8 @@ def total(scraped: dict, name: str) -> float:
 
 
 def wait(probe, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    """Poll ``probe`` every 0.1 s (its probes ask the cell over HTTP)."""
+    return waiting.wait(probe, timeout, what, every=0.1)
 
 
 def answered_calls(cell, n: int):
