@@ -11,6 +11,8 @@ CANCEL matched to their transaction). Run the text with :class:`sipbridge.kamail
 
 from __future__ import annotations
 
+import re
+
 from sipbridge.kamailio import module_dir
 
 MODULES = ("tm", "sl", "rr", "pv", "usrloc", "registrar", "auth", "maxfwd", "xlog", "textops",
@@ -80,3 +82,8 @@ def dialog_routing(on_route: str = "") -> str:
         exit;
     }}
 """
+
+
+def log_matches(pattern: re.Pattern, output: str) -> list[re.Match]:
+    """Each line of Kamailio's ``output`` where ``pattern`` is found, as its match, oldest first."""
+    return [m for m in map(pattern.search, output.splitlines()) if m]

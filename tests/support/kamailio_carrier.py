@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 
-from tests.support.kamailio_base import check_password, dialog_routing, preamble
+from tests.support.kamailio_base import check_password, dialog_routing, log_matches, preamble
 
 LINE = re.compile(r"(?P<event>carrier_(?:challenged|authorized)) (?P<fields>.*)$")
 REGISTER_LINE = re.compile(r"carrier_register (?P<fields>.*)$")
@@ -67,16 +67,13 @@ route[RELAY] {{
 
 def carrier_lines(output: str) -> list[dict]:
     """The ``carrier_*`` lines of Kamailio's output, oldest first: {"event", "method", ...}."""
-    out = []
-    for line in output.splitlines():
-        m = LINE.search(line)
-        if m:
-            fields = dict(kv.split("=", 1) for kv in m.group("fields").split() if "=" in kv)
-            out.append({"event": m.group("event"), **fields})
-    return out
+    return [{"event": m.group("event"), **_fields(m)} for m in log_matches(LINE, output)]
 
 
 def register_lines(output: str) -> list[dict]:
     """Every REGISTER the carrier received, oldest first: {"user", "src": "host:port"}."""
-    return [dict(kv.split("=", 1) for kv in m.group("fields").split() if "=" in kv)
-            for m in map(REGISTER_LINE.search, output.splitlines()) if m]
+    return [_fields(m) for m in log_matches(REGISTER_LINE, output)]
+
+
+def _fields(m: re.Match) -> dict:
+    return dict(kv.split("=", 1) for kv in m.group("fields").split() if "=" in kv)

@@ -25,7 +25,7 @@ import re
 import secrets
 import socket
 
-from tests.support.kamailio_base import check_password, dialog_routing, preamble
+from tests.support.kamailio_base import check_password, dialog_routing, log_matches, preamble
 
 SAVED = re.compile(r"registrar_saved user=(?P<user>\S*) expires=(?P<expires>\S*) "
                    r"contact=(?P<contact>.*)$")
@@ -80,17 +80,12 @@ def registrar_config(host: str, port: int, password: str, *, min_expires: int = 
 
 def saved_bindings(output: str) -> list[dict]:
     """The ``registrar_saved`` lines in Kamailio's output, oldest first."""
-    out = []
-    for line in output.splitlines():
-        m = SAVED.search(line)
-        if m:
-            out.append(m.groupdict())
-    return out
+    return [m.groupdict() for m in log_matches(SAVED, output)]
 
 
 def relayed(output: str) -> list[dict]:
     """The ``registrar_relayed`` lines (requests sent on to a contact or along a route)."""
-    return [m.groupdict() for line in output.splitlines() if (m := RELAYED.search(line))]
+    return [m.groupdict() for m in log_matches(RELAYED, output)]
 
 
 def options_to_user(host: str, port: int, user: str, timeout: float = 2.0) -> str | None:

@@ -71,3 +71,27 @@ def test_each_configuration_keeps_its_own_log_lines():
     carrier = carrier_config("127.0.0.1", 5099, "pw", {"100": 5071})
     assert reg.count("registrar_relayed") == 2 and "carrier_register" not in reg
     assert "carrier_register user=$tU src=$si:$sp" in carrier and "registrar_" not in carrier
+
+
+OUTPUT = """\
+ 0(123) NOTICE: <script>: carrier_register user=acme src=127.0.0.1:5060
+ 0(123) NOTICE: <script>: carrier_challenged method=INVITE user=100 reason=-1
+ 0(123) INFO: <core> something else entirely
+ 0(123) NOTICE: <script>: carrier_authorized method=INVITE user=100 auth=acme from=<sip:+4930@127.0.0.1:5099>
+ 0(123) NOTICE: <script>: registrar_saved user=alice expires=300 contact=<sip:alice@127.0.0.1:5071;ob>
+ 0(123) NOTICE: <script>: registrar_relayed method=BYE user=alice to=sip:127.0.0.1:5071
+"""
+
+
+def test_log_lines_are_read_oldest_first_by_each_helper():
+    """carrier_lines, register_lines, saved_bindings and relayed each read only their lines."""
+    from tests.support.kamailio_carrier import carrier_lines, register_lines
+    from tests.support.kamailio_registrar import relayed, saved_bindings
+    assert carrier_lines(OUTPUT) == [
+        {"event": "carrier_challenged", "method": "INVITE", "user": "100", "reason": "-1"},
+        {"event": "carrier_authorized", "method": "INVITE", "user": "100", "auth": "acme",
+         "from": "<sip:+4930@127.0.0.1:5099>"}]
+    assert register_lines(OUTPUT) == [{"user": "acme", "src": "127.0.0.1:5060"}]
+    assert saved_bindings(OUTPUT) == [{"user": "alice", "expires": "300",
+                                       "contact": "<sip:alice@127.0.0.1:5071;ob>"}]
+    assert relayed(OUTPUT) == [{"method": "BYE", "user": "alice", "to": "sip:127.0.0.1:5071"}]
