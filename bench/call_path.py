@@ -530,7 +530,8 @@ def bench_e2e(n_responses: int, n_bursts: int, keep: bool) -> dict:
         pcap_ms = pcap_duration_ms(pcap_path)
         hold_ms = pcap_ms + 800 + int(n_responses * period_s * 1000) + 1500
         progress(f"part 2: starting sipbridge (upstream {url})")
-        with Bridge(tmp, url) as bridge:
+        # ToneModel speaks pcm16 (24 kHz) only: pinned, as audio_format auto would pick µ-law at 8 kHz
+        with Bridge(tmp, url, extra={"realtime": {"audio_format": "pcm16"}}) as bridge:
             media_port = free_port_block(4, align=2)
             sipp_result: dict = {}
 
