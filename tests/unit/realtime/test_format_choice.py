@@ -111,3 +111,14 @@ def test_pcm16_and_wideband_g711_still_resample():
     assert Uplink(PCM16, 8000)._resampler is not None and Downlink(PCM16, 8000)._resampler is not None
     assert Uplink(G711_ULAW, 16000)._resampler is not None
     assert len(Uplink(PCM16, 8000).process(bytes(320))) == 160 * 3 * 2
+
+
+def test_a_route_may_go_back_to_auto_over_an_explicit_default():
+    """A route's audio_format auto replaces a top-level pcm16 for its calls, and resolves per rate."""
+    from sipbridge.app.routes import for_call
+    cfg = config.build({"realtime": {"audio_format": "pcm16"},
+                        "routes": [{"name": "pstn", "match": {"number": "1"}, "audio_format": "auto"}]},
+                       environ={})
+    rc = for_call(cfg, cfg.routes[0])[0].realtime
+    assert rc.audio_format == "auto" and resolve(rc, 8000) == "g711_ulaw"
+    assert resolve(cfg.realtime, 8000) == "pcm16"
