@@ -122,3 +122,38 @@ def test_a_route_may_go_back_to_auto_over_an_explicit_default():
     rc = for_call(cfg, cfg.routes[0])[0].realtime
     assert rc.audio_format == "auto" and resolve(rc, 8000) == "g711_ulaw"
     assert resolve(cfg.realtime, 8000) == "pcm16"
+
+
+def test_hydra_takes_the_ulaw_auto_picks_on_a_narrowband_line():
+    """Hydra's adapter with the µ-law session auto gives it at 8 kHz: 1.6 s of µ-law caller audio
+    reaches the strict server as 1.6 s of 16 kHz pcm16, and its 2 s 48 kHz answer comes back as 2 s
+    of 8 kHz µ-law (8 bytes a ms)."""
+    import asyncio
+
+    from sipbridge.realtime.events import AudioDelta, ResponseDone
+    from sipbridge.realtime.sessionconfig import SessionConfig
+    from tests.support.hydra_server import HydraServer
+    from tests.unit.realtime.test_hydra_adapter import reply, session, until
+
+    def ulaw_tone(ms: int, dbfs: float) -> bytes:
+        n = 8 * ms
+        amp = 32768 * 10 ** (dbfs / 20) * np.sqrt(2)
+        return G711_ULAW.encode((amp * np.sin(2 * np.pi * 440 * np.arange(n) / 8000)).astype(np.int16))
+
+    async def body():
+        with HydraServer(reply(), lead_s=5.0) as server:
+            up, events, reader = await session(server, config=SessionConfig(
+                model="hydra", turn_detection={"type": "server_vad"}, audio_format="g711_ulaw"))
+            for ms, dbfs in [(200, -80), (600, -20), (800, -80)]:
+                for _ in range(ms // 100):
+                    up.send_audio(ulaw_tone(100, dbfs))
+                    await asyncio.sleep(0.1)
+            await until(lambda: any(isinstance(e, ResponseDone) for e in events))
+            await up.close()
+            await reader
+            assert server.violations == []
+            assert server.audio_bytes == 1600 * 2 * 16
+            answer = b"".join(e.pcm for e in events if isinstance(e, AudioDelta))
+            assert abs(len(answer) - 2 * 8000) <= 16 and G711_ULAW.ms(len(answer)) in range(1998, 2003)
+            assert np.abs(G711_ULAW.decode(answer)).max() > 4000   # the answer, not silence
+    asyncio.run(body())
