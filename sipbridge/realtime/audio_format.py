@@ -11,7 +11,7 @@ GA puts the object under ``session.audio.input.format`` / ``session.audio.output
 beta the string in ``input_audio_format`` / ``output_audio_format``.
 
 G.711 is what the phone line carries anyway: the caller is sent at the 8 kHz they were
-heard at (no up-sampling to 24 kHz of a band the line never had), in a third of the bytes of
+heard at (no up-sampling to 24 kHz of a band the line never had), in a sixth of the bytes of
 24 kHz pcm16 (less base64 and JSON on both ends of the socket). Everything that turns a byte
 count of model audio into milliseconds goes through :meth:`AudioFormat.ms` /
 :attr:`AudioFormat.bytes_per_ms`, so truncation stays exact in every format. Pure: no I/O,
