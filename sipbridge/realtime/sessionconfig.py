@@ -40,7 +40,8 @@ class Tool:
 class SessionConfig:
     """What we ask of the model session.
 
-    ``audio_format`` is ``pcm16``, ``g711_ulaw`` or ``g711_alaw`` (both directions).
+    ``audio_format`` is ``pcm16``, ``g711_ulaw`` or ``g711_alaw`` (both directions); the
+    config's ``auto`` is settled per call before (:mod:`sipbridge.realtime.format_choice`).
     ``input_rate``/``output_rate`` are the sample rates; ``None`` (the default) means the
     format's own: 24000 for pcm16 (the API documents "Only a 24kHz sample rate is
     supported"; beta cannot express any other rate, so beta insists on 24000), 8000 for
