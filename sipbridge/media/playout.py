@@ -88,7 +88,8 @@ class PlayoutBuffer:
             if self.paused or not self._queue:
                 if not self.paused and self._open_item is not None:
                     self.underruns += 1
-                self._recent.append(())
+                if not self.paused:   # a paused pull is never queued by the native port (pump.py)
+                    self._recent.append(())
                 return self._silence
             need = self.frame_bytes
             parts = []
@@ -131,7 +132,8 @@ class PlayoutBuffer:
         The reported item is the one at the head of the queue (partly heard or not yet started),
         else the one still streaming in; None when the agent had nothing left to say. ``unsent``:
         how many of the last frames pulled never reached the wire (queued in the native port,
-        dropped there by its clear): they count as dropped, not played.
+        dropped there by its clear): they count as dropped, not played. Pulls while paused
+        (silence the native port drops instead of queuing) are not among them.
         """
         with self._lock:
             item = self._queue[0][0] if self._queue else self._open_item

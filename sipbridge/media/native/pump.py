@@ -148,8 +148,24 @@ class CallAudio:
             self._error("rx")
 
     def fill(self, depth: int = DEPTH) -> int:
-        """Agent frames until ``depth`` are queued; how many were pushed."""
+        """Agent frames until ``depth`` are queued; how many were pushed.
+
+        While the agent is paused (the C side holds its queued frames), the session still gets
+        its one ``next_frame`` per tick (its clock: the echo canceller's reference is the
+        silence on the wire, the hang-up timer runs); that frame is silence and is dropped, not
+        queued (``PlayoutBuffer.pull`` does not count a paused pull among the unsent). Audio
+        (a resume landed meanwhile) is queued."""
         next_frame, port = self._calls[1], self.port
+        if port.paused:
+            gen = port.gen
+            try:
+                pcm = next_frame()
+            except Exception:  # noqa: BLE001
+                self._error("tx")
+                return 0
+            if pcm == self._silence or len(pcm) != port.frame_bytes:
+                return 0
+            return int(port.push_out(pcm, gen))
         pushed = 0
         while port.out_queued() < depth:
             gen = port.gen   # read before pulling: a clear meanwhile makes this frame stale

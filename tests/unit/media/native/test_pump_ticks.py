@@ -207,3 +207,31 @@ def test_pump_ticks_is_a_checked_key_defaulting_to_one():
         build({"sip": {"pump_ticks": 4}}, environ={})
     assert "sip.pump_ticks" in str(err.value)
     assert Pump(load()).depth == 1 and Pump(load(), ticks=2).depth == 2
+
+
+@pytest.mark.parametrize("ticks", [1, 2])
+def test_a_paused_agent_still_ticks_the_session_and_queues_nothing(audio, ticks):
+    """While paused the session gets one next_frame per tick (its echo reference, timers), the silence is not queued, and a clear gives back exactly the frames the C side kept."""
+    playout = PlayoutBuffer(8000)
+    playout.push(frame(7) * 20, "item", playout.generation)   # 400 ms of agent audio
+    pulls = []
+
+    def next_frame() -> bytes:
+        pulls.append(playout.paused)
+        return playout.pull()
+    pa = audio(lambda pcm: None, next_frame)
+    pump = Pump(load(), ticks=ticks)
+    pump.tick((pa,))                          # `ticks` frames queued ahead of the wire
+    wire = [pa.port.get()]                    # one of them sent
+    playout.pause()
+    pa.flags.pause()
+    for t in range(3 * ticks):                # the clock goes on: silence, the rest kept
+        wire.append(pa.port.get())
+        pa.port.put(frame(1))
+        if (t + 1) % ticks == 0:              # the pump's round every `ticks` ticks
+            pump.tick((pa,))
+    assert pulls.count(True) == 3 * ticks and pa.port.out_queued() == ticks - 1
+    assert wire[1:] == [SILENCE] * 3 * ticks
+    cleared = playout.clear(pa.flags.unsent())
+    pa.flags.clear()
+    assert cleared.played_ms == 20 and pa.port.get() == SILENCE
