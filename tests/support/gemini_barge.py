@@ -25,6 +25,10 @@ KEY = "gm-test-key"
 SILENT_DBFS = -55.0
 LOUD_DBFS = -45.0
 FIRST = ["tt-weasels", "hello-world", "vm-goodbye", "activated"]
+# between FIRST's prompts: short enough that it is one turn at both media rates (with 300 ms,
+# Silero's 8 kHz model hears "goodbye"'s soft ending as silence and the 500 ms end of turn
+# fired before "activated" in some runs: that word then barged in on the answer)
+FIRST_GAP_MS = 150
 
 
 @dataclass
@@ -65,7 +69,7 @@ def _wait(probe, timeout: float):
 def run_gemini_call(tmp_path: Path, *, barge_after_s: float = 1.0, interrupt_prompt: str = "tt-somethingwrong",
                     turns: dict | None = None, bridge_extra: dict | None = None) -> GeminiBarge:
     tmp_path.mkdir(parents=True, exist_ok=True)
-    first = audio.make_utterance(FIRST, 300).pcm
+    first = audio.make_utterance(FIRST, FIRST_GAP_MS).pcm
     second = audio.trim_silence(audio.load_wav(audio.asterisk_prompt(interrupt_prompt)))
     res = GeminiBarge()
     with GeminiServer(tmp_path, KEY, pace=1.0) as server, \
