@@ -10,7 +10,7 @@ different C++ runtime), :func:`read_frame` falls back to the slow, always-correc
 Writing is the mirror image: ``frame.buf = pj.ByteVector(data)`` converts the bytes through
 SWIG's generic sequence code (~34 µs hot, the largest single item of a loaded worker's media
 thread after Silero, bench/README.md "Where the time goes"); :func:`write_frame` instead resizes
-the frame's own vector (one C++ call) and ``memmove``\s the data into its storage (~12 µs).
+the frame's own vector (one C++ call) and copies the data into its storage with ``memmove`` (~12 µs).
 It is checked at import the same way and falls back to ``ByteVector`` if the check fails.
 """
 
