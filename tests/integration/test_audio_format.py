@@ -1,4 +1,6 @@
-"""``realtime.audio_format`` G.711 end to end: SIPp caller, ``sipbridge run``, the embedded model."""
+"""``realtime.audio_format`` G.711 end to end: SIPp caller, ``sipbridge run``, the embedded model.
+
+The default (``auto`` on the default 8 kHz port) is µ-law; A-law is asked for explicitly."""
 
 import base64
 
@@ -31,13 +33,13 @@ def place_call(bridge: Bridge, scenario: str, pcap, hold_ms: int | None = None) 
     return (*streams(cap, bridge), speech_ms)
 
 
-def test_a_g711_ulaw_call_with_no_api_key_is_answered_by_the_embedded_model(tmp_path):
-    """``sipbridge run`` with no key and ``audio_format: g711_ulaw``: the in-process embedded model
-    takes the µ-law session and the caller hears their sentence echoed back."""
+def test_a_default_call_with_no_api_key_talks_ulaw_to_the_embedded_model(tmp_path):
+    """``sipbridge run`` with no key and the default ``audio_format: auto`` at 8 kHz: the session is
+    µ-law, the in-process embedded model takes it and the caller hears their sentence echoed back."""
     sentence = audio.trim_silence(audio.load_wav(audio.asterisk_prompt("hello-world")))  # 8 kHz
     pcap = tmp_path / "hello.pcap"
     make_audio_pcap(np.concatenate([audio.silence(400), sentence, audio.silence(3000)]), pcap)
-    with Bridge(tmp_path, None, extra={"realtime": {"audio_format": "g711_ulaw"}}) as bridge:
+    with Bridge(tmp_path, None) as bridge:
         assert bridge.wait_log("embedded_model_started")
         _, back, _ = place_call(bridge, "uac_pcmu", pcap, hold_ms=pcap_duration_ms(pcap) + 500)
         assert bridge.wait_log("upstream_connected")["audio_format"] == "g711_ulaw"
@@ -49,7 +51,7 @@ def test_a_g711_ulaw_call_with_no_api_key_is_answered_by_the_embedded_model(tmp_
 
     assert set(back.payload_types) == {0}
     assert back.active_mask(-40.0).sum() * 20 >= len(sentence) / 8 * 0.8, "the answer did not reach the caller"
-    # the answer is the caller's sentence (caller µ-law -> 16 kHz -> 8 kHz µ-law -> echo -> caller),
+    # the answer is the caller's sentence (caller µ-law -> 8 kHz PCM -> µ-law -> echo -> caller),
     # judged in 250 ms pieces: a frame the jitter buffer dropped or repeated on a busy machine
     # shifts the rest of the sentence but must not fail the test
     heard = back.pcm()

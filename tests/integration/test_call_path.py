@@ -1,6 +1,5 @@
 """The call path end to end: real SIPp/baresip callers, the real bridge, a real WebSocket model."""
 
-import base64
 import time
 
 import numpy as np
@@ -10,16 +9,18 @@ from tests.support import audio, system
 from tests.support.baresip import Baresip
 from tests.support.bridge import Bridge, Upstream
 from tests.support.capture import RtpCapture
+from tests.support.model_audio import caller_audio
 from tests.support.ports import free_port_block, free_tcp_port
 from tests.support.sipp import PCMU_SPEECH_PCAP, pcap_duration_ms, run_sipp
 
 G711A_PCAP = str(system.SIPP_SHARE / "g711a.pcap")
 
 
-def appended_pcm(upstream: Upstream) -> np.ndarray:
-    """All caller audio the model server received (24 kHz PCM16), in order."""
-    chunks = [base64.b64decode(e["audio"]) for e in upstream.events("input_audio_buffer.append")]
-    return np.frombuffer(b"".join(chunks), dtype="<i2")
+def appended_pcm(upstream: Upstream) -> tuple[np.ndarray, int]:
+    """All caller audio the model server received, in order, decoded from the session's format
+    (µ-law at 8 kHz by default, 24 kHz pcm16 at a 16 kHz port), and its rate."""
+    session = upstream.events("session.update")[0]["session"]
+    return caller_audio(session, upstream.events("input_audio_buffer.append"))
 
 
 def bridge_to_caller(cap: RtpCapture, bridge: Bridge):
@@ -85,8 +86,8 @@ def _check_call(upstream: Upstream, bridge: Bridge, law: str, pcap: str, codec: 
     # the model server was configured for client-side turns and got the caller's speech
     update = upstream.events("session.update")[0]
     assert update["session"]["audio"]["input"]["turn_detection"] is None
-    pcm = appended_pcm(upstream)
-    assert len(pcm) / 24000 >= (speech_ms / 1000) * 0.9
+    pcm, rate = appended_pcm(upstream)
+    assert len(pcm) / rate >= (speech_ms / 1000) * 0.9
     assert audio.dbfs(pcm) > -35, "caller speech arrived upstream as (near) silence"
     assert upstream.events("input_audio_buffer.commit") and upstream.events("response.create")
 

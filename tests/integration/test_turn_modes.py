@@ -7,12 +7,12 @@ settings). Changing a call's turn settings mid-call has no outside entry point y
 API), so ``CallSession.update_turn_detection`` is covered by tests/unit/app/test_session.py.
 """
 
-import base64
 
 import numpy as np
 
 from tests.support.bridge import Bridge
 from tests.support.capture import RtpCapture
+from tests.support.model_audio import caller_audio
 from tests.support.ports import free_port_block
 from tests.support.sipp import PCMU_SPEECH_PCAP, pcap_duration_ms, run_sipp
 
@@ -76,8 +76,8 @@ def test_server_vad_leaves_the_turns_to_the_model_server(tmp_path, upstream):
         "create_response": True, "interrupt_response": False}
     assert upstream.events("input_audio_buffer.commit") == [], "the bridge committed a turn itself"
     assert upstream.events("response.create") == [], "the bridge asked for a response itself"
-    appended = sum(len(base64.b64decode(e["audio"])) for e in upstream.events("input_audio_buffer.append"))
-    assert appended / 2 / 24000 * 1000 >= SPEECH_MS
+    appended, rate = caller_audio(update["session"], upstream.events("input_audio_buffer.append"))
+    assert len(appended) / rate * 1000 >= SPEECH_MS
 
     # the server heard two turns (the 800 ms pause is over its 550 ms) and answered each; its times
     # (audio sample counts) put the turns where the speech is, with the configured prefix and silence
