@@ -82,6 +82,7 @@ def _frames_dbfs(pcm: np.ndarray) -> np.ndarray:
 
 
 TRIGGER = "level"   # barge_in.trigger of the simulated calls (--trigger)
+PUMP_TICKS = None   # --pump-ticks N: the session behind a real C native port and its pump (sip.pump_ticks)
 
 
 def simulate(model, interrupt: np.ndarray | None, at_ms: int, *, echo=None,
@@ -109,6 +110,14 @@ def simulate(model, interrupt: np.ndarray | None, at_ms: int, *, echo=None,
         on_turn(event)
 
     session._on_turn = counting
+    pump = port = None
+    if PUMP_TICKS:   # the clock drives the C port (agent frame out, caller frame in); the pump every N ticks
+        from sipbridge.media.native.lib import NativePort
+        from sipbridge.media.native.pump import CallAudio, Pump
+        port = CallAudio(NativePort(rate, rate // 50 * 2, "sim"), 0)
+        port.bind(session.on_caller_frame, session.next_frame)
+        session.media_flags = port.flags
+        pump = Pump(port.port.lib, ticks=PUMP_TICKS)
     reply = audio.resample(reply_pcm(), 8000, rate)
     agent_frame = None if agent_at_ms is None else agent_at_ms // 20
     n_frames = total_ms // 20
@@ -135,13 +144,21 @@ def simulate(model, interrupt: np.ndarray | None, at_ms: int, *, echo=None,
             frame = frame + gain * sent_back[k - delay_frames]
         line = audio.ulaw_decode(audio.ulaw_encode(np.clip(frame, -32768, 32767).astype(np.int16)))
         wire_in = line.astype("<i2").tobytes()
-        session.on_caller_frame(wire_in if native else up.process(wire_in))
-        out = session.next_frame()
+        if pump is None:
+            session.on_caller_frame(wire_in if native else up.process(wire_in))
+            out = session.next_frame()
+        else:
+            out = port.port.get()
+            port.port.put(wire_in if native else up.process(wire_in))
+            if (k + 1) % PUMP_TICKS == 0:
+                pump.tick((port,))
         paused.append(session.playout.paused)
         out8 = np.frombuffer(out if native else down.process(out), dtype=np.int16)
         wire = audio.ulaw_decode(audio.ulaw_encode(out8)).astype(np.float64)
         sent_back.append(wire)
         out_levels.append(audio.dbfs(out8) if np.any(out8) else -120.0)
+    if port is not None:
+        port.port.free()
     return {"out_dbfs": np.array(out_levels), "barge_ins": loop.cancels,
             "pauses": session.pauses, "held_ms": session.held_ms, "commits": loop.commits,
             "started": len(started),
@@ -360,9 +377,13 @@ def main() -> int:
                          "N prompts x --offsets (0: skip)")
     ap.add_argument("--first-turn-only", action="store_true",
                     help="only that case (no clean interruptions, no false cases)")
+    ap.add_argument("--pump-ticks", type=int, choices=(1, 2, 3),
+                    help="replay through the native port's C rings and pump at sip.pump_ticks N "
+                         "(the wire frame is what get_frame sends; without it: next_frame's output)")
     args = ap.parse_args()
-    global TRIGGER
+    global TRIGGER, PUMP_TICKS
     TRIGGER = args.trigger
+    PUMP_TICKS = args.pump_ticks
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
     started = time.monotonic()
     model = load_model()
@@ -419,7 +440,7 @@ def main() -> int:
                        "pauses": sum(r["pauses"] for r in runs),
                        "held_ms": sum(r["held_ms"] for r in runs)}
     out = {
-        "bench": "barge_sim", "trigger": TRIGGER,
+        "bench": "barge_sim", "trigger": TRIGGER, "pump_ticks": PUMP_TICKS,
         "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
         "rate": args.rate,
         "interruptions": len(delays),

@@ -2,7 +2,8 @@
 """Where a worker's per-tick Python goes: N real sessions, one pump-like thread, by stage.
 
 Run: ``python bench/tick_profile.py [--calls 16] [--ticks 1000] [--rate 8000] [--pace-ms 20]
-[--set section.key=value ...] [--without chunk-align|append-align] [--cprofile N]``. Prints one JSON object on stdout.
+[--set section.key=value ...] [--without chunk-align|append-align] [--cprofile N]
+[--pump-ticks N]``. Prints one JSON object on stdout.
 
 What runs: ``--calls`` :class:`~sipbridge.session.CallSession` built as ``sipbridge/worker.py``
 builds them (default config plus ``--set``, the worker's :class:`~sipbridge.turn.batch.TickBatch`,
@@ -10,7 +11,10 @@ the real Silero model), each connected to an in-process ``EmbeddedModel`` (its o
 so its CPU is not counted) through the bridge's real upstream client on a bridge loop thread.
 This thread plays the native port's pump (``sipbridge/media/native/pump.py``): once per tick,
 every call's caller frame into ``on_caller_frame``, then every call's ``next_frame``, a tick
-every ``--pace-ms`` (a sleeping thread runs on cold caches, as the pump does).
+every ``--pace-ms`` (a sleeping thread runs on cold caches, as the pump does). With
+``--pump-ticks N`` (``sip.pump_ticks``) it wakes every N ticks and replays them as
+``Pump._ticks`` does: for each of the N ticks, every call's caller frame, then every call's
+agent frame.
 
 The caller audio is what ``bench/capacity.py`` plays: two prompts 800 ms apart (the second
 interrupts the answer to the first), then 8 s of -65 dBFS line noise while the model's answer
@@ -121,7 +125,7 @@ class Stages:
 
 
 def run(calls: int, ticks: int, rate: int, pace_ms: float, sets: list[str], profile: int,
-        without: tuple[str, ...] = ()) -> dict:
+        without: tuple[str, ...] = (), pump_ticks: int = 1) -> dict:
     from sipbridge import logs
     from sipbridge.config import build
     from sipbridge.embedded import EmbeddedModel
@@ -198,14 +202,16 @@ def run(calls: int, ticks: int, rate: int, pace_ms: float, sets: list[str], prof
     next_at = time.perf_counter()
     if prof:
         prof.enable()
-    for t in range(warm, warm + ticks):
-        for i, s in enumerate(sessions):
-            s.on_caller_frame(frame(i, t))
-        for s in sessions:
-            s.next_frame()
-            played += s.playout.playing
+    ticks = -(-ticks // pump_ticks) * pump_ticks   # whole rounds
+    for t0 in range(warm, warm + ticks, pump_ticks):
+        for t in range(t0, t0 + pump_ticks):   # one wake-up: the round's ticks in order
+            for i, s in enumerate(sessions):
+                s.on_caller_frame(frame(i, t))
+            for s in sessions:
+                s.next_frame()
+                played += s.playout.playing
         if pace_ms:
-            next_at += pace_ms / 1000
+            next_at += pace_ms * pump_ticks / 1000
             delay = next_at - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
@@ -217,6 +223,7 @@ def run(calls: int, ticks: int, rate: int, pace_ms: float, sets: list[str], prof
     stages["loop"] = round(loop_cpu / per / 1000, 2)
     total_us = cpu / per / 1000 + loop_cpu / per / 1000
     out = {"calls": calls, "ticks": ticks, "rate": rate, "pace_ms": pace_ms, "sets": sets,
+           "pump_ticks": pump_ticks,
            "without": list(without),
            "agent_playing_share": round(played / per, 3),
            "pump_us_per_call_tick": round(cpu / per / 1000, 2),
@@ -251,9 +258,11 @@ def main() -> int:
     p.add_argument("--without", action="append", default=[], choices=("chunk-align", "append-align"),
                    help="turn one of the per-tick alignments off (A/B)")
     p.add_argument("--cprofile", type=int, default=0, help="print the top N functions by own time")
+    p.add_argument("--pump-ticks", type=int, choices=(1, 2, 3), default=1,
+                   help="sip.pump_ticks: one wake-up every N ticks, N ticks replayed in it")
     args = p.parse_args()
     out = run(args.calls, args.ticks, args.rate, args.pace_ms, args.sets, args.cprofile,
-              tuple(args.without))
+              tuple(args.without), args.pump_ticks)
     print(json.dumps(out, indent=1))
     return 0
 
