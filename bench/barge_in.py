@@ -48,8 +48,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calls", type=int, default=20)
     ap.add_argument("--false-calls", type=int, default=2, help="calls per false-barge-in case")
-    ap.add_argument("--media-rate", type=int, choices=(16000, 8000), default=16000,
-                    help="the bridge's sip.media_rate")
+    ap.add_argument("--media-rate", type=int, choices=(16000, 8000), default=8000,
+                    help="the bridge's sip.media_rate (default: the bridge's default, 8000)")
+    ap.add_argument("--pump-ticks", type=int, choices=(1, 2, 3), default=None,
+                    help="the bridge's sip.pump_ticks (default: the bridge's default)")
     ap.add_argument("--over-music", type=int, default=5,
                     help="calls interrupting over -25 dBFS music playing all call long")
     ap.add_argument("--provider", choices=("openai", "gemini", "hydra", "media_stream"), default="openai",
@@ -77,6 +79,8 @@ def main() -> int:
         from barge_gemini import gemini_bench
         return gemini_bench(args)
     extra = {"sip": {"media_rate": args.media_rate}}
+    if args.pump_ticks:
+        extra["sip"]["pump_ticks"] = args.pump_ticks
     if args.trigger:
         extra["barge_in"] = {"trigger": args.trigger}
     started = time.monotonic()
@@ -115,6 +119,7 @@ def main() -> int:
         "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
                     "loadavg_1m": round(os.getloadavg()[0], 2)},
         "media_rate": args.media_rate,
+        "pump_ticks": args.pump_ticks,
         "calls": len(calls),
         "barged": sum(1 for r in calls if len(r.barge_ins) == 1),
         "onset_to_silence_ms": summary([r.onset_to_silence_ms for r in calls]),
