@@ -126,18 +126,20 @@ def cell(tmp_path_factory):
     trunk = {"name": "carrier", "registrar": "sip:carrier.test", "username": "acme",
              "password_file": str(pw), "outbound_proxy": f"sip:127.0.0.1:{kport};lr",
              "expires": 60}
-    c = CellProcess(tmp, extra={"app": {"events_url": receiver.url,
-                                        "webhook_secret_env": SECRET_ENV},
-                                "trunks": [trunk]},
-                    environ={"SIPBRIDGE_API_TOKEN": TOKEN, SECRET_ENV: secret},
-                    restart_backoff_ms=1000)
-    c.receiver, c.secret, c.tmp = receiver, secret, tmp
-    c.carrier, c.uas_ports = carrier, uas_ports
-    try:
+    c = None
+    try:   # the carrier and the receiver are stopped even when the cell fails to start
+        c = CellProcess(tmp, extra={"app": {"events_url": receiver.url,
+                                            "webhook_secret_env": SECRET_ENV},
+                                    "trunks": [trunk]},
+                        environ={"SIPBRIDGE_API_TOKEN": TOKEN, SECRET_ENV: secret},
+                        restart_backoff_ms=1000)
+        c.receiver, c.secret, c.tmp = receiver, secret, tmp
+        c.carrier, c.uas_ports = carrier, uas_ports
         c.wait("cell_ready", timeout=90)
         yield c
     finally:
-        c.stop()
+        if c is not None:
+            c.stop()
         receiver.stop()
         carrier.stop()
 
