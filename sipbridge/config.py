@@ -53,7 +53,7 @@ class SipConfig:
     media_priority: str = "rr"       # pjmedia's clock/media threads: rr | nice | none
     media_rate: int = 8000           # PCM rate inside the bridge (VAD, echo canceller): 8000 | 16000
     media_port: str = "native"       # per-call audio port: native (C, media/native) | python (pjsua2)
-    pump_ticks: int = 1              # native port: the pump runs its Python once every N media ticks
+    pump_ticks: int = 2              # native port: the pump runs its Python once every N media ticks
     numbers: tuple[str, ...] = ()    # Request-URI users accepted (others 404); empty: any
     invite_rate_per_s: int | None = 10   # INVITEs per second per source IP (null: no limit)
     invite_burst: int = 20           # INVITEs a source may send at once before the rate applies

@@ -199,9 +199,10 @@ def test_the_pump_thread_wakes_once_per_round_of_n_ticks(audio):
     assert s.got == [frame(n) for n in range(1, 7)] and pump.wakes == 3
 
 
-def test_pump_ticks_is_a_checked_key_defaulting_to_one():
-    """sip.pump_ticks defaults to 1 (the round of every tick) and a value outside 1..3 is a ConfigError naming it."""
-    assert build({}, environ={}).sip.pump_ticks == 1
+def test_pump_ticks_is_a_checked_key_defaulting_to_two():
+    """sip.pump_ticks defaults to 2 (a round every other tick), 1 is one key away, and a value outside 1..3 is a ConfigError naming it."""
+    assert build({}, environ={}).sip.pump_ticks == 2
+    assert build({"sip": {"pump_ticks": 1}}, environ={}).sip.pump_ticks == 1
     assert build({"sip": {"pump_ticks": 2}}, environ={}).sip.pump_ticks == 2
     with pytest.raises(ConfigError) as err:
         build({"sip": {"pump_ticks": 4}}, environ={})
