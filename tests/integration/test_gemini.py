@@ -22,6 +22,7 @@ from tests.support.gemini_server import GeminiServer
 from tests.support.ports import free_port_block
 from tests.support.rtp_peer import ExternalMediaCall, RtpPeer
 from tests.support.sipp import PCMU_SPEECH_PCAP, pcap_duration_ms, run_sipp
+from tests.support.waiting import poll
 
 KEY = "gm-test-key"
 LOUD_DBFS = -45.0
@@ -41,13 +42,7 @@ def _heard(server: GeminiServer, conn: int | None = None) -> np.ndarray:
 
 
 def _wait(probe, timeout: float):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = probe()
-        if got:
-            return got
-        time.sleep(0.02)
-    return None
+    return poll(probe, timeout, every=0.02)
 
 
 def test_a_call_reaches_gemini_as_16khz_and_the_echo_comes_back(tmp_path):

@@ -16,6 +16,7 @@ from tests.support import audio
 from tests.support.bridge import Bridge
 from tests.support.rtp_peer import ExternalMediaCall, RtpPeer
 from tests.support.twilio_bot import TwilioBot, pcm, ulaw
+from tests.support.waiting import wait
 
 LOUD = -40.0
 RESUME_MS = 600
@@ -41,14 +42,7 @@ def loud(peer: RtpPeer, after: float = 0.0, before: float = float("inf")) -> lis
 
 
 def wait_for(probe, timeout: float, what: str):
-    import time
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = probe()
-        if got:
-            return got
-        time.sleep(0.01)
-    raise AssertionError(what)
+    return wait(probe, timeout, what, every=0.01)
 
 
 def peak_hz(x: np.ndarray, rate: int = 8000) -> float:

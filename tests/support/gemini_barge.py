@@ -12,7 +12,6 @@ interruption ends), ``onset_to_stop_ms`` (-> the server receiving the stop signa
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from . import audio
 from .bridge import Bridge
 from .gemini_server import GeminiServer
 from .rtp_peer import ExternalMediaCall, RtpPeer
+from .waiting import poll
 
 KEY = "gm-test-key"
 SILENT_DBFS = -55.0
@@ -57,13 +57,7 @@ def gemini_extra(server: GeminiServer, turns: dict | None = None, more: dict | N
 
 
 def _wait(probe, timeout: float):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = probe()
-        if got:
-            return got
-        time.sleep(0.02)
-    return None
+    return poll(probe, timeout, every=0.02)
 
 
 def run_gemini_call(tmp_path: Path, *, barge_after_s: float = 1.0, interrupt_prompt: str = "tt-somethingwrong",

@@ -13,7 +13,6 @@ agent packet after which it stays silent until the interruption ends) and ``leak
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from .barge import LOUD_DBFS, SILENT_DBFS, reply_pcm
 from .bridge import Bridge
 from .rtp_peer import ExternalMediaCall, RtpPeer
 from .twilio_bot import TwilioBot, ulaw
+from .waiting import poll
 
 
 @dataclass
@@ -34,13 +34,7 @@ class MediaStreamBarge:
 
 
 def _wait(probe, timeout: float):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = probe()
-        if got:
-            return got
-        time.sleep(0.01)
-    return None
+    return poll(probe, timeout, every=0.01)
 
 
 def run(tmp_path: Path, *, barge_after_s: float = 1.0, interrupt_prompt: str = "tt-somethingwrong",
