@@ -3,7 +3,7 @@
 import pytest
 
 from tests.support import audio
-from tests.support.barge import reply_pcm, run_call
+from tests.support.barge import answer_shape, reply_pcm, run_call
 
 # the speech and echo cases run at both sip.media_rate values (8000: Silero's 8 kHz model and
 # the echo canceller on 8 kHz frames)
@@ -72,3 +72,20 @@ def test_speech_over_music_silences_the_agent_on_the_wire(tmp_path):
     assert r.leaked_packets == 0
     cancelled = [d for d in r.responses_done if d["status"] == "cancelled"]
     assert len(cancelled) == 1
+
+
+def test_music_under_the_agent_neither_pauses_nor_cancels_it_with_the_voice_trigger(tmp_path):
+    """With barge_in.trigger voice, music at -25 dBFS on the caller's line all call long and nobody speaking over the agent: the whole answer plays out on the wire with no pause and no gap it does not have itself."""
+    r = run_call(tmp_path, speak_over=False, background="music",
+                 bridge_extra={"barge_in": {"trigger": "voice"}})
+    assert r.barge_ins == [] and r.cancels == 0, r.barge_ins
+    assert [d["status"] for d in r.responses_done] == ["completed"]
+    resumed = [(e.get("why"), e.get("paused_ms")) for e in r.bridge_log
+               if e.get("event") == "barge_in_resumed"]
+    # what the caller hears: a pause (the level trigger's 260 ms ones on this music) keeps the
+    # answer's rest and plays it later, so the answer lasts longer on the wire than it is, and
+    # one inside a word is a silence the answer does not have (its own longest: 300 ms)
+    span, longest_quiet = answer_shape(audio.frame_dbfs(reply_pcm(), 20, 8000))
+    assert r.answer_span_ms <= span + 40, (r.answer_span_ms, span, resumed)
+    assert r.answer_longest_quiet_ms <= longest_quiet + 40, (r.answer_longest_quiet_ms, resumed)
+    assert resumed == []

@@ -87,6 +87,11 @@ class BargeResult:
     truncate_error_ms: int | None = None
     leaked_packets: int = 0
     agent_ms_heard: int = 0                # agent audio (ms of loud packets) heard in the call
+    # the answer as heard: its first loud packet to its last before the caller's interruption
+    # ended (uninterrupted: before the call's end), in ms of packets, and the longest run of silent
+    # packets inside it (compare with answer_shape(reply_pcm()): a pause lengthens both)
+    answer_span_ms: int = 0
+    answer_longest_quiet_ms: int = 0
     cancels: int = 0
     upstream_events: list[dict] = field(default_factory=list)
     bridge_log: list[dict] = field(default_factory=list)
@@ -156,6 +161,10 @@ def run_call(tmp_path: Path, *, speak_over: bool = True, dtmf: str | None = None
     rx = peer.rx_audio()
     res.agent_ms_heard = 20 * sum(1 for p in rx if p.level > LOUD_DBFS)
     res.cancels = sum(1 for e in upstream_events if e.get("type") == "response.cancel")
+    # a call nobody interrupts is heard to its end (a pause plays the answer's rest later)
+    heard_to = quiet_from if onset is not None else quiet_from + listen_s
+    res.answer_span_ms, res.answer_longest_quiet_ms = answer_shape(
+        np.array([p.level for p in rx if agent_start - 0.02 <= p.arrival <= heard_to]))
     if onset is None:
         return res
     loud_onset = None
@@ -212,6 +221,24 @@ def run_call(tmp_path: Path, *, speak_over: bool = True, dtmf: str | None = None
         if res.wire_ms is not None:
             res.truncate_error_ms = res.audio_end_ms - res.wire_ms
     return res
+
+
+def answer_shape(levels: np.ndarray) -> tuple[int, int]:
+    """Of 20 ms levels (dBFS): ms from the first louder than -45 dBFS to the last (inclusive),
+    and the longest run of frames quieter than -55 dBFS between them.
+
+    A pause of the agent adds its length to the first on the wire and, unless it falls in a
+    gap of the answer's own, shows in the second too; clearing the answer shortens the first.
+    """
+    loud = np.flatnonzero(levels > LOUD_DBFS)
+    if not len(loud):
+        return 0, 0
+    inside = levels[loud[0]: loud[-1] + 1] < SILENT_DBFS
+    longest = run = 0
+    for quiet in inside:
+        run = run + 1 if quiet else 0
+        longest = max(longest, run)
+    return 20 * len(inside), 20 * longest
 
 
 def _over(speech: np.ndarray, bed: np.ndarray, snr_db: float = 12.0) -> np.ndarray:
