@@ -21,7 +21,8 @@ class SessionHarness:
     """``model`` (anything with async ``start() -> url`` and ``stop()``) serves one CallSession."""
 
     def __init__(self, loop, model, *, call_id: str = "call-1", turn=None, realtime=None, sip=None,
-                 vad_model=None, vad_batch=None, parties=None, app=None, environ=None):
+                 vad_model=None, vad_batch=None, parties=None, app=None, environ=None,
+                 barge_in=None):
         self.loop = loop
         self.model = model
         url = self.run(model.start())
@@ -29,7 +30,7 @@ class SessionHarness:
         # picks one (test_session_8k.py runs the 8 kHz default)
         sip = {"media_rate": 16000, **(sip or {})}
         cfg = config.build({"turn_detection": turn or {}, "realtime": realtime or {}, "sip": sip,
-                            "app": app or {}}, environ=environ or {})
+                            "app": app or {}, "barge_in": barge_in or {}}, environ=environ or {})
         self.ended: list[str] = []
         self.transfers: list[str] = []      # targets the session asked the worker to REFER to
         self._capture = structlog.testing.capture_logs()

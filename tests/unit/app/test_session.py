@@ -54,12 +54,13 @@ class Call(SessionHarness):
     """One CallSession against its own EmbeddedModel; the test thread is the media clock."""
 
     def __init__(self, loop, vad_model, *, turn=None, realtime=None, reply: bytes | None = None,
-                 pace: float = 50.0, vad_batch=None, call_tool: str | None = None, parties=None):
+                 pace: float = 50.0, vad_batch=None, call_tool: str | None = None, parties=None,
+                 barge_in=None):
         self.record: list[dict] = []
         super().__init__(loop, EmbeddedModel(record=self.record, reply_pcm=reply, pace=pace,
                                              call_tool=call_tool),
                          turn=turn, realtime=realtime, vad_model=vad_model, vad_batch=vad_batch,
-                         parties=parties)
+                         parties=parties, barge_in=barge_in)
         self.ticks = 0
 
     # -- what the model server received --------------------------------------------------------
@@ -309,7 +310,9 @@ def test_interrupt_while_idle_sends_nothing(make_call):
 
 def test_caller_speech_pauses_at_onset_then_cancels_once_confirmed(make_call):
     """Speech over the reply pauses output at its first loud frame and, once confirmed, clears and cancels."""
-    call = make_call(reply=REPLY, pace=2)
+    # the timing bounds below are the level trigger's (energy hold, min_speech_ms); the voice
+    # trigger waits for a new sound's first 20 dB dip before cancelling (test_bargein_voice.py)
+    call = make_call(reply=REPLY, pace=2, barge_in={"trigger": "level"})
     call.take_turn()
     call.wait_playing()
     s = call.session
