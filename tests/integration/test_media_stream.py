@@ -10,6 +10,8 @@ assumed.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import numpy as np
 
 from tests.support import audio
@@ -43,6 +45,11 @@ def loud(peer: RtpPeer, after: float = 0.0, before: float = float("inf")) -> lis
 
 def wait_for(probe, timeout: float, what: str):
     return wait(probe, timeout, what, every=0.01)
+
+
+def _epoch(record: dict) -> float:
+    """A bridge log line's timestamp (ISO 8601, UTC) as epoch seconds."""
+    return datetime.fromisoformat(record["timestamp"].replace("Z", "+00:00")).timestamp()
 
 
 def peak_hz(x: np.ndarray, rate: int = 8000) -> float:
@@ -184,11 +191,11 @@ def test_a_digit_pauses_the_line_before_the_bots_clear_which_then_flushes_it(tmp
     assert len(barge) == 1 and barge[0]["source"] == "provider_clear" and barge[0]["paused_by"] == "dtmf"
 
 
-def test_speech_over_the_bot_pauses_the_line_once_and_it_resumes_when_the_bot_keeps_talking(tmp_path):
-    """The caller says a sentence over 5 s of the bot's tone and the bot does not clear: the line
-    pauses shortly after the onset, resumes media_stream_resume_ms after the confirmation (not
-    again paused by the same sentence), and all 5 s of the tone are heard."""
+def _speech_over_tone(tmp_path):
+    """One call: the caller says a sentence 1 s into 5 s of the bot's tone (no clear comes).
+    Returns the loud packets' arrivals, the onset, the bridge's log, the peer (perf_counter clock)."""
     speech = audio.trim_silence(audio.load_wav(audio.asterisk_prompt("hello-world")))
+    tmp_path.mkdir(exist_ok=True)
     with TwilioBot(on_start=[("media", tone(500, 5000))]) as bot:
         c = Call(tmp_path, bot, hold_ms=9000)
         first = wait_for(lambda: loud(c.peer), 8.0, "the bot's audio never reached the caller")[0].arrival
@@ -196,14 +203,39 @@ def test_speech_over_the_bot_pauses_the_line_once_and_it_resumes_when_the_bot_ke
         c.finish()
         logs = c.bridge.logs()
     assert bot.violations == []
-    arrivals = np.array([p.arrival for p in loud(c.peer)])
+    return np.array([p.arrival for p in loud(c.peer)]), onset, logs, c.peer
+
+
+def _concealed(logs: list[dict]) -> int:
+    """Caller packets the bridge's jitter buffer had to conceal (pjmedia's counters at call end)."""
+    (ended,) = [r for r in logs if r.get("event") == "call_ended"]
+    return ended["rtp_jb_lost"] + ended["rtp_rx_lost"]
+
+
+def test_speech_over_the_bot_pauses_the_line_once_and_it_resumes_when_the_bot_keeps_talking(tmp_path):
+    """The caller says a sentence over 5 s of the bot's tone and the bot does not clear: the line
+    pauses shortly after the onset, resumes media_stream_resume_ms after the confirmation (not
+    again paused by the same sentence), and all 5 s of the tone are heard."""
+    # the verdict needs the sentence to reach the bridge whole: on a loaded machine the caller's
+    # sender thread (in this process) can stall ~250 ms; the bridge then conceals ~20 packets and
+    # hears "hel- [hole] -lo world", whose first part Silero rightly rejects or leaves unconfirmed
+    # (that pause resumes) and whose rest pauses again: two pauses, the bridge right. Such a call
+    # (pjmedia's concealed count > 0) is run once more; the call judged must be whole.
+    arrivals, onset, logs, peer = _speech_over_tone(tmp_path)
+    if _concealed(logs):
+        arrivals, onset, logs, peer = _speech_over_tone(tmp_path / "again")
+    assert not _concealed(logs), f"the bridge concealed {_concealed(logs)} caller packets twice (sender starved)"
     gaps = np.flatnonzero(np.diff(arrivals) > 0.1)
     assert len(gaps) == 1, f"{len(gaps)} pauses: {[round(float(np.diff(arrivals)[g]), 3) for g in gaps]}"
     paused_at, resumed_at = arrivals[gaps[0]], arrivals[gaps[0] + 1]
     assert paused_at - onset < 0.3, f"the line paused {paused_at - onset:.3f} s after the onset"
     held = [r for r in logs if r.get("event") == "barge_in_held"]
     assert len(held) == 1 and held[0]["wait_ms"] == RESUME_MS
-    assert RESUME_MS / 1000 <= resumed_at - paused_at <= RESUME_MS / 1000 + 0.8
+    # the wait runs from the confirmation (the barge_in_held line; with barge_in.trigger voice a
+    # new sound on a quiet line is confirmed only at its first gap, up to ~1.2 s into it)
+    held_at = _epoch(held[0]) - peer.t0_wall + peer.t0
+    assert RESUME_MS / 1000 <= resumed_at - paused_at
+    assert RESUME_MS / 1000 - 0.005 <= resumed_at - held_at <= RESUME_MS / 1000 + 0.4, resumed_at - held_at
     assert 245 <= len(arrivals) <= 252, f"{len(arrivals) * 20} ms of the 5000 ms tone heard"
     assert [r["why"] for r in logs if r.get("event") == "barge_in_resumed"] == ["provider_kept_talking"]
     assert not [r for r in logs if r.get("event") == "barge_in"]
