@@ -121,6 +121,7 @@ class CallSession:
         self._pause: Decision | None = None        # the pause in force, for the barge-in log
         self._held = 0                             # a pause held for the provider's clear (its token)
         self._kept: Decision | None = None         # ... which it talked through: this turn pauses no more
+        self._held_turn_over = False               # the turn that confirmed the held pause has ended
         self._cancel_reason: dict[str, str] = {}   # response -> interrupted | client_cancelled
         # {caller} and {called} in the instructions and the greeting name this call's parties
         self.parties = parties or Parties()
@@ -338,6 +339,8 @@ class CallSession:
         never land after a clear and leave the next answer paused.
         """
         with self._barge_lock:
+            if isinstance(event, SpeechStopped):
+                self._held_turn_over = True   # a hold expiring after this keeps no turn
             if self._kept is not None and (isinstance(event, SpeechStopped) or not self.playout.playing):
                 self._kept = None   # the caller's turn, or the agent's audio, is over
             decision = decide(*args)
@@ -385,6 +388,7 @@ class CallSession:
                 self.media_flags.pause()
             self._pause = self._pause or decision
             self._held = token = abs(self._held) + 1
+            self._held_turn_over = False
         wait = self.client.clear_wait_ms
         self.log.info("barge_in_held", source=decision.source, wait_ms=wait)
         self._to_loop(lambda: self.loop.call_later(wait / 1000, self._hold_expired, token))
@@ -394,7 +398,10 @@ class CallSession:
             if self.closed or self._held != token:
                 return
             self._held = -token
-            self._kept = self._pause if self._pause and self._pause.source != "dtmf" else None
+            # the rest of the caller's turn pauses no more; a turn that already ended (a short
+            # sentence, a long clear wait) leaves the next one free to pause the agent
+            self._kept = (self._pause if self._pause and self._pause.source != "dtmf"
+                          and not self._held_turn_over else None)
             self.playout.resume()
             if self.media_flags is not None:
                 self.media_flags.resume()
