@@ -353,6 +353,8 @@ class CallSession:
                 return
             if decision.action is Action.PAUSE:
                 self.playout.pause()
+                if self.echo is not None:   # the caller over a silent agent is no echo to search
+                    self.echo.hold_search()
                 if self.media_flags is not None:
                     self.media_flags.pause()
                 self._pause = decision
@@ -470,6 +472,8 @@ class CallSession:
             cleared = self.playout.clear(unsent)
             if self.media_flags is not None:
                 self.media_flags.clear()
+            if self.echo is not None:
+                self.echo.hold_search()
             hangup, self.hangup = self.hangup, None  # speech over the goodbye: the call goes on
             self._held = -abs(self._held) - 1        # a held pause is over
             self._kept = None

@@ -326,6 +326,7 @@ class EchoCanceller:
         self._gmin = 10.0 ** (-s.suppress_db / 20.0)
         self._history = np.zeros(_HISTORY, bool)
         self.echo_free = False
+        self.search_held = False   # the agent's audio was stopped by a barge-in (hold_search)
         self.far_active = False
         self.double_talk = False
         self.likely_echo_only = False
@@ -396,6 +397,35 @@ class EchoCanceller:
             filter_resets=self.filter_resets, echo_moves=self.echo_moves,
             frames_searched=self.frames_searched)
 
+    def hold_search(self) -> None:
+        """The agent's audio was paused or cleared for a barge-in: until it sends sound again
+        (the next far frame that is not digital silence), the delay search takes no near frame.
+
+        The near frames then are the caller talking over a silent agent, and the ring still holds
+        the agent's last 200 ms, sliding out of reach a frame at a time: with far energy in one
+        or two partitions only, the correlation of any voice with them is confined to those lags
+        and its peak stands 8 times over the RMS of all lags, an "echo" on a line that has none
+        (the wire bench's five prompts over its answer at 4 offsets, 8 kHz: placed at 10-198 ms
+        in 3 of 20; on the wire, 20 ms in a pause). The next answer then started with that
+        filter and its start-up bound, and a caller interrupting it was taken for its echo:
+        replayed, 2 of 15 such second interruptions never cancelled, per trigger, and one
+        paused 720 ms late. The filter itself still runs; an echo's placement is learnt while
+        the agent talks, where it is all there is on the line.
+        Unplaced, the search also forgets what it gathered: its last frames were the caller's
+        first words over the agent (what paused it), and a peak they made would outlive the
+        hold (the statistics decay alike over the silent near frames that follow, their ratio
+        does not).
+        """
+        self.search_held = True
+        if not self._placed:
+            self._gcc[:] = 0.0
+            self._sxx[:] = 0.0
+            self._syy[:] = 0.0
+            self._acor[:] = 0.0
+            self._gcc_frames = 0
+            self._candidate = None
+            self._confidence = 0.0
+
     # -- input --------------------------------------------------------------------------------
     def _check(self, frame: np.ndarray) -> np.ndarray:
         if not isinstance(frame, np.ndarray) or frame.dtype != np.int16 or frame.shape != (self.frame_samples,):
@@ -440,6 +470,8 @@ class EchoCanceller:
                 self._xdirty[head] = False
         self._xpow[head] = self._xpow[other] = power
         self._far_loud = loud
+        if loud:
+            self.search_held = False   # the agent talks again (see hold_search)
         if power > self._far_thresh:
             self._last_active = self._far_frames
         self._far_frames += 1
@@ -470,7 +502,7 @@ class EchoCanceller:
             out, p_e, gain, dt = self._cancel(y, p_y)
         else:
             out, p_e = y, p_y
-            if not self.echo_free or self.frames_near % _FREE_EVERY == 0:
+            if not self.search_held and (not self.echo_free or self.frames_near % _FREE_EVERY == 0):
                 self._track(self._search_spectrum(y), self._head)
             if not self.echo_free:
                 self._acquire_frames += 1
@@ -591,7 +623,7 @@ class EchoCanceller:
                 self._distrust()
         else:
             self._worse = 0
-        if self._placed_frames % 2 == 0:   # tracking: every other frame is enough
+        if self._placed_frames % 2 == 0 and not self.search_held:   # tracking: every other frame
             self._track(spec_y if self._taper is None else self._search_spectrum(y), self._head)
         if self.frames_near % 10 == 0:
             self._peak_tap()
