@@ -174,9 +174,21 @@ def longest_gap_ms(res: dict) -> int:
     return 20 * best
 
 
-def onset_to_silence(res: dict, interrupt: np.ndarray, at_ms: int, span: int = 3) -> float | None:
-    """Speech onset (the first of ``span`` frames above -40 dBFS) -> the agent silent for good."""
+def onset_to_silence(res: dict, interrupt: np.ndarray, at_ms: int, span: int = 3,
+                     background: np.ndarray | None = None) -> float | None:
+    """Speech onset (the first of ``span`` frames above -40 dBFS) -> the agent silent for good.
+
+    With ``background`` (the line's background, 8 kHz, from the call's start), the onset is
+    the *audible* one: the first of ``span`` frames of the speech above -40 dBFS and at or
+    above the background's own level in the same frame (a word's faint start 7 dB under the
+    music is heard by nobody; the metric without it is reported next to it).
+    """
     loud = _frames_dbfs(interrupt) > -40.0
+    if background is not None:
+        start = at_ms * 8
+        under = background[start: start + len(loud) * FRAME_8K]
+        under = np.pad(under, (0, len(loud) * FRAME_8K - len(under)))
+        loud &= _frames_dbfs(interrupt) >= _frames_dbfs(under)
     runs = [k for k in range(len(loud)) if loud[k:k + span].all() and len(loud[k:k + span]) == span]
     if not runs:
         return None
@@ -323,9 +335,10 @@ def corpus(model, part: str, cases: int, prompts_per_kind: int, rate: int = 1600
             r = simulate(model, speech, at_ms, background=bg, agent_at_ms=2000,
                          total_ms=at_ms + len(pcm) // 8 + 600, rate=rate)
             d = onset_to_silence(r, speech, at_ms)
+            heard = onset_to_silence(r, speech, at_ms, background=bg)
             early = paused_before_onset(r, speech, at_ms) or r["barge_ins"] > 1
             resumed = resumed_while_speaking(r, speech, at_ms)
-            over.append((d, early, name, at_ms, round(snr, 1)))
+            over.append((d, early, name, at_ms, round(snr, 1), heard))
             resumed_n += resumed
             r = simulate(model, speech, at_ms, background=bg, agent_at_ms=None,
                          total_ms=at_ms + len(pcm) // 8 + 1500, rate=rate)
@@ -346,12 +359,14 @@ def corpus(model, part: str, cases: int, prompts_per_kind: int, rate: int = 1600
                              "speech_started": sum(s for _c, s in silent)},
             "speech_over": {"interruptions": len(over),
                             "onset_to_silence_ms": summary([d for d, *_ in over]),
+                            "audible_onset_to_silence_ms": summary([o[5] for o in over]),
                             "missed": sum(1 for d, *_ in over if d is None),
                             "paused_before_onset": sum(1 for _d, e, *_ in over if e),
                             "resumed_while_speaking": resumed_n,
                             "agent_silent_turns_taken": taken,
-                            "over_120_ms": [{"prompt": n, "at_ms": a, "snr_db": s, "ms": d}
-                                            for d, _e, n, a, s in over if d is None or d > 120]},
+                            "over_120_ms": [{"prompt": n, "at_ms": a, "snr_db": s, "ms": d,
+                                             "audible_ms": h}
+                                            for d, _e, n, a, s, h in over if d is None or d > 120]},
         }
     return out
 

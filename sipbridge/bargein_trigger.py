@@ -31,6 +31,13 @@ frame:
   on a quiet line, who can be paused for on the first voiced frame without waiting for
   Silero (a new background starting on a quiet line gets there too, once: see
   :meth:`suppress`);
+* ``soft``: active, not foreground, but ``soft_margin_db`` (4 dB) over the background's mean
+  and over the loud end of its recent levels, on a busy line whose background Silero does not
+  score (``bg_prob``, its mean score over the learnt background frames, at most
+  ``quiet_bg_prob``): music and road noise, not a TV. A frame there that Silero scores as
+  speech is a caller, however softly over the background;
+* ``hiss()`` and ``sibilant()``: unvoiced frames with ``sibilant_min`` (42 %) of their energy
+  at the top of the band (:func:`~sipbridge.media.noisefloor.sibilance`), like an /s/;
 * ``prob``: Silero's newest score (it lags the frame by up to one 32 ms chunk).
 
 :meth:`suppress` is the memory of a false alarm: a sound that paused the agent and turned
@@ -46,7 +53,7 @@ from collections import deque
 
 import numpy as np
 
-from .media.noisefloor import NoiseFloor, voicing
+from .media.noisefloor import NoiseFloor, sibilance, voicing
 
 SILENT_DBFS = -85.0  # under this a frame is digital silence, not a background
 
@@ -60,7 +67,8 @@ class ForegroundTracker:
                  mean_ms: int = 2000, busy_db: float = 3.0,
                  suppress_fade_db_per_s: float = 1.5, suppress_db: float = 6.0,
                  voice_prob: float = 0.5, learn_delay_ms: int = 240, recent_ms: int = 8000,
-                 recent_margin_db: float = 0.0):
+                 recent_margin_db: float = 0.0, soft_margin_db: float = 4.0,
+                 quiet_bg_prob: float = 0.1, sibilant_min: float = 0.5):
         self.rate = rate
         self.noise = NoiseFloor(rate=rate, start_dbfs=floor_dbfs - 20.0)
         self.energy_dbfs = floor_dbfs + energy_margin_db
@@ -68,6 +76,10 @@ class ForegroundTracker:
         self.margin_db = margin_db
         self.far_margin_db = far_margin_db
         self.voiced_min = voiced_min
+        self.soft_margin_db = soft_margin_db
+        self.quiet_bg_prob = quiet_bg_prob
+        self.sibilant_min = sibilant_min
+        self.bg_prob = 1.0        # Silero's mean score of the background (1: none learnt yet)
         self.fade_per_sample = suppress_fade_db_per_s / rate
         self.suppress_db = suppress_db
         self.mean_samples = mean_ms * rate // 1000
@@ -82,7 +94,7 @@ class ForegroundTracker:
         self.level_dbfs = -math.inf
         self.floor_dbfs = self.noise.floor_dbfs
         self.margin = -math.inf
-        self.active = self.foreground = self.far = self.suppressed = False
+        self.active = self.foreground = self.far = self.suppressed = self.soft = False
         self._suppress_dbfs = -math.inf
         self._suppress_at = 0
         self._end = 0
@@ -91,7 +103,7 @@ class ForegroundTracker:
         self._voicing: float | None = None
         self.voice_prob = voice_prob
         self.learn_delay = learn_delay_ms * rate // 1000
-        self._pending: deque[tuple[int, int, float, bool]] = deque()   # frames not yet learnt
+        self._pending: deque[tuple[int, int, float, bool, float]] = deque()   # not yet learnt
         self.recent_samples = recent_ms * rate // 1000
         self.recent_margin_db = recent_margin_db
         self._recent: deque[tuple[int, float]] = deque()   # (end sample, dBFS) learnt
@@ -127,6 +139,10 @@ class ForegroundTracker:
         self.foreground = (self.active and level_dbfs - self.mean_dbfs >= self.margin_db
                            and level_dbfs - self.recent_dbfs >= self.recent_margin_db)
         self.suppressed = level_dbfs < self._suppressed(end_sample)
+        self.soft = (self.active and not self.foreground and self.busy
+                     and self.bg_prob <= self.quiet_bg_prob
+                     and level_dbfs - self.mean_dbfs >= self.soft_margin_db
+                     and level_dbfs >= self.recent_dbfs)
         self.far = self.foreground and self.margin >= self.far_margin_db and not self.busy
         if level_dbfs < SILENT_DBFS:
             return          # digital silence (no media yet, a concealed packet) is no background
@@ -139,14 +155,15 @@ class ForegroundTracker:
         if paused or (hold_mean and self._settled) or (voice and (not self._settled or clear)):
             return   # the caller talking (Silero says so) is not the background (once the mean
             # has settled, a voice the floor has caught up with is a TV's: it is learnt)
-        self._pending.append((end_sample, dt, power, self.foreground))
+        self._pending.append((end_sample, dt, power, self.foreground, self.prob))
         while self._pending and end_sample - self._pending[0][0] >= self.learn_delay:
             self._learn(*self._pending.popleft())
 
-    def _learn(self, at: int, dt: int, power: float, foreground: bool) -> None:
+    def _learn(self, at: int, dt: int, power: float, foreground: bool, prob: float) -> None:
         """One frame found to be background ``learn_delay_ms`` after it was heard."""
         if self._mean is None:       # the first: the background is what it is
             self._mean, self._start = power, at - dt
+            self.bg_prob = prob
         else:
             # over the first seconds of sound the mean is about the plain average so far
             tau = min(self.mean_samples, max(at - self._start, dt))
@@ -159,6 +176,7 @@ class ForegroundTracker:
                 a = a if self._settled else math.exp(-dt / (4 * tau))
                 power = min(power, self._mean * 10 ** (self.margin_db / 10))
             self._mean = a * self._mean + (1 - a) * power
+            self.bg_prob = a * self.bg_prob + (1 - a) * prob
         self.mean_dbfs = 10 * math.log10(self._mean)
         level = 10 * math.log10(power)
         recent = self._recent
@@ -199,6 +217,19 @@ class ForegroundTracker:
                 return True
             self._voicing = voicing(self._frame, self._previous, self.rate)
         return self._voicing >= self.voiced_min
+
+    def hiss(self) -> tuple[float, float]:
+        """The newest frame's energy at the top of the band and in all of it
+        (:func:`~sipbridge.media.noisefloor.sibilance`); zeros without samples."""
+        if self._frame is None:
+            return 0.0, 0.0
+        return sibilance(self._frame, self.rate)
+
+    def sibilant(self, frames: list[tuple[float, float]]) -> bool:
+        """Whether ``frames`` (:meth:`hiss` of a few frames in a row) are an /s/: at least
+        ``sibilant_min`` (42 %) of their energy at the top of the band."""
+        total = sum(t for _top, t in frames)
+        return total > 0 and sum(top for top, _t in frames) >= self.sibilant_min * total
 
     def on_prob(self, prob: float) -> None:
         self.prob = prob

@@ -1,7 +1,7 @@
 """Barge-in policy that pauses for a voice, not for the line's background (``barge_in.trigger: voice``).
 
-Opt-in: see bench/README.md "Barge-in over background noise" for what it wins on the noise
-corpus, and what it still misses (a soft word over music is paused for 120-180 ms in).
+See bench/README.md "Barge-in over background noise" for what it wins on the noise corpus,
+and what it still misses (a background that starts in the middle of an answer pauses it).
 
 Pure logic, fed once per 20 ms caller frame, once per Silero score and once per turn event,
 time in caller samples. The evidence per frame (the line's tracked background, the margin
@@ -9,12 +9,18 @@ over it, voicing, Silero's score) comes from :class:`~sipbridge.bargein_trigger.
 It answers with what the session must do to the agent's audio:
 
 * ``PAUSE`` at the first sign of a voice over the agent (after echo cancellation, and not
-  judged echo): a frame ``foreground`` (18 dB over the tracked background) and voiced, and
-  either ``far`` above it (30 dB: a caller on a quiet line, caught on the first voiced frame)
-  or scored ``voice_prob`` by Silero (a caller over music, babble or road noise); or Silero's
+  judged echo): a frame ``foreground`` (12 dB over the floor, 9 over the background's mean)
+  and voiced, and either ``far`` above it (30 dB: a caller on a quiet line, caught on the
+  first voiced frame) or scored ``voice_prob`` by Silero (a caller over music, babble or road noise); or Silero's
   first speech chunk (``SpeechOnset``) while a recent frame was foreground. Music, hum, road
   noise and a TV's distant voices, once the floor has followed them, never get there; clicks
-  and breaths are loud but not voiced. Pausing costs nothing: queued audio is kept.
+  and breaths are loud but not voiced. Over a background Silero does not score (music, road
+  noise: its mean score under ``quiet_bg_prob``), a voiced frame only ``soft_margin_db``
+  (4 dB) over it that Silero scores ``voice_prob`` pauses too (``soft``: a quiet caller over
+  music). And ``sibilant_frames`` (3) foreground frames in a row of an /s/-like hiss
+  (:meth:`ForegroundTracker.sibilant`) pause: "stop", "sorry", "so" are unvoiced for 60-150 ms
+  before their vowel, which a click (one frame) and a breath (low in the band) are not.
+  Pausing costs nothing: queued audio is kept.
 * ``CANCEL`` when the speech is confirmed (``SpeechStarted``: it lasted ``min_speech_ms``)
   and a foreground voice was heard in it, or a DTMF digit arrives: the session clears the
   buffer and cancels and truncates upstream. Silero's turns on a distant babble are ignored;
@@ -29,7 +35,8 @@ It answers with what the session must do to the agent's audio:
   scored ``maybe_prob`` within ``energy_hold_ms`` (80 ms: a false pause is a gap under
   100 ms; a loud caller Silero scores ``maybe_prob`` or more, or three voiced frames far
   over a quiet line (a first syllable Silero is slow on: "ac-"), hold it up to
-  ``doubt_hold_ms``, and Silero's ``onset_prob`` until quiet); or a
+  ``doubt_hold_ms``, an /s/ while it and the voiced sound after it last and
+  ``sibilant_grace_ms`` (120) after, and Silero's ``onset_prob`` until quiet); or a
   pause neither confirmed nor rejected within ``resume_window_ms``. But once a voice
   (foreground, voiced, Silero at ``voice_prob``) has been heard for two frames since the
   pause, nothing resumes the agent until that voice has stopped for
@@ -69,7 +76,7 @@ class VoiceBargeInPolicy(ServerHold):
                  foreground_margin_db: float = 9.0, far_margin_db: float = 30.0,
                  voice_prob: float = 0.5, onset_prob: float = 0.3, confirm_ms: int = 300, turn_voice_ms: int = 100,
                  turn_over_floor_db: float = 15.0, dip_db: float = 20.0, steady_ms: int = 1200,
-                 rate: int = 16000):
+                 sibilant_frames: int = 3, sibilant_grace_ms: int = 120, rate: int = 16000):
         self.enabled = enabled
         self.dtmf = dtmf
         self.rate = rate
@@ -78,6 +85,8 @@ class VoiceBargeInPolicy(ServerHold):
         self.doubt_hold = doubt_hold_ms * rate // 1000
         self.quiet_before_resume = quiet_before_resume_ms * rate // 1000
         self.confirm = confirm_ms * rate // 1000
+        self.sibilant_frames = sibilant_frames
+        self.sibilant_grace = sibilant_grace_ms * rate // 1000
         self.dip_db = dip_db
         self.steady = steady_ms * rate // 1000
         self.recent = 60 * rate // 1000          # a SpeechOnset pauses if a frame this recent was foreground
@@ -101,6 +110,8 @@ class VoiceBargeInPolicy(ServerHold):
         self.peak_dbfs = -math.inf           # loudest frame since the pause
         self.voice_frames = 0                # voice frames since the pause
         self.far_frames = 0                  # voiced frames far over a quiet line since the pause
+        self.hisses: list[tuple[float, float]] = []   # unvoiced foreground frames in a row
+        self.last_sibilant: int | None = None   # the last such frame since the pause
         self.voice_from: int | None = None   # the first of them
         self.dip_needed = False              # paused for a new sound on a quiet line (see _confirm)
         self.dipped = False                  # a frame dip_db under the pause's loudest since
@@ -132,6 +143,7 @@ class VoiceBargeInPolicy(ServerHold):
         if fg.active:
             self.last_loud = end_sample
         speechlike = fg.foreground and fg.prob >= self.voice_prob
+        voicelike = (fg.foreground or fg.soft) and fg.prob >= self.voice_prob
         if fg.foreground and not fg.suppressed:
             self.last_foreground = end_sample   # (under a false alarm's bar: not a new sound)
         if self.in_candidate or self.in_turn:
@@ -145,10 +157,22 @@ class VoiceBargeInPolicy(ServerHold):
         if not self.enabled:
             return None
         if self.paused_at is not None:
-            return self._while_paused(end_sample, speechlike and not echo_only)
+            return self._while_paused(end_sample, voicelike and not echo_only)
         if (agent_talking and not echo_only and fg.foreground and not fg.suppressed
                 and (fg.far or fg.prob >= self.onset_prob) and fg.voiced()):
             return self._pause("energy", end_sample)
+        if (agent_talking and not echo_only and fg.soft and not fg.suppressed
+                and fg.prob >= self.voice_prob and fg.voiced()):
+            return self._pause("energy", end_sample)
+        if agent_talking and not echo_only and fg.foreground and not fg.suppressed and not fg.voiced():
+            # an /s/ starting a word ("stop", "sorry"): unvoiced for 60-150 ms before its vowel
+            self.hisses = [*self.hisses[1 - self.sibilant_frames:], fg.hiss()]
+            if len(self.hisses) == self.sibilant_frames and fg.sibilant(self.hisses):
+                decision = self._pause("energy", end_sample)
+                self.last_sibilant = end_sample
+                return decision
+        else:
+            self.hisses = []
         return None
 
     def _while_paused(self, end_sample: int, speechlike: bool) -> Decision | None:
@@ -166,6 +190,11 @@ class VoiceBargeInPolicy(ServerHold):
             return None
         if fg.far and fg.voiced():
             self.far_frames += 1
+            if self.last_sibilant is not None:
+                self.last_sibilant = end_sample   # the vowel after the /s/ holds it on
+        elif (self.last_sibilant is not None and fg.margin >= fg.noise_margin_db
+              and fg.sibilant([fg.hiss()])):
+            self.last_sibilant = end_sample       # the /s/ goes on, fading
         if speechlike and fg.voiced():
             self.voice_frames += 1
             if self.voice_from is None:
@@ -197,7 +226,10 @@ class VoiceBargeInPolicy(ServerHold):
             # doubt_hold_ms; a stronger doubt ("thank you": 0.13-0.44 for 300 ms) until quiet
             # and a voice far over a quiet line's background (3 voiced frames of it: no click,
             # no breath) waits doubt_hold_ms for Silero, which is slow on some first syllables
-            doubt = loud and (self.max_prob >= self.onset_prob or (
+            # an /s/ holds the pause while it lasts and sibilant_grace_ms after, for its vowel
+            hiss = (self.last_sibilant is not None
+                    and end_sample - self.last_sibilant < self.sibilant_grace)
+            doubt = loud and (self.max_prob >= self.onset_prob or hiss or (
                 (self.max_prob >= self.maybe_prob or self.far_frames >= 3)
                 and waited < self.doubt_hold))
             if not doubt:
@@ -290,6 +322,8 @@ class VoiceBargeInPolicy(ServerHold):
         self.peak_dbfs = -math.inf
         self.voice_frames = 0
         self.far_frames = 0
+        self.hisses = []
+        self.last_sibilant = None
         self.voice_from = None
         self.rejected_at = None
         self.server_at = None

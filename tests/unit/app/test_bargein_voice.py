@@ -4,6 +4,7 @@ import numpy as np
 
 from sipbridge.bargein import Action
 from sipbridge.bargein_voice import VoiceBargeInPolicy as BargeInPolicy
+from sipbridge.media.noisefloor import frame_power_dbfs
 from sipbridge.turn.events import SpeechOnset, SpeechRejected, SpeechStarted, SpeechStopped
 
 MS = 16      # samples per ms at 16 kHz
@@ -121,6 +122,87 @@ def test_over_music_a_voice_needs_silero_before_the_agent_pauses():
     assert p.on_frame(t + F, -12.0, False, True, voicing=VOICED) is None
     p.on_prob(0.4)
     assert p.on_frame(t + 2 * F, -12.0, False, True, voicing=VOICED).action is Action.PAUSE
+
+
+def test_over_music_silero_hears_a_quiet_caller_only_5_db_over_it():
+    """Over music Silero scores near 0, a voiced frame 7 dB over the music that Silero scores 0.8 pauses the agent."""
+    p = BargeInPolicy()
+    t, _ = line(p, music(3.0), talking=False, voicing=VOICED, prob=0.01)
+    t, decisions = line(p, music(3.0, seed=7), t, voicing=VOICED, prob=0.01)
+    assert decisions == []
+    p.on_prob(0.2)
+    assert p.on_frame(t + F, -17.0, False, True, voicing=VOICED) is None     # Silero unsure
+    p.on_prob(0.8)
+    assert p.on_frame(t + 2 * F, -17.0, False, True, voicing=VOICED).action is Action.PAUSE
+
+
+def test_over_a_tv_silero_scores_a_voice_5_db_over_it_needs_the_full_margin():
+    """Over distant voices Silero scores high, a frame 7 dB over them is not a caller; 13 dB over it is."""
+    p = BargeInPolicy()
+    t, _ = line(p, music(3.0), talking=False, voicing=VOICED, prob=0.9)    # (a TV: Silero at 0.9)
+    t, decisions = line(p, music(3.0, seed=7), t, voicing=VOICED, prob=0.9)
+    assert decisions == []
+    assert p.on_frame(t + F, -17.0, False, True, voicing=VOICED) is None
+    assert p.on_frame(t + 2 * F, -12.0, False, True, voicing=VOICED).action is Action.PAUSE
+
+
+def hiss(level_dbfs, frames=1, seed=0, rate=16000):
+    """``frames`` 20 ms frames of an /s/: noise at 2.6-3.8 kHz at ``level_dbfs``."""
+    n = rate // 50 * frames
+    spec = np.fft.rfft(np.random.default_rng(seed).standard_normal(n))
+    f = np.fft.rfftfreq(n, 1 / rate)
+    x = np.fft.irfft(spec * ((f >= 2600) & (f <= 3800)), n)
+    x = x / x.std() * 32768 * 10 ** (level_dbfs / 20)
+    return [x[k: k + rate // 50].astype(np.int16) for k in range(0, n, rate // 50)]
+
+
+def hum(level_dbfs, frames, seed=1, rate=16000):
+    """``frames`` 20 ms frames of a quiet line's white noise at ``level_dbfs``."""
+    x = np.random.default_rng(seed).standard_normal(rate // 50 * frames) * 32768 * 10 ** (level_dbfs / 20)
+    return [x[k: k + rate // 50].astype(np.int16) for k in range(0, len(x), rate // 50)]
+
+
+def feed(p, frames, t, talking=True):
+    """Feed real frames (level and voicing from their samples); returns the end sample and decisions."""
+    decisions = []
+    for frame in frames:
+        t += F
+        d = p.on_frame(t, frame_power_dbfs(frame), False, talking, frame=frame)
+        if d is not None:
+            decisions.append(d)
+    return t, decisions
+
+
+def test_an_s_starting_a_word_pauses_on_its_third_frame_and_holds_for_the_vowel():
+    """Three frames of /s/ over a quiet line pause the agent; the pause holds over the hiss and 120 ms after it for the vowel, which Silero confirms and the next gap cancels."""
+    p = BargeInPolicy()
+    t, _ = feed(p, hum(-60.0, 50), 0)
+    t, decisions = feed(p, hiss(-30.0, 5), t)
+    assert [(d.action, d.at_sample) for d in decisions] == [(Action.PAUSE, t - 2 * F)]
+    t, decisions = line(p, [-40.0] * 4, t, voicing=UNVOICED, prob=0.02)   # the gap before the vowel
+    assert decisions == []
+    t, decisions = line(p, [-15.0] * 3, t, voicing=VOICED, prob=0.9)
+    assert decisions == []
+    assert p.on_turn(started(t), agent_talking=True) is None   # a new sound: cancelled at its first gap
+    t, decisions = line(p, [-40.0], t, voicing=UNVOICED, prob=0.9)
+    assert [d.action for d in decisions] == [Action.CANCEL]
+
+
+def test_a_hiss_no_vowel_follows_resumes_the_agent_and_a_click_never_pauses_it():
+    """Hiss with no voice after it resumes the agent 120 ms after it ends; one or two hiss frames (a click) never pause."""
+    p = BargeInPolicy()
+    t, _ = feed(p, hum(-60.0, 50), 0)
+    for seed in range(3):
+        t, decisions = feed(p, hiss(-25.0, 2, seed=seed), t)
+        assert decisions == []
+        t = feed(p, hum(-60.0, 10, seed=seed), t)[0]
+    t, decisions = feed(p, hiss(-30.0, 4, seed=9), t)
+    assert [d.action for d in decisions] == [Action.PAUSE]
+    last_hiss = t
+    p.on_prob(0.01)
+    t, decisions = feed(p, hum(-60.0, 10), t)
+    assert [d.action for d in decisions] == [Action.RESUME]
+    assert decisions[0].at_sample - last_hiss <= 140 * MS
 
 
 def test_steady_line_noise_never_pauses_the_agent_but_speech_does():

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sipbridge.media.noisefloor import NoiseFloor, frame_power_dbfs, voicing
+from sipbridge.media.noisefloor import NoiseFloor, frame_power_dbfs, sibilance, voicing
 
 F = 320  # samples per 20 ms frame at 16 kHz
 
@@ -71,6 +71,33 @@ def test_a_vowel_like_harmonic_sound_is_voiced_and_noise_is_not(rate):
     k = rate * 4 // 1000
     click[half + 10: half + 10 + k] = (np.random.default_rng(2).standard_normal(k) * 20000).astype(np.int16)
     assert voicing(click[half:], click[:half], rate) < 0.3
+
+
+def band_noise(lo, hi, rate, n, seed=0, level=3000.0):
+    """Gaussian noise with only lo..hi Hz in it (int16, ``n`` samples)."""
+    spec = np.fft.rfft(np.random.default_rng(seed).standard_normal(n))
+    f = np.fft.rfftfreq(n, 1 / rate)
+    x = np.fft.irfft(spec * ((f >= lo) & (f <= hi)), n)
+    return (x / x.std() * level).astype(np.int16)
+
+
+def top_share(frame, rate):
+    top, total = sibilance(frame, rate)
+    return top / total if total else 0.0
+
+
+@pytest.mark.parametrize("rate", [16000, 8000])
+def test_an_s_is_sibilant_and_vowels_breaths_hum_and_white_noise_are_not(rate):
+    """A 2.6-3.5 kHz hiss has over 80 % of its energy at the top of the band; a vowel, a 0.3-2 kHz breath and a 100 Hz hum under 10 %; white noise over three frames about a third."""
+    n = rate // 50
+    assert top_share(band_noise(2600, 3500, rate, n), rate) > 0.8
+    assert top_share(_tone([140, 280, 420, 560, 700], rate, ms=20), rate) < 0.1
+    assert top_share(band_noise(300, 2000, rate, n, seed=3), rate) < 0.1
+    assert top_share(_tone([100], rate, ms=20), rate) < 0.1
+    white = band_noise(0, rate / 2, rate, 3 * n, seed=4)   # three frames, pooled
+    pooled = [sum(x) for x in zip(*(sibilance(white[k: k + n], rate) for k in range(0, 3 * n, n)))]
+    assert 0.25 < pooled[0] / pooled[1] < 0.42    # (at 16 kHz only the line's band counts)
+    assert sibilance(np.zeros(n, dtype=np.int16), rate) == (0.0, 0.0)
 
 
 def test_voicing_of_silence_is_zero_and_other_rates_are_refused():
