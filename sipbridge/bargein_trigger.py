@@ -18,14 +18,18 @@ frame:
   The background is learnt only from frames that are not a voice, ``learn_delay_ms`` (240)
   after they were heard: a voice far over the floor that Silero scores ``voice_prob`` drops
   the frames still waiting (they were its first syllable, before Silero was sure), the
-  caller's turns and the pauses made for them are not learnt, digital silence never is. The
-  first frame learnt is taken as the background as it is (music from the call's first frame
-  is known 240 ms in); after that, frames that stand out move the mean only as if they were
+  caller's turns and the pauses made for them are not learnt, digital silence never is
+  (lasting ``silence_forget_ms``, 300, it forgets the background: a burst of noise before it
+  must not stand over the caller for the rest of the call). The first frame learnt is taken
+  as the background as it is (music from the call's first frame is known
+  ``first_learn_delay_ms``, 600, in: longer than the 240 ms after, because a caller talking
+  from the first frame gets Silero's ``voice_prob`` only 300-400 ms in, and must not become
+  the background); after that, frames that stand out move the mean only as if they were
   ``margin_db`` over it (a TV switched on is learnt at up to ~14 dB/s, clicks hardly at all);
 * ``voiced()``: periodic at a pitch (:func:`~sipbridge.media.noisefloor.voicing` at least
   ``voiced_min``), computed only when asked. Breaths, clicks and most road noise are not;
 * ``far``: foreground, ``far_margin_db`` (30 dB) above the floor, on a line that is not
-  ``busy`` (neither its floor nor, once it has 2 s of sound behind it and ``busy_db`` over
+  ``busy`` (neither its floor nor, once it has 1 s of sound behind it and ``busy_db`` over
   the floor, its mean reaches the silence floor, -45 dBFS: no music, babble, traffic or
   hiss): a caller
   on a quiet line, who can be paused for on the first voiced frame without waiting for
@@ -68,7 +72,8 @@ class ForegroundTracker:
                  suppress_fade_db_per_s: float = 1.5, suppress_db: float = 6.0,
                  voice_prob: float = 0.5, learn_delay_ms: int = 240, recent_ms: int = 8000,
                  recent_margin_db: float = 0.0, soft_margin_db: float = 4.0,
-                 quiet_bg_prob: float = 0.1, sibilant_min: float = 0.5):
+                 quiet_bg_prob: float = 0.1, sibilant_min: float = 0.5,
+                 first_learn_delay_ms: int = 600, silence_forget_ms: int = 300):
         self.rate = rate
         self.noise = NoiseFloor(rate=rate, start_dbfs=floor_dbfs - 20.0)
         self.energy_dbfs = floor_dbfs + energy_margin_db
@@ -103,6 +108,9 @@ class ForegroundTracker:
         self._voicing: float | None = None
         self.voice_prob = voice_prob
         self.learn_delay = learn_delay_ms * rate // 1000
+        self.first_learn_delay = first_learn_delay_ms * rate // 1000
+        self.silence_forget = silence_forget_ms * rate // 1000
+        self._silent_since: int | None = None    # start of the current run of digital silence
         self._pending: deque[tuple[int, int, float, bool, float]] = deque()   # not yet learnt
         self.recent_samples = recent_ms * rate // 1000
         self.recent_margin_db = recent_margin_db
@@ -133,7 +141,7 @@ class ForegroundTracker:
         power = 10 ** (max(level_dbfs, -90.0) / 10)
         self.mean_dbfs = -90.0 if self._mean is None else 10 * math.log10(self._mean)
         self.busy = self.floor_dbfs >= self.busy_dbfs or (
-            self._settled and self.mean_dbfs >= self.busy_dbfs
+            self._learnt_for(self.rate) and self.mean_dbfs >= self.busy_dbfs
             and self.mean_dbfs - self.floor_dbfs >= self.busy_db)
         self.active = level_dbfs >= self.energy_dbfs and self.margin >= self.noise_margin_db
         self.foreground = (self.active and level_dbfs - self.mean_dbfs >= self.margin_db
@@ -145,7 +153,15 @@ class ForegroundTracker:
                      and level_dbfs >= self.recent_dbfs)
         self.far = self.foreground and self.margin >= self.far_margin_db and not self.busy
         if level_dbfs < SILENT_DBFS:
-            return          # digital silence (no media yet, a concealed packet) is no background
+            # digital silence (no media yet, a concealed packet, a muted or DTX phone) is no
+            # background; lasting silence_forget_ms, it means the background has gone
+            if self._silent_since is None:
+                self._silent_since = end_sample - dt
+            self._learn_due(end_sample)
+            if end_sample - self._silent_since >= self.silence_forget:
+                self._forget()
+            return
+        self._silent_since = None
         voice = self.foreground and self.prob >= self.voice_prob
         clear = voice and self.margin >= self.far_margin_db
         if paused or clear:
@@ -156,8 +172,28 @@ class ForegroundTracker:
             return   # the caller talking (Silero says so) is not the background (once the mean
             # has settled, a voice the floor has caught up with is a TV's: it is learnt)
         self._pending.append((end_sample, dt, power, self.foreground, self.prob))
-        while self._pending and end_sample - self._pending[0][0] >= self.learn_delay:
+        self._learn_due(end_sample)
+
+    def _learn_due(self, end_sample: int) -> None:
+        """Learn the frames waiting ``learn_delay_ms`` (``first_learn_delay_ms`` while no
+        background is known: a caller talking from the first frame, whose first syllables
+        Silero scores under ``voice_prob`` for up to 400 ms, must not become the background)."""
+        delay = self.first_learn_delay if self._mean is None else self.learn_delay
+        while self._pending and end_sample - self._pending[0][0] >= delay:
             self._learn(*self._pending.popleft())
+            delay = self.learn_delay
+
+    def _forget(self) -> None:
+        """The line went digitally silent: whatever it had as background is gone (a burst of
+        noise before it must not stand over the caller's voice for the rest of the call)."""
+        self._mean = self._start = None
+        self._settled = False
+        self.mean_dbfs = -90.0
+        self._pending.clear()
+        self._recent.clear()
+        self.recent_dbfs = -math.inf
+        self.bg_prob = 1.0
+        self._learnt = 0
 
     def _learn(self, at: int, dt: int, power: float, foreground: bool, prob: float) -> None:
         """One frame found to be background ``learn_delay_ms`` after it was heard."""
@@ -187,11 +223,15 @@ class ForegroundTracker:
         if self._learnt % 5 == 1:    # every 100 ms of it: the loud end of the last 8 s
             self.recent_dbfs = float(np.percentile([lv for _t, lv in recent], 80))
 
+    def _learnt_for(self, samples: int) -> bool:
+        """The background mean has ``samples`` of sound behind it."""
+        return self._start is not None and self._end - self._start >= samples
+
     @property
     def mean_power(self) -> float | None:
         """The background mean (linear power), for :meth:`restore_mean`; None while it has
         heard under 300 ms of sound (then it is no one's background yet)."""
-        if self._start is None or self._end - self._start < self.rate * 3 // 10:
+        if not self._learnt_for(self.rate * 3 // 10):
             return None
         return self._mean
 

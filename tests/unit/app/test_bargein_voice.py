@@ -415,3 +415,46 @@ def test_disabled_policy_never_acts_but_still_judges_turns():
     assert p.on_turn(started(t + 10 * F), agent_talking=True) is None
     p.on_turn(stopped(t + 40 * F), agent_talking=True)
     assert p.turn_was_foreground is True
+
+
+SILENT = float("-inf")   # digital silence: the level of a frame of zeros
+
+
+def a_turn(p, t, levels, probs):
+    """A caller's turn (Silero's onset, started and stopped around ``levels``), the agent silent."""
+    p.on_turn(onset(t + F), agent_talking=False)
+    for level, prob in zip(levels, probs):
+        t += F
+        p.on_prob(prob)
+        p.on_frame(t, level, False, False, voicing=VOICED)
+    p.on_turn(started(t), agent_talking=False)
+    t, _ = line(p, [SILENT] * 30, t, talking=False)
+    p.on_turn(stopped(t), agent_talking=False)
+    return t
+
+
+WORDS = [-15.0] * 10 + [-60.0] * 5 + [-15.0] * 10
+
+
+def test_a_noise_burst_then_digital_silence_does_not_stand_over_the_callers_voice():
+    """300 ms of -12 dBFS noise, then 3 s of digital silence: the background is forgotten, the caller's next turn is foreground and pauses the agent."""
+    p = BargeInPolicy()
+    t, _ = line(p, [SILENT] * 50, talking=False)
+    t, _ = line(p, [-12.0] * 15 + [-35.0], t, talking=False, voicing=UNVOICED)   # foreign RTP, a slam
+    t, _ = line(p, [SILENT] * 150, t, talking=False)
+    t = a_turn(p, t, WORDS, [0.9] * len(WORDS))
+    assert p.turn_was_foreground
+    t, decisions = line(p, WORDS, t, voicing=VOICED, prob=0.9)
+    assert [d.action for d in decisions][:1] == [Action.PAUSE]
+
+
+def test_a_caller_talking_from_the_first_frame_is_not_learnt_as_the_background():
+    """The caller speaks from the call's first frame and Silero stays under 0.5 for 400 ms: the turn is still the caller's."""
+    p = BargeInPolicy()
+    t, _ = line(p, [SILENT] * 2, talking=False)
+    words = [-23.0, -23.0, -21.0, -20.0, -17.0, -13.0, -11.0, -12.0, -14.0, -15.0, -14.0, -12.0,
+             -11.0, -11.0, -17.0, -33.0, -43.0, -42.0, -26.0, -17.0, -15.0, -16.0, -18.0, -20.0] * 3
+    probs = [0.0, 0.05, 0.05, 0.33, 0.07, 0.07, 0.23, 0.23, 0.23, 0.19, 0.19, 0.16, 0.1, 0.1,
+             0.06, 0.2, 0.2, 0.16, 0.16, 0.1] + [0.9] * (len(words) - 20)
+    a_turn(p, t, words, probs)
+    assert p.turn_was_foreground
