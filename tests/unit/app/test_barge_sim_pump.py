@@ -12,18 +12,13 @@ showed it (before the pump's fix: 960 and 1200 ms, each resumed once while the c
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.support import audio
+from tests.support import audio, bench_module
 
-_SPEC = importlib.util.spec_from_file_location(
-    "barge_sim", Path(__file__).resolve().parents[3] / "bench" / "barge_sim.py")
-barge_sim = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(barge_sim)
+barge_sim = bench_module.load("barge_sim")
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,6 @@ all four cases below never cancelled (paused late and resumed, or not paused at 
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,13 +16,10 @@ import pytest
 from sipbridge import config as config_mod
 from sipbridge.session import CallSession
 from sipbridge.turn.settings import resolve
-from tests.support import audio
+from tests.support import audio, bench_module
 from tests.support.barge import reply_pcm
 
-_SPEC = importlib.util.spec_from_file_location(
-    "barge_sim", Path(__file__).resolve().parents[3] / "bench" / "barge_sim.py")
-barge_sim = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(barge_sim)
+barge_sim = bench_module.load("barge_sim")
 N = 160
 
 
