@@ -81,7 +81,7 @@ def _frames_dbfs(pcm: np.ndarray) -> np.ndarray:
     return 10 * np.log10(np.maximum(power, 1e-9) / 32768.0 ** 2)
 
 
-TRIGGER = "level"   # barge_in.trigger of the simulated calls (--trigger)
+TRIGGER = config_mod.BargeInConfig().trigger   # barge_in.trigger of the simulated calls (--trigger)
 PUMP_TICKS = None   # --pump-ticks N: the session behind a real C native port and its pump (sip.pump_ticks)
 
 
@@ -381,7 +381,7 @@ def main() -> int:
     ap.add_argument("--rate", type=int, choices=(16000, 8000), default=16000,
                     help="the session's media rate (sip.media_rate)")
     ap.add_argument("--verbose", action="store_true")
-    ap.add_argument("--trigger", choices=("level", "voice"), default="level",
+    ap.add_argument("--trigger", choices=("level", "voice"), default=config_mod.BargeInConfig().trigger,
                     help="barge_in.trigger of the simulated calls (default: the bridge's default)")
     ap.add_argument("--corpus", choices=noise_corpus.PARTS, action="append",
                     help="the background corpus (bench/noise_corpus.py) instead: tune, heldout")

@@ -98,7 +98,7 @@ class BargeInConfig:
     dtmf: bool = True
     resume_window_ms: int = 800
     echo_guard: bool = True
-    trigger: str = "level"           # level (loudness over the floor) | voice (opt-in, bargein_voice)
+    trigger: str = "voice"           # voice (a voice over the background, bargein_voice) | level
     foreground_margin_db: int = 9    # trigger voice: a voice must stand this far over the background
 
 

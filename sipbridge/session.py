@@ -108,8 +108,8 @@ class CallSession:
         self._batch_lock = threading.Lock()
         self._samples_in = 0
         bc = config.barge_in
-        # barge_in.trigger: level (the default) pauses on loudness over the line's floor; voice
-        # pauses for a voice standing out of the line's background (opt-in, see bargein_voice)
+        # barge_in.trigger: voice (the default) pauses for a voice standing out of the line's
+        # background (bargein_voice); level pauses on loudness over the line's floor
         voice = {"foreground_margin_db": bc.foreground_margin_db,
                  "confirm_ms": self.settings.min_speech_ms} if bc.trigger == "voice" else {}
         self.barge = (VoiceBargeInPolicy if voice else BargeInPolicy)(
