@@ -24,7 +24,7 @@ It answers with what the session must do to the agent's audio:
 With the provider's turn detection (``server_vad``), its ``speech_started`` pauses and holds
 (:mod:`sipbridge.bargein_server`). This is ``barge_in.trigger: level``; the default,
 ``voice`` (:mod:`sipbridge.bargein_voice`), pauses for a voice and not for the line's
-background (music, a TV, traffic, clicks), at the cost of some 20-40 ms on a clean line
+background (music, a TV, traffic, clicks), at the cost of some 20-50 ms on a clean line
 (bench/README.md).
 """
 
