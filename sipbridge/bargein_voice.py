@@ -158,21 +158,21 @@ class VoiceBargeInPolicy(ServerHold):
             return None
         if self.paused_at is not None:
             return self._while_paused(end_sample, voicelike and not echo_only)
-        if (agent_talking and not echo_only and fg.foreground and not fg.suppressed
-                and (fg.far or fg.prob >= self.onset_prob) and fg.voiced()):
-            return self._pause("energy", end_sample)
-        if (agent_talking and not echo_only and fg.soft and not fg.suppressed
-                and fg.prob >= self.voice_prob and fg.voiced()):
-            return self._pause("energy", end_sample)
-        if agent_talking and not echo_only and fg.foreground and not fg.suppressed and not fg.voiced():
-            # an /s/ starting a word ("stop", "sorry"): unvoiced for 60-150 ms before its vowel
-            self.hisses = [*self.hisses[1 - self.sibilant_frames:], fg.hiss()]
-            if len(self.hisses) == self.sibilant_frames and fg.sibilant(self.hisses):
-                decision = self._pause("energy", end_sample)
-                self.last_sibilant = end_sample
-                return decision
-        else:
+        if not agent_talking or echo_only or fg.suppressed:
             self.hisses = []
+            return None
+        if ((fg.foreground and (fg.far or fg.prob >= self.onset_prob))
+                or (fg.soft and fg.prob >= self.voice_prob)) and fg.voiced():
+            return self._pause("energy", end_sample)
+        if not fg.foreground or fg.voiced():
+            self.hisses = []
+            return None
+        # an /s/ starting a word ("stop", "sorry"): unvoiced for 60-150 ms before its vowel
+        self.hisses = [*self.hisses[1 - self.sibilant_frames:], fg.hiss()]
+        if len(self.hisses) == self.sibilant_frames and fg.sibilant(self.hisses):
+            decision = self._pause("energy", end_sample)
+            self.last_sibilant = end_sample
+            return decision
         return None
 
     def _while_paused(self, end_sample: int, speechlike: bool) -> Decision | None:
