@@ -20,6 +20,7 @@ from tests.support.kamailio_registrar import (options_to_user, registrar_config,
                                               saved_bindings)
 from tests.support.ports import free_port_block, free_udp_port
 from tests.support.sipp import PCMU_SPEECH_PCAP, pcap_duration_ms, run_sipp
+from tests.support.waiting import poll
 
 PASSWORD = "kam-Secret-7f3a"
 WRONG = "not-the-Password-91c2"
@@ -37,16 +38,6 @@ def secret_file(directory: Path, name: str, text: str) -> Path:
     path = directory / name
     path.write_text(text + "\n")
     return path
-
-
-def wait_until(predicate, timeout: float, step: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +63,8 @@ def test_trunk_registers_refreshes_and_the_registrar_routes_to_it(cell):
     rec = bridge.wait_log("trunk_registered", timeout=10, trunk="good")
     assert rec["expires"] == EXPIRES
     assert rec["contact"].startswith(f"sip:alice@127.0.0.1:{bridge.sip_port}")
-    first = wait_until(lambda: [b for b in saved_bindings(kam.output()) if b["user"] == "alice"],
-                       timeout=2)
+    first = poll(lambda: [b for b in saved_bindings(kam.output()) if b["user"] == "alice"],
+                 timeout=2, every=0.05)
     assert first and first[0]["contact"].startswith(f"<{rec['contact']}")
 
     # a request for alice, routed by lookup("location"), is answered by the bridge; bob is unknown
@@ -85,9 +76,9 @@ def test_trunk_registers_refreshes_and_the_registrar_routes_to_it(cell):
     # pjsua refreshes the binding before it lapses (every 5 s with expires 10)
     seen = len(first)
     t0 = time.monotonic()
-    refreshed = wait_until(lambda: len([b for b in saved_bindings(kam.output())
-                                        if b["user"] == "alice" and b["expires"] != "0"]) > seen,
-                           timeout=EXPIRES)
+    refreshed = poll(lambda: len([b for b in saved_bindings(kam.output())
+                                  if b["user"] == "alice" and b["expires"] != "0"]) > seen,
+                     timeout=EXPIRES, every=0.05)
     assert refreshed, "no refresh REGISTER within the expiry"
     assert time.monotonic() - t0 < EXPIRES
     assert len(bridge.logs("trunk_registered")) == 1, "a refresh is not a state change"
@@ -97,8 +88,8 @@ def test_trunk_registers_refreshes_and_the_registrar_routes_to_it(cell):
 def test_wrong_password_is_reported_and_retried_with_capped_backoff(cell):
     """A wrong password logs 'authentication failed' and is retried with growing waits capped at retry_max_s."""
     kam, _port, _upstream, bridge = cell
-    wait_until(lambda: len([r for r in bridge.logs("trunk_registration_failed")
-                            if r["trunk"] == "bad"]) >= 5, timeout=12)
+    poll(lambda: len([r for r in bridge.logs("trunk_registration_failed")
+                      if r["trunk"] == "bad"]) >= 5, timeout=12, every=0.05)
     fails = [r for r in bridge.logs("trunk_registration_failed") if r["trunk"] == "bad"]
     assert len(fails) >= 5, fails
     for r in fails:
@@ -177,9 +168,9 @@ def test_registrar_restart_is_recovered_within_the_backoff_bound(tmp_path):
             # a retransmission of the pending REGISTER reaches it within T2 (4 s), a retry
             # scheduled by the backoff within retry_max_s
             bound = max(4.0, RETRY_MAX) + 1.5
-            saved = wait_until(lambda: [b for b in saved_bindings(restarted.output())
-                                        if b["user"] == "alice" and b["expires"] != "0"],
-                               timeout=bound)
+            saved = poll(lambda: [b for b in saved_bindings(restarted.output())
+                                  if b["user"] == "alice" and b["expires"] != "0"],
+                         timeout=bound, every=0.05)
             assert saved, f"not re-registered within {bound} s:\n" + bridge.output()[-3000:]
             assert time.monotonic() - back_at <= bound
             assert options_to_user("127.0.0.1", port, "alice") == "SIP/2.0 200 OK"
@@ -190,8 +181,8 @@ def test_registrar_restart_is_recovered_within_the_backoff_bound(tmp_path):
             assert bridge.stop() == 0
             unreg = bridge.wait_log("trunk_unregistered", trunk="good")
             assert unreg["ok"] is True and unreg["status"] == 200
-            assert wait_until(lambda: saved_bindings(restarted.output())[-1]["expires"] == "0",
-                              timeout=2), "the registrar never saw the REGISTER with expires 0"
+            assert poll(lambda: saved_bindings(restarted.output())[-1]["expires"] == "0",
+                        timeout=2, every=0.05), "the registrar never saw the REGISTER with expires 0"
     finally:
         kam.stop()
         if restarted is not None:

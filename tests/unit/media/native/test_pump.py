@@ -2,52 +2,9 @@
 
 import time
 
-import pytest
-
-from sipbridge.media.native.lib import NativePort, load
-from sipbridge.media.native.pump import CallAudio, Pump
-
-FB = 320   # 20 ms at 8 kHz
-
-
-def frame(n: int) -> bytes:
-    return (n % 30000).to_bytes(2, "little") * (FB // 2)
-
-
-class Session:
-    """A call's session as the pump sees it: records what it got, plays numbered frames."""
-
-    def __init__(self, log: list, name: str, on_frame=None):
-        self.log, self.name = log, name
-        self.got: list[bytes] = []
-        self.n = 0
-        self.hook = on_frame
-
-    def on_caller_frame(self, pcm: bytes) -> None:
-        self.log.append((self.name, "rx"))
-        self.got.append(pcm)
-        if self.hook:
-            self.hook(pcm)
-
-    def next_frame(self) -> bytes:
-        self.log.append((self.name, "tx"))
-        self.n += 1
-        return frame(self.n)
-
-
-@pytest.fixture
-def audio():
-    made = []
-
-    def make(session=None, slot=0):
-        a = CallAudio(NativePort(8000, FB, f"t{slot}"), slot)
-        if session is not None:
-            a.bind(session.on_caller_frame, session.next_frame)
-        made.append(a)
-        return a
-    yield make
-    for a in made:
-        a.port.free()
+from sipbridge.media.native.lib import load
+from sipbridge.media.native.pump import Pump
+from tests.unit.media.native.fakes import FB, Session, frame
 
 
 def test_a_tick_drains_every_call_before_filling_any(audio):

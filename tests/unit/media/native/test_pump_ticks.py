@@ -8,55 +8,16 @@ import pytest
 
 from sipbridge.config import build
 from sipbridge.errors import ConfigError
-from sipbridge.media.native.lib import NativePort, load
-from sipbridge.media.native.pump import MAX_TICKS, CallAudio, Pump
+from sipbridge.media.native.lib import load
+from sipbridge.media.native.pump import MAX_TICKS, Pump
 from sipbridge.media.playout import PlayoutBuffer
-
-FB = 320   # 20 ms at 8 kHz
-SILENCE = bytes(FB)
-
-
-def frame(n: int) -> bytes:
-    return (n % 30000).to_bytes(2, "little") * (FB // 2)
-
-
-class Session:
-    """A call's session as the pump sees it: logs rx/tx, plays numbered frames."""
-
-    def __init__(self, log: list, name: str):
-        self.log, self.name = log, name
-        self.got: list[bytes] = []
-        self.n = 0
-
-    def on_caller_frame(self, pcm: bytes) -> None:
-        self.log.append((self.name, "rx"))
-        self.got.append(pcm)
-
-    def next_frame(self) -> bytes:
-        self.log.append((self.name, "tx"))
-        self.n += 1
-        return frame(self.n)
-
-
-@pytest.fixture
-def audio():
-    made = []
-
-    def make(on_frame=None, next_frame=None, slot=0):
-        a = CallAudio(NativePort(8000, FB, f"t{slot}"), slot)
-        if on_frame is not None:
-            a.bind(on_frame, next_frame)
-        made.append(a)
-        return a
-    yield make
-    for a in made:
-        a.port.free()
+from tests.unit.media.native.fakes import SILENCE, Handlers, Session, frame
 
 
 def test_the_clock_wakes_the_pump_only_once_a_ring_holds_n_frames(audio):
     """With pump ticks 2, the first caller frame of a round writes no eventfd and the second does."""
     lib = load()
-    pa = audio(Session([], "a").on_caller_frame, Session([], "a").next_frame)
+    pa = audio(Session([], "a"))
     fd = os.eventfd(0, os.EFD_NONBLOCK)
     try:
         assert lib.sb_set_wake_every(2) == 1
@@ -91,7 +52,7 @@ def test_the_rings_hold_a_late_round_of_the_deepest_setting_without_overrun(audi
     in_slots, out_slots = out[16], out[17]
     assert in_slots >= 2 * MAX_TICKS and out_slots >= MAX_TICKS
     s = Session([], "a")
-    pa = audio(s.on_caller_frame, s.next_frame)
+    pa = audio(s)
     for n in range(2 * MAX_TICKS):
         pa.port.put(frame(n))
     Pump(load(), ticks=MAX_TICKS).tick((pa,))
@@ -103,7 +64,7 @@ def test_a_round_replays_its_ticks_in_order_for_all_calls(audio):
     """Two ticks of two calls: tick by tick, every caller frame then every agent frame, two queued at the end."""
     log: list = []
     a, b = Session(log, "a"), Session(log, "b")
-    pa, pb = audio(a.on_caller_frame, a.next_frame, 1), audio(b.on_caller_frame, b.next_frame, 2)
+    pa, pb = audio(a, 1), audio(b, 2)
     for n in (1, 2):
         pa.port.put(frame(n))
         pb.port.put(frame(10 + n))
@@ -117,7 +78,7 @@ def test_a_call_that_joined_mid_round_takes_part_in_its_last_ticks(audio):
     """A call with one frame where the others have two is served on the round's second tick, in step with them."""
     log: list = []
     a, b = Session(log, "a"), Session(log, "b")
-    pa, pb = audio(a.on_caller_frame, a.next_frame, 1), audio(b.on_caller_frame, b.next_frame, 2)
+    pa, pb = audio(a, 1), audio(b, 2)
     pa.port.put(frame(1))
     pa.port.put(frame(2))
     pb.port.put(frame(3))
@@ -131,7 +92,7 @@ def test_a_late_round_pulls_agent_audio_only_in_its_last_ticks(audio):
     """Three caller frames at pump ticks 2: agent frames are pulled after the second and third, two queued."""
     log: list = []
     a = Session(log, "a")
-    pa = audio(a.on_caller_frame, a.next_frame)
+    pa = audio(a)
     for n in range(3):
         pa.port.put(frame(n))
     Pump(load(), ticks=2).tick((pa,))
@@ -152,7 +113,7 @@ def test_a_barge_in_mid_round_reports_exactly_what_went_on_the_wire(audio, ticks
             flags = holder["audio"].flags
             holder["cleared"] = playout.clear(flags.unsent())
             flags.clear()
-    pa = audio(on_frame, playout.pull)
+    pa = audio(Handlers(on_frame, playout.pull))
     holder["audio"] = pa
     pump = Pump(load(), ticks=ticks)
     pump.tick((pa,))                          # the previous round queued N frames
@@ -171,7 +132,7 @@ def test_a_barge_in_mid_round_reports_exactly_what_went_on_the_wire(audio, ticks
 def test_a_pause_from_another_thread_silences_the_next_packet_with_n_queued(audio):
     """Pump ticks 3: a pause while three agent frames are queued makes the next packet silent; resume plays them in order."""
     s = Session([], "a")
-    pa = audio(s.on_caller_frame, s.next_frame)
+    pa = audio(s)
     Pump(load(), ticks=3).tick((pa,))
     pa.flags.pause()
     assert pa.port.get() == SILENCE and pa.flags.unsent() == 3
@@ -182,7 +143,7 @@ def test_a_pause_from_another_thread_silences_the_next_packet_with_n_queued(audi
 def test_the_pump_thread_wakes_once_per_round_of_n_ticks(audio):
     """With the thread running at pump ticks 2, six clock ticks wake it three times and deliver every frame in order."""
     s = Session([], "a")
-    pa = audio(s.on_caller_frame, s.next_frame)
+    pa = audio(s)
     pump = Pump(load(), settle_s=0.0, ticks=2)
     pump.start()
     try:
@@ -220,7 +181,7 @@ def test_a_paused_agent_still_ticks_the_session_and_queues_nothing(audio, ticks)
     def next_frame() -> bytes:
         pulls.append(playout.paused)
         return playout.pull()
-    pa = audio(lambda pcm: None, next_frame)
+    pa = audio(Handlers(lambda pcm: None, next_frame))
     pump = Pump(load(), ticks=ticks)
     pump.tick((pa,))                          # `ticks` frames queued ahead of the wire
     wire = [pa.port.get()]                    # one of them sent
