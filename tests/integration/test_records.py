@@ -63,10 +63,12 @@ def test_a_call_leaves_a_complete_record_in_sqlite_and_through_the_api(tmp_path)
 def test_a_worker_killed_mid_call_leaves_the_call_closed_as_lost_after_restart(tmp_path):
     """SIGKILL while a call is up leaves its row in_progress; the next bridge on the same file
     closes it as lost at start-up (and says how many)."""
+    sipp: list = []   # the caller's process: its call never ends (no BYE comes from a dead
+    # worker), so it is stopped when the test is done with it rather than waited out (15 s)
     with Upstream(tmp_path) as upstream:
         first = Bridge(tmp_path, upstream.url)
         caller = threading.Thread(target=run_sipp, args=("uac_wait_bye", first.target),
-                                  kwargs={"timeout": 15}, daemon=True)
+                                  kwargs={"timeout": 15, "on_start": sipp.append}, daemon=True)
         caller.start()
         try:
             uid = first.wait_log("call_answered", timeout=15) and first.wait_log("call_incoming")["uid"]
@@ -91,4 +93,6 @@ def test_a_worker_killed_mid_call_leaves_the_call_closed_as_lost_after_restart(t
     assert status == 200 and rec["status"] == "lost" and rec["end_reason"] == "worker_restarted"
     assert rec["end_at"] >= rec["answer_at"] and rec["ended_by"] == "bridge"
     assert [r["uid"] for r in page["records"]] == [uid]
+    for proc in sipp:
+        proc.terminate()
     caller.join(20)

@@ -41,7 +41,7 @@ Public API::
     run_sipp(scenario, target, local_port=None, media_port=None, keys=None,
              timeout=30.0, *, variables=None, calls=1, rtp_echo=False,
              service="sipbridge", hold_ms=None, pcap=None, dtmf_pcap=None,
-             speech_ms=None, extra_args=(), trace_dir=None) -> SippResult
+             speech_ms=None, extra_args=(), trace_dir=None, on_start=None) -> SippResult
     class SippUas(scenario="uas_echo", *, port=None, media_port=None,
                   rtp_echo=True, calls=1, codec="PCMU", reject=None,
                   hold_ms=1000, keys=None, variables=None, timeout=60.0, trace_dir=None,
@@ -61,7 +61,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -443,6 +443,7 @@ def run_sipp(
     speech_ms: int | None = None,
     extra_args: Sequence[str] = (),
     trace_dir: str | Path | None = None,
+    on_start: Callable[[subprocess.Popen], object] | None = None,
 ) -> SippResult:
     """Run SIPp as a client against ``target`` ("host:port") and wait for it to finish.
 
@@ -455,6 +456,9 @@ def run_sipp(
     ``keys``/``variables`` add or override ``-key``/``-set`` pairs.  SIPp's own
     ``-timeout`` is ``timeout``; the subprocess is killed 10 s later at worst.
     The RTP sent by ``play_pcap_audio`` leaves from ``media_port``.
+    ``on_start`` is called with SIPp's process once it runs (from this thread): a test that no
+    longer needs a call which will never end by itself can ``terminate()`` it (SIPp exits at
+    once on SIGTERM) instead of waiting out ``timeout``.
     """
     local_port = local_port or free_port()
     media_port = media_port or free_port_block(4, align=2)
@@ -495,22 +499,20 @@ def run_sipp(
     cmd += list(extra_args)
 
     timed_out = False
-    try:
-        proc = subprocess.run(
-            cmd,
-            cwd=trace_dir,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=timeout + 10,
-            text=True,
-            errors="replace",
-        )
-        rc, out, err = proc.returncode, proc.stdout, proc.stderr
-    except subprocess.TimeoutExpired as exc:
-        timed_out = True
-        rc = -9
-        out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+    with subprocess.Popen(cmd, cwd=trace_dir, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, errors="replace") as proc:
+        try:
+            if on_start is not None:
+                on_start(proc)
+            out, err = proc.communicate(timeout=timeout + 10)
+            rc = proc.returncode
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+            timed_out, rc = True, -9
+        except BaseException:   # as subprocess.run: never leave SIPp running behind an error
+            proc.kill()
+            raise
     return SippResult(
         command=cmd,
         returncode=rc,
