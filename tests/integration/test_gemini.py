@@ -10,7 +10,6 @@ and survive a ``goAway`` by resuming the session; the server refuses (closes 100
 from __future__ import annotations
 
 import base64
-import time
 
 import numpy as np
 
@@ -125,7 +124,7 @@ def test_a_go_away_mid_call_resumes_with_the_handle_and_the_call_goes_on(tmp_pat
         bridge.wait_log("response.done", status="completed")
         assert server.goaway(1500) == "ok goaway 1"
         bridge.wait_log("realtime.resumed", timeout=5)
-        time.sleep(1.7)                       # the old connection is closed by now
+        assert poll(lambda: server.goaway_closed() == [1], 5), "the server never closed the old connection"
         at_s = peer.elapsed() + 0.2
         peer.play(second, at_s=at_s)
         again = _wait(lambda: peer.first_time(LOUD_DBFS, after=peer.t0 + at_s + len(second) / 8000), 10.0)

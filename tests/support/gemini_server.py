@@ -18,8 +18,8 @@ turn with the embedded model's chime. An ``activityStart`` (or, with detection o
 an answer stops it: ``interrupted``. ``--call-tool NAME``: the first caller turn is answered with
 a ``toolCall`` instead; the ``toolResponse`` is answered with a beep. With ``sessionResumption``
 in the setup, a ``sessionResumptionUpdate`` (resumable) follows ``setupComplete`` and every
-``turnComplete``. stdin ``goaway MS``: ``goAway`` on every connection, closed (1000) MS later;
-answered ``ok goaway N`` on stdout.
+``turnComplete``. stdin ``goaway MS``: ``goAway`` on every connection, closed (1000) MS later
+(recorded as ``goaway_closed``); answered ``ok goaway N`` on stdout.
 
 Records (JSON lines): ``{"_conn": n, "msg": <message>, "_t": <time.monotonic()>}``, and
 ``{"_conn": n, "sent": "interrupted"}`` when an answer is cut off; audio data is kept so a test can
@@ -286,14 +286,15 @@ def serve(port: int, record: Path, key: str, pace: float, call_tool: str | None)
                 continue
             if line[0] == "goaway":
                 ms = int(line[1])
-                targets = list(conns.values())
-                for ws in targets:
+                targets = list(conns.items())
+                for _, ws in targets:
                     await ws.send(json.dumps({"goAway": {"timeLeft": f"{ms / 1000:g}s"}}))
 
                 async def later(targets=targets):
                     await asyncio.sleep(ms / 1000)
-                    for ws in targets:
-                        await ws.close(1000)
+                    for n, ws in targets:
+                        await ws.close(1000)   # returns once the client answered the close
+                        sink.write(json.dumps({"_conn": n, "goaway_closed": 1000}) + "\n")
                 asyncio.ensure_future(later())
                 print(f"ok goaway {len(targets)}", flush=True)
 
@@ -346,6 +347,10 @@ class GeminiServer:
 
     def refusals(self) -> list[str]:
         return [r["refused"] for r in self.records() if "refused" in r]
+
+    def goaway_closed(self) -> list[int]:
+        """The connections a ``goaway`` has closed so far (the client has answered the close)."""
+        return [r["_conn"] for r in self.records() if "goaway_closed" in r]
 
     def goaway(self, ms: int) -> str:
         self.proc.stdin.write(f"goaway {ms}\n".encode())

@@ -108,7 +108,7 @@ def test_a_go_away_resumes_on_a_new_connection_with_the_handle(server):
         await asyncio.sleep(0.2)
         assert (await asyncio.to_thread(server.goaway, 1500)) == "ok goaway 1"
         await wait_until(lambda: up.resumes == 1, 3)
-        await asyncio.sleep(1.6)             # the old connection is closed by now
+        await wait_until(lambda: server.goaway_closed() == [1], 5, step=0.02)   # the old one closed
         assert not reader.done()
         up.send_audio(tone(400))
         up.commit_input()
