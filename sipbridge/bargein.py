@@ -91,9 +91,11 @@ class BargeInPolicy(ServerHold):
         return max(self.energy_dbfs, self.noise_dbfs + self.noise_margin_db)
 
     def on_frame(self, end_sample: int, level_dbfs: float, echo_only: bool,
-                 agent_talking: bool, frame=None, voicing: float | None = None) -> Decision | None:
+                 agent_talking: bool, frame=None, voicing: float | None = None,
+                 masked: bool = False) -> Decision | None:
         """One caller frame (after echo cancellation): an energy pause, or a resume on timeout.
-        (``frame`` and ``voicing`` are for the voice trigger; this one goes by level alone.)"""
+        (``frame``, ``voicing`` and ``masked`` are for the voice trigger; this one goes by level
+        alone.)"""
         if not self.enabled:
             return None
         trigger = self._track_noise(level_dbfs)

@@ -5,7 +5,10 @@ and what it still misses (a background that starts in the middle of an answer pa
 
 Pure logic, fed once per 20 ms caller frame, once per Silero score and once per turn event,
 time in caller samples. The evidence per frame (the line's tracked background, the margin
-over it, voicing, Silero's score) comes from :class:`~sipbridge.bargein_trigger.ForegroundTracker`.
+over it, voicing, Silero's score) comes from :class:`~sipbridge.bargein_trigger.ForegroundTracker`;
+frames the echo canceller took for echo (``echo_only``) never pause, and neither they nor
+frames it attenuated (``masked``) are learnt as the line's background
+(:meth:`~sipbridge.bargein_trigger.ForegroundTracker.frame`).
 It answers with what the session must do to the agent's audio:
 
 * ``PAUSE`` at the first sign of a voice over the agent (after echo cancellation, and not
@@ -36,12 +39,16 @@ It answers with what the session must do to the agent's audio:
   100 ms; a loud caller Silero scores ``maybe_prob`` or more, or three voiced frames far
   over a quiet line (a first syllable Silero is slow on: "ac-"), hold it up to
   ``doubt_hold_ms``, an /s/ while it and the voiced sound after it last and
-  ``sibilant_grace_ms`` (120) after, and Silero's ``onset_prob`` until quiet); or a
+  ``sibilant_grace_ms`` (120) after, and Silero's ``onset_prob`` until quiet; on a
+  busy line, where the background keeps the caller from ever being quiet and Silero scores
+  it now and then, only Silero's last three scores at ``onset_prob`` or an /s/ hold it,
+  unless a voiced frame standing the full margin was scored ``voice_prob``); or a
   pause neither confirmed nor rejected within ``resume_window_ms``. But once a voice
   (foreground, voiced, Silero at ``voice_prob``) has been heard for two frames since the
   pause, nothing resumes the agent until that voice has stopped for
   ``quiet_before_resume_ms``. After a false pause, the sound that caused it must be beaten
-  by 6 dB to count as foreground again (:meth:`ForegroundTracker.suppress`): no stutter.
+  by 6 dB to count as foreground again (:meth:`ForegroundTracker.suppress`): no stutter. (Not
+  after one such voice frame: that was a caller, whose next word must pause the agent again.)
 
 It also says whether a turn Silero ended held a foreground voice (:attr:`turn_was_foreground`)
 so the session commits only those: a TV behind a silent caller does not make the agent answer.
@@ -58,6 +65,7 @@ or the caller's last active frame, whichever is later), resumes the answer where
 from __future__ import annotations
 
 import math
+from collections import deque
 
 from .bargein import Action, Decision
 from .bargein_server import ServerHold
@@ -100,6 +108,7 @@ class VoiceBargeInPolicy(ServerHold):
                                     noise_margin_db=noise_margin_db,
                                     margin_db=foreground_margin_db, far_margin_db=far_margin_db)
         self.max_prob = 0.0                  # Silero's highest chunk score since the pause
+        self.recent_probs: deque[float] = deque(maxlen=3)   # Silero's last 3 scores (~100 ms)
         self.last_loud = -(1 << 62)          # end sample of the caller's last active frame
         self.last_foreground = -(1 << 62)    # end sample of the last foreground frame
         self.resume_pending = False          # rejected, waiting for the caller to be quiet
@@ -109,6 +118,7 @@ class VoiceBargeInPolicy(ServerHold):
         self.rejected_at: int | None = None  # Silero's last rejection, unless an onset followed
         self.peak_dbfs = -math.inf           # loudest frame since the pause
         self.voice_frames = 0                # voice frames since the pause
+        self.foreground_voice = False        # one of them foreground (not only soft)
         self.far_frames = 0                  # voiced frames far over a quiet line since the pause
         self.hisses: list[tuple[float, float]] = []   # unvoiced foreground frames in a row
         self.last_sibilant: int | None = None   # the last such frame since the pause
@@ -134,12 +144,15 @@ class VoiceBargeInPolicy(ServerHold):
         return self.voice_frames >= 2
 
     def on_frame(self, end_sample: int, level_dbfs: float, echo_only: bool,
-                 agent_talking: bool, frame=None, voicing: float | None = None) -> Decision | None:
-        """One caller frame (after echo cancellation; ``frame``: its int16 samples, for voicing)."""
+                 agent_talking: bool, frame=None, voicing: float | None = None,
+                 masked: bool = False) -> Decision | None:
+        """One caller frame (after echo cancellation; ``frame``: its int16 samples, for voicing;
+        ``masked``: the canceller took it for echo or suppressed it, see
+        :meth:`ForegroundTracker.frame`)."""
         fg = self.fg
         fg.frame(end_sample, level_dbfs, frame, voicing,
                  hold_mean=(self.in_candidate or self.in_turn) and self.turn_voice_samples > 0,
-                 paused=self.paused_at is not None)
+                 paused=self.paused_at is not None, masked=masked or echo_only)
         if fg.active:
             self.last_loud = end_sample
         speechlike = fg.foreground and fg.prob >= self.voice_prob
@@ -197,6 +210,7 @@ class VoiceBargeInPolicy(ServerHold):
             self.last_sibilant = end_sample       # the /s/ goes on, fading
         if speechlike and fg.voiced():
             self.voice_frames += 1
+            self.foreground_voice = self.foreground_voice or fg.foreground
             if self.voice_from is None:
                 self.voice_from = end_sample - self.rate // 50
         quiet = end_sample - self.last_loud >= self.quiet_before_resume
@@ -229,9 +243,21 @@ class VoiceBargeInPolicy(ServerHold):
             # an /s/ holds the pause while it lasts and sibilant_grace_ms after, for its vowel
             hiss = (self.last_sibilant is not None
                     and end_sample - self.last_sibilant < self.sibilant_grace)
-            doubt = loud and (self.max_prob >= self.onset_prob or hiss or (
-                (self.max_prob >= self.maybe_prob or self.far_frames >= 3)
-                and waited < self.doubt_hold))
+            if self.fg.busy:
+                # over music or traffic the caller is never "quiet" and Silero scores the
+                # background now and then (0.05 often, 0.5-0.8 for a chunk or two): only its
+                # last ~100 ms holds the pause, so a blip resumes the agent within ~100 ms
+                # instead of holding it for the resume window (bench/barge_sim.py --long-calls).
+                # But once a voiced frame Silero scored as speech stood the full margin over
+                # the background, until quiet as on a quiet line: a caller's first word that
+                # Silero rejects ("save", 160 ms) and the gap before the next must not resume
+                # the agent, whose false-alarm memory would then keep the caller from pausing it
+                doubt = (hiss or max(self.recent_probs, default=0.0) >= self.onset_prob
+                         or (self.foreground_voice and loud and self.max_prob >= self.onset_prob))
+            else:
+                doubt = loud and (self.max_prob >= self.onset_prob or hiss or (
+                    (self.max_prob >= self.maybe_prob or self.far_frames >= 3)
+                    and waited < self.doubt_hold))
             if not doubt:
                 return self._resume("no_speech", end_sample)
         if waited >= self.resume_window:
@@ -304,6 +330,7 @@ class VoiceBargeInPolicy(ServerHold):
     def on_prob(self, prob: float) -> None:
         """Silero's score of the newest chunk (fed after each frame's chunks are scored)."""
         self.fg.on_prob(prob)
+        self.recent_probs.append(prob)
         if self.paused_at is not None and prob > self.max_prob:
             self.max_prob = prob
 
@@ -321,6 +348,7 @@ class VoiceBargeInPolicy(ServerHold):
         self.max_prob = 0.0
         self.peak_dbfs = -math.inf
         self.voice_frames = 0
+        self.foreground_voice = False
         self.far_frames = 0
         self.hisses = []
         self.last_sibilant = None
@@ -356,8 +384,10 @@ class VoiceBargeInPolicy(ServerHold):
     def _resume(self, source: str, at: int) -> Decision | None:
         if self.server_at is not None and not source.startswith("server"):
             return None  # the provider's speech_started holds the pause until it decides
-        if not self.voice_held or source == "steady":   # a false alarm: the same sound must not
-            # pause the agent again
+        if not (self.voice_held or self.foreground_voice) or source == "steady":
+            # a false alarm: the same sound must not pause the agent again (but a voiced frame
+            # that stood the full margin and that Silero scored as speech was a caller: their
+            # next word after a gap must pause it again)
             self.fg.suppress(self.peak_dbfs, at)
         self.reset()
         return Decision(Action.RESUME, source, at)

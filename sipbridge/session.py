@@ -57,6 +57,9 @@ log = structlog.get_logger("sipbridge.session")
 # an echo-free line was held back 150 ms (bench/barge_in.py). After 1 s of agent speech with no
 # echo found, the line is taken as echo-free (the search goes on).
 LINE_ECHO = EchoSettings(min_erl_db=6.0, acquire_give_up_ms=1000)
+# A caller frame the canceller attenuated more than this (6 dB) is not the line as it is: the
+# voice trigger neither learns the line's background from it nor takes it for digital silence
+_MASKED_GAIN = 0.5
 
 
 def frame_dbfs(frame: np.ndarray) -> float:
@@ -253,18 +256,19 @@ class CallSession:
         if self.vad_batch is not None and self.engine is not None:
             self.vad_batch.catch_up(self.engine)  # a stalled round of the last tick goes first
         near = np.frombuffer(pcm, dtype=np.int16)
-        echo_only = False
+        echo_only = masked = False
         if self.echo is not None:
             cleaned = self.echo.near(near)
             if cleaned is not near:
                 near, pcm = cleaned, cleaned.tobytes()
             echo_only = self.echo.likely_echo_only
+            masked = echo_only or self.echo.gain < _MASKED_GAIN
         self._samples_in += len(near)
         gated = self._gated  # once per frame: a concurrent update must not send it twice or never
         if not gated:
             self._send_up(pcm)
         self._barge(self.barge.on_frame, self._samples_in, frame_dbfs(near), echo_only,
-                    self.playout.playing, near)
+                    self.playout.playing, near, masked=masked)
         end = self._samples_in
         if self.engine is None:
             self._after_turn([], gated, pcm, end)
@@ -332,7 +336,7 @@ class CallSession:
         elif isinstance(event, SpeechStopped):
             self.gate.stop()
 
-    def _barge(self, decide, *args, event=None) -> None:
+    def _barge(self, decide, *args, event=None, **kwargs) -> None:
         """Ask the barge-in policy (``decide(*args)``) and apply its answer to the agent's audio.
 
         Decision and pause/resume happen under one lock with :meth:`interrupt`, so a pause can
@@ -343,7 +347,7 @@ class CallSession:
                 self._held_turn_over = True   # a hold expiring after this keeps no turn
             if self._kept is not None and (isinstance(event, SpeechStopped) or not self.playout.playing):
                 self._kept = None   # the caller's turn, or the agent's audio, is over
-            decision = decide(*args)
+            decision = decide(*args, **kwargs)
             if decision is None:
                 return
             if self._held > 0 or (self._kept is not None and decision.action is not Action.RESUME):

@@ -355,6 +355,11 @@ class EchoCanceller:
         return None if self._delay is None else self._delay * 1000.0 / self.sample_rate
 
     @property
+    def gain(self) -> float:
+        """The residual suppression's gain on the last near frame (1.0: passed as it came)."""
+        return self._gain
+
+    @property
     def erle_db(self) -> float | None:
         """Echo return loss enhancement of the linear filter over recent echo-only frames."""
         if self._avg_e <= 0.0 or self._avg_y <= 0.0:

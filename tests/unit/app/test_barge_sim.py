@@ -42,3 +42,12 @@ def test_line_echo_alone_never_pauses_the_agent(model):
     res = barge_sim.simulate(model, None, 0, echo=(20, 6), total_ms=5000)
     assert (res["pauses"], res["barge_ins"]) == (0, 0)
     assert (res["out_dbfs"] > barge_sim.SILENT_DBFS).sum() > 150   # it talked throughout
+
+
+@pytest.mark.parametrize("case", [22, 159, 199])
+def test_music_under_the_agents_first_second_is_not_forgotten_and_never_pauses_it(model, case):
+    """Music (the corpus's tuning part) that the echo canceller sank under the agent's first second: once back it is the known background, not a new sound (these paused the agent 300 ms)."""
+    noise_corpus = bench_module.load("noise_corpus")
+    bg, _level = noise_corpus.background("music", "tune", case, 10000)
+    res = barge_sim.simulate(model, None, 0, background=bg, agent_at_ms=2000, total_ms=10000, rate=8000)
+    assert (res["pauses"], res["barge_ins"]) == (0, 0)

@@ -138,3 +138,27 @@ def test_a_background_back_after_a_quiet_passage_is_known_by_its_recent_levels()
     assert fg.level_dbfs - fg.mean_dbfs >= fg.margin_db and not fg.foreground
     fg.frame(t + 2 * F, -12.0, voicing_=0.9)     # a caller over it still is
     assert fg.foreground
+
+
+def test_frames_the_echo_canceller_masked_neither_teach_nor_erase_the_background():
+    """Music learnt, then 1 s of frames the echo canceller took for echo and sank to -90 dBFS: the floor, mean and busy line stand, and the music back is not foreground."""
+    fg = ForegroundTracker()
+    fg.on_prob(0.02)
+    t = feed(fg, music(3.0))
+    floor, mean = fg.floor_dbfs, fg.mean_dbfs
+    assert fg.busy and mean > -30.0
+    for _ in range(50):                          # the agent's first second: all taken for echo
+        t += F
+        fg.frame(t, -90.0, voicing_=0.2, masked=True)
+        assert not (fg.active or fg.foreground or fg.far)
+    assert fg.floor_dbfs == floor and abs(fg.mean_dbfs - mean) < 0.5 and fg.busy
+    for level in music(1.0, seed=5):
+        t += F
+        fg.frame(t, float(level), voicing_=0.95)
+        assert not fg.foreground and not fg.far
+    unmasked = ForegroundTracker()               # the same frames taken as the line's own
+    unmasked.on_prob(0.02)
+    t = feed(unmasked, music(3.0))
+    t = feed(unmasked, [-90.0] * 50, t)
+    unmasked.frame(t + F, -22.0, voicing_=0.95)
+    assert unmasked.far                          # (what paused the agent for 300-800 ms)
