@@ -10,7 +10,7 @@ from pathlib import Path
 
 def pytest_configure(config):
     """Child Pythons keep their compiled bytecode. Where the environment turns writing it off
-    (``PYTHONDONTWRITEBYTECODE``, as on the CI machine), every child compiled every sipbridge
+    (``PYTHONDONTWRITEBYTECODE``, as container images often do), every child compiled every sipbridge
     module again: about 0.1 s of CPU per start, most of a bridge's start-up after imports. They
     write it under one directory outside the working tree instead (``PYTHONPYCACHEPREFIX``), so
     the tree stays as clean as the setting meant; the pytest process itself is unchanged."""
