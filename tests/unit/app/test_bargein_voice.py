@@ -136,14 +136,20 @@ def test_over_music_silero_hears_a_quiet_caller_only_5_db_over_it():
     assert p.on_frame(t + 2 * F, -17.0, False, True, voicing=VOICED).action is Action.PAUSE
 
 
-def test_over_music_a_silero_blip_that_paused_the_agent_resumes_it_within_100_ms():
-    """Over music Silero scoring one chunk 0.8 pauses the agent; once its last three scores are low again the agent resumes (gap <= 100 ms), not after the 800 ms window."""
-    p = BargeInPolicy()
+def paused_over_music(p, level_dbfs):
+    """6 s of learnt music Silero scores 0.01, then a voiced frame at ``level_dbfs`` that it
+    scores 0.8 pauses the agent; returns that frame's end sample."""
     t, _ = line(p, music(3.0), talking=False, voicing=VOICED, prob=0.01)
     t, _ = line(p, music(3.0, seed=7), t, voicing=VOICED, prob=0.01)
     p.on_prob(0.8)
-    paused = t + F
-    assert p.on_frame(paused, -17.0, False, True, voicing=VOICED).action is Action.PAUSE
+    assert p.on_frame(t + F, level_dbfs, False, True, voicing=VOICED).action is Action.PAUSE
+    return t + F
+
+
+def test_over_music_a_silero_blip_that_paused_the_agent_resumes_it_within_100_ms():
+    """Over music Silero scoring one chunk 0.8 pauses the agent; once its last three scores are low again the agent resumes (gap <= 100 ms), not after the 800 ms window."""
+    p = BargeInPolicy()
+    paused = paused_over_music(p, -17.0)
     t, decisions = line(p, [-24.0], paused, voicing=VOICED, prob=0.4)        # the music goes on
     t, more = line(p, music(1.0, seed=8), t, voicing=VOICED, prob=0.02)
     decisions += more
@@ -154,22 +160,16 @@ def test_over_music_a_silero_blip_that_paused_the_agent_resumes_it_within_100_ms
 def test_over_music_a_caller_silero_keeps_scoring_holds_the_pause():
     """Over music a caller Silero scores 0.35-0.45 chunk after chunk (never 0.5 twice) keeps the agent paused."""
     p = BargeInPolicy()
-    t, _ = line(p, music(3.0), talking=False, voicing=VOICED, prob=0.01)
-    t, _ = line(p, music(3.0, seed=7), t, voicing=VOICED, prob=0.01)
-    p.on_prob(0.8)
-    assert p.on_frame(t + F, -17.0, False, True, voicing=VOICED).action is Action.PAUSE
-    t, decisions = line(p, [-15.0, -17.0] * 10, t + F, voicing=UNVOICED, prob=0.4)   # 400 ms
+    t = paused_over_music(p, -17.0)
+    t, decisions = line(p, [-15.0, -17.0] * 10, t, voicing=UNVOICED, prob=0.4)   # 400 ms
     assert decisions == []
 
 
 def test_over_music_a_callers_next_word_after_a_resume_pauses_the_agent_again():
     """Over music a first word (one voiced frame 17 dB over it that Silero scores 0.8) paused the agent and a gap resumed it: the caller's next word is no false alarm's sound and pauses again."""
     p = BargeInPolicy()
-    t, _ = line(p, music(3.0), talking=False, voicing=VOICED, prob=0.01)
-    t, _ = line(p, music(3.0, seed=7), t, voicing=VOICED, prob=0.01)
-    p.on_prob(0.8)
-    assert p.on_frame(t + F, -8.0, False, True, voicing=VOICED).action is Action.PAUSE
-    t, decisions = line(p, [-8.0], t + F, voicing=VOICED, prob=0.8)
+    t = paused_over_music(p, -8.0)
+    t, decisions = line(p, [-8.0], t, voicing=VOICED, prob=0.8)
     t, more = line(p, music(0.4, seed=9), t, voicing=UNVOICED, prob=0.1)   # "save" | gap
     assert [(d.action, d.source) for d in decisions + more] == [(Action.RESUME, "no_speech")]
     t, decisions = line(p, [-8.0, -9.0], t, voicing=VOICED, prob=0.4)       # "to folder"
