@@ -23,7 +23,8 @@ Reported:
 * ``false``: on lines carrying only echo, music on hold or clicks: cancels (false barge-ins),
   pauses (audible stutters) and the agent audio those pauses held back in total.
 
-``--corpus tune|heldout`` replays the background corpus instead (:func:`corpus`), and
+``--corpus tune|heldout`` replays the background corpus instead (:func:`corpus`;
+``--corpus-late MS`` interrupts MS later, past the echo canceller's search), and
 ``--long-calls N`` adds N calls of music (``--long-kinds``) under the agent per part
 (:func:`long_run`): the share of calls with a pause, and with a gap over 100 ms.
 """
@@ -298,7 +299,7 @@ def first_turn(model, prompts_: list[tuple[str, np.ndarray]], offsets: int, rate
 
 
 def corpus(model, part: str, cases: int, prompts_per_kind: int, rate: int = 16000,
-           verbose: bool = False) -> dict:
+           verbose: bool = False, late_ms: int = 0) -> dict:
     """The background corpus (bench/noise_corpus.py) of ``part``, per kind of background.
 
     * ``under_agent``: the background from the call's start, the agent talking from 2 s to
@@ -310,6 +311,9 @@ def corpus(model, part: str, cases: int, prompts_per_kind: int, rate: int = 1600
       at 10-15 dB over the background from 3-4 s: onset -> silent, missed, pauses before the
       onset, the agent heard again after it went silent while the caller still spoke; and the
       same speech with the agent silent: turns taken (committed), of ``interruptions``.
+      ``late_ms`` (``--corpus-late``) moves the speech that much later (its call 10 s long):
+      at 3-4 s the agent has talked 1-2 s, inside the echo canceller's search (the session's
+      first 1 s of agent speech on an echo-free line), where most interruptions are not.
     """
     out: dict = {}
     prompts_ = noise_corpus.speech(part, 200)
@@ -330,12 +334,12 @@ def corpus(model, part: str, cases: int, prompts_per_kind: int, rate: int = 1600
         resumed_n = taken = 0
         for j in range(prompts_per_kind):
             i = j % cases
-            bg, bg_level = noise_corpus.background(kind, part, i, 8000)
+            bg, bg_level = noise_corpus.background(kind, part, i, 10000 if late_ms else 8000)
             name, pcm = prompts_[(j * 7 + noise_corpus.KINDS.index(kind) * 3) % len(prompts_)]
             snr = 10.0 + (j * 2.5) % 6
             gain = 10 ** ((bg_level + snr - noise_corpus.speech_level(pcm)) / 20)
             speech = np.clip(pcm * gain, -32768, 32767).astype(np.int16)
-            at_ms = 3000 + 20 * ((j * 13) % 50)
+            at_ms = 3000 + late_ms + 20 * ((j * 13) % 50)
             r = simulate(model, speech, at_ms, background=bg, agent_at_ms=2000,
                          total_ms=at_ms + len(pcm) // 8 + 600, rate=rate)
             d = onset_to_silence(r, speech, at_ms)
@@ -415,6 +419,9 @@ def main() -> int:
                     help="the background corpus (bench/noise_corpus.py) instead: tune, heldout")
     ap.add_argument("--corpus-cases", type=int, default=6, help="calls per kind of background")
     ap.add_argument("--corpus-speech", type=int, default=8, help="interruptions per kind")
+    ap.add_argument("--corpus-late", type=int, default=0, metavar="MS",
+                    help="with --corpus: the interruptions MS later (e.g. 2000: past the echo "
+                         "canceller's search at the start of the agent's speech)")
     ap.add_argument("--long-calls", type=int, default=0, metavar="N",
                     help="with --corpus: also N calls of each --long-kinds background under the "
                          "agent (the share of calls paused; the corpus's own cases are few)")
@@ -436,7 +443,8 @@ def main() -> int:
     model = load_model()
     if args.corpus:
         res = {part: corpus(model, part, args.corpus_cases, args.corpus_speech, args.rate,
-                            args.verbose) if args.corpus_speech or args.corpus_cases else {}
+                            args.verbose, args.corpus_late)
+               if args.corpus_speech or args.corpus_cases else {}
                for part in args.corpus}
         for part in args.corpus if args.long_calls else ():
             res[part]["long"] = {kind: long_run(model, part, kind, args.long_calls, args.rate)
