@@ -144,10 +144,14 @@ class BargeInPolicy(ServerHold):
                 return self._cancel("local_vad", event.at_sample)
         return None
 
-    def on_prob(self, prob: float) -> None:
+    def on_prob(self, prob: float, pause_prob: float | None = None) -> None:
         """Silero's score of the newest chunk (fed after each frame's chunks are scored)."""
         if self.paused_at is not None and prob > self.max_prob:
             self.max_prob = prob
+
+    def on_scored(self, end_sample: int, agent_talking: bool) -> Decision | None:
+        """The newest frame once its chunk is scored: this policy decided on it already."""
+        return None
 
     def on_dtmf(self, at_sample: int, agent_talking: bool) -> Decision | None:
         if self.enabled and self.dtmf and (agent_talking or self.paused_at is not None):

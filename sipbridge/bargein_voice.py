@@ -3,9 +3,14 @@
 See bench/README.md "Barge-in over background noise" for what it wins on the noise corpus,
 and what it still misses (a background that starts in the middle of an answer pauses it).
 
-Pure logic, fed once per 20 ms caller frame, once per Silero score and once per turn event,
-time in caller samples. The evidence per frame (the line's tracked background, the margin
-over it, voicing, Silero's score) comes from :class:`~sipbridge.bargein_trigger.ForegroundTracker`;
+Pure logic, fed once per 20 ms caller frame (:meth:`~VoiceBargeInPolicy.on_frame`, and again
+once the frame's own Silero chunk is scored: :meth:`~VoiceBargeInPolicy.on_scored`), once per
+Silero score and once per turn event, time in caller samples. The score that pauses is the
+newest of the call's two Silero streams (``barge_in.vad_hop_ms`` 16: the engine's probe cuts
+its chunks half a chunk after the turn stream's, a score every 16 ms); holding a pause on a
+busy line hears both, the rest of the policy the turn stream only.
+The evidence per frame (the line's tracked background, the margin over it, voicing, Silero's
+score) comes from :class:`~sipbridge.bargein_trigger.ForegroundTracker`;
 frames the echo canceller took for echo (``echo_only``) never pause, and neither they nor
 frames it attenuated (``masked``) are learnt as the line's background
 (:meth:`~sipbridge.bargein_trigger.ForegroundTracker.frame`).
@@ -134,6 +139,8 @@ class VoiceBargeInPolicy(ServerHold):
         self.turn_floor = -math.inf          # the line's highest floor since the candidate began
         self.turn_was_foreground = False     # the last turn Silero ended held a foreground voice
         self.mean_at_onset: float | None = None   # the background mean when that turn began
+        self._second_look = False            # on_frame left the newest frame to on_scored
+        self.pause_prob = 0.0                # the newest score of either stream (see on_prob)
 
     def set_floor(self, floor_dbfs: float, margin_db: float = 10.0) -> None:
         self.fg.set_floor(floor_dbfs, margin_db)
@@ -171,11 +178,14 @@ class VoiceBargeInPolicy(ServerHold):
             return None
         if self.paused_at is not None:
             return self._while_paused(end_sample, voicelike and not echo_only)
+        self._second_look = False
         if not agent_talking or echo_only or fg.suppressed:
             self.hisses = []
             return None
-        if ((fg.foreground and (fg.far or fg.prob >= self.onset_prob))
-                or (fg.soft and fg.prob >= self.voice_prob)) and fg.voiced():
+        self._second_look = fg.foreground or fg.soft
+        prob = self.pause_prob
+        if ((fg.foreground and (fg.far or prob >= self.onset_prob))
+                or (fg.soft and prob >= self.voice_prob)) and fg.voiced():
             return self._pause("energy", end_sample)
         if not fg.foreground or fg.voiced():
             self.hisses = []
@@ -327,12 +337,42 @@ class VoiceBargeInPolicy(ServerHold):
         bar = max(self.turn_floor + self.turn_over_floor_db, fg.mean_dbfs + fg.margin_db)
         return sum(1 for level in self.turn_voice_levels if level >= bar) * (self.rate // 50)
 
-    def on_prob(self, prob: float) -> None:
-        """Silero's score of the newest chunk (fed after each frame's chunks are scored)."""
+    def on_prob(self, prob: float, pause_prob: float | None = None) -> None:
+        """Silero's score of the newest chunk (fed after each frame's chunks are scored);
+        ``pause_prob``: the newest score of either of the call's streams (the engine's probe,
+        a chunk every 16 ms). It pauses, and on a busy line it holds the pause with ``prob``
+        (a pause the probe made is not resumed for the turn stream's lower score of the same
+        word); everything else judges ``prob`` alone: with both, the holds on a quiet line
+        kept a music or TV switched on paused up to 800 ms instead of 300 (bench/barge_sim.py
+        ``starts_under_agent``)."""
+        # the probe's score counts where the turn stream has a doubt too (maybe_prob): alone, a
+        # second look at the music doubled Silero's blips (bench/README.md, round 6)
+        self.pause_prob = (max(prob, pause_prob) if pause_prob is not None and prob >= self.maybe_prob
+                           else prob)
         self.fg.on_prob(prob)
-        self.recent_probs.append(prob)
+        self.recent_probs.append(self.pause_prob)   # (a pause the probe made holds on it)
         if self.paused_at is not None and prob > self.max_prob:
             self.max_prob = prob
+
+    def on_scored(self, end_sample: int, agent_talking: bool) -> Decision | None:
+        """The newest frame (``end_sample``) again, once Silero has scored the chunk it ends in.
+
+        :meth:`on_frame` runs before the frame's own chunk is scored, so its Silero score is
+        the one before (20-32 ms older): a foreground voiced frame whose own chunk reaches
+        ``onset_prob`` pauses here, in the same tick, instead of on the next frame (over music
+        and road noise the median onset -> silent falls by 20 ms, bench/barge_sim.py --corpus).
+        Only a frame that :meth:`on_frame` let pass with nothing decided since.
+        """
+        if (not self.enabled or self.paused_at is not None or not self._second_look
+                or not agent_talking):
+            return None
+        self._second_look = False
+        fg = self.fg
+        prob = self.pause_prob
+        if ((fg.foreground and prob >= self.onset_prob)
+                or (fg.soft and prob >= self.voice_prob)) and fg.voiced():
+            return self._pause("energy", end_sample)
+        return None
 
     def on_dtmf(self, at_sample: int, agent_talking: bool) -> Decision | None:
         if self.enabled and self.dtmf and (agent_talking or self.paused_at is not None):
@@ -342,6 +382,7 @@ class VoiceBargeInPolicy(ServerHold):
     def reset(self) -> None:
         """The agent's audio was cleared by someone else (a cancel from another source)."""
         self.paused_at = None
+        self._second_look = False
         self.onset_seen = False
         self.pause_source = None
         self.resume_pending = False

@@ -100,6 +100,8 @@ class BargeInConfig:
     echo_guard: bool = True
     trigger: str = "voice"           # voice (a voice over the background, bargein_voice) | level
     foreground_margin_db: int = 9    # trigger voice: a voice must stand this far over the background
+    vad_hop_ms: int = 16             # Silero scores the caller for the pause every 16 ms (a second
+                                     # stream, turn/engine.py's probe) or 32 (the turn stream only)
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,7 @@ _CHOICES = {
     "cell.front": ("auto", "none", "kamailio"),
     "app.on_webhook_failure": ("default_agent", "reject"),
     "barge_in.trigger": ("level", "voice"),
+    "barge_in.vad_hop_ms": (16, 32),
 }
 _RANGES = {
     "sip.port": (1, 65535), "sip.rtp_port": (1024, 65534), "sip.rtp_port_range": (2, 60000),

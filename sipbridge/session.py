@@ -96,7 +96,10 @@ class CallSession:
         self.audio_format = audio_format(resolve_format(rc, rate))
         self._up = Uplink(self.audio_format, rate)
         self._down: dict[str, Downlink] = {}
-        self.engine = TurnEngine(vad_model.new_stream(rate), self.settings) if vad_model else None
+        # barge_in.vad_hop_ms 16: a second Silero stream half a chunk behind, for the pause only
+        probe = vad_model.new_stream(rate) if vad_model and config.barge_in.vad_hop_ms == 16 else None
+        self.engine = (TurnEngine(vad_model.new_stream(rate), self.settings, probe=probe)
+                       if vad_model else None)
         self.vad_batch = vad_batch  # a worker's TickBatch: one Silero run per tick for its calls
         # without send_silence only speech goes upstream; that needs the on-box detector, so the
         # gate is used only while the type is silero (a call may switch, see update_turn_detection)
@@ -285,7 +288,8 @@ class CallSession:
         if self.engine is not None:
             for event in events:
                 self._on_turn(event)
-            self.barge.on_prob(self.engine.last_prob)
+            self.barge.on_prob(self.engine.last_prob, self.engine.barge_prob)
+            self._barge(self.barge.on_scored, end, self.playout.playing)   # with its own chunk's score
         if gated:
             for payload in self.gate.offer(end, pcm):
                 self._send_up(payload)

@@ -498,3 +498,66 @@ def test_a_caller_talking_from_the_first_frame_is_not_learnt_as_the_background()
              0.06, 0.2, 0.2, 0.16, 0.16, 0.1] + [0.9] * (len(words) - 20)
     a_turn(p, t, words, probs)
     assert p.turn_was_foreground
+
+
+def over_music_unscored(p):
+    """6 s of learnt music, then a voiced frame 8 dB over its loud end whose own chunk is not
+    scored yet (Silero's newest score, of the chunk before, is 0.01): no pause on it."""
+    t, _ = line(p, music(3.0), talking=False, voicing=VOICED, prob=0.01)
+    t, _ = line(p, music(3.0, seed=7), t, voicing=VOICED, prob=0.01)
+    assert p.on_frame(t + F, -17.0, False, True, voicing=VOICED) is None
+    return t + F
+
+
+def test_a_foreground_frame_pauses_in_its_own_tick_once_its_chunk_scores_as_speech():
+    """Over music a voiced foreground frame judged on the last chunk's score (0.01) pauses as soon as its own chunk scores 0.8, not a frame later."""
+    p = BargeInPolicy()
+    t = over_music_unscored(p)
+    p.on_prob(0.8)
+    d = p.on_scored(t, agent_talking=True)
+    assert (d.action, d.source, d.at_sample) == (Action.PAUSE, "energy", t)
+
+
+def test_the_second_look_needs_a_foreground_frame_a_speech_score_and_a_talking_agent():
+    """No pause from on_scored when the chunk scores low, when the agent stopped, or for a frame under the background's margin."""
+    p = BargeInPolicy()
+    t = over_music_unscored(p)
+    p.on_prob(0.1)
+    assert p.on_scored(t, agent_talking=True) is None
+    p.on_frame(t + F, -17.0, False, True, voicing=VOICED)
+    p.on_prob(0.8)
+    assert p.on_scored(t + F, agent_talking=False) is None
+    p.on_prob(0.01)
+    p.on_frame(t + 2 * F, -24.0, False, True, voicing=VOICED)   # the music's own level
+    p.on_prob(0.8)
+    assert p.on_scored(t + 2 * F, agent_talking=True) is None
+
+
+def test_the_probes_score_pauses_and_holds_on_a_busy_line_but_the_turn_streams_rules_the_rest():
+    """Over music the probe's 0.6 (turn stream 0.1) pauses on a voiced foreground frame, and keeps holding while it stays high; once both are low the agent resumes."""
+    p = BargeInPolicy()
+    t = over_music_unscored(p)
+    p.on_prob(0.1, pause_prob=0.6)
+    d = p.on_scored(t, agent_talking=True)
+    assert d.action is Action.PAUSE and p.max_prob == 0.0   # (the quiet-line hold judges the turn stream)
+    decisions = []
+    for _ in range(6):                                       # 120 ms of the probe at 0.6
+        t += F
+        p.on_prob(0.1, pause_prob=0.6)
+        decisions.append(p.on_frame(t, -17.0, False, True, voicing=VOICED))
+    assert decisions == [None] * 6
+    for _ in range(6):
+        t += F
+        p.on_prob(0.02, pause_prob=0.02)
+        decisions.append(p.on_frame(t, -24.0, False, True, voicing=VOICED))
+    assert [d.action for d in decisions if d] == [Action.RESUME]
+
+
+def test_the_probes_score_alone_does_not_pause_where_the_turn_stream_has_no_doubt():
+    """Over music the probe's 0.6 while the turn stream scores 0.02 (a note's attack, seen half a chunk later) pauses nothing."""
+    p = BargeInPolicy()
+    t = over_music_unscored(p)
+    p.on_prob(0.02, pause_prob=0.6)
+    assert p.on_scored(t, agent_talking=True) is None
+    p.on_prob(0.02, pause_prob=0.6)
+    assert p.on_frame(t + F, -17.0, False, True, voicing=VOICED) is None

@@ -44,6 +44,7 @@ def test_environment_overrides_use_yaml_values():
     ({"realtime": {"audio_format": "opus"}}, "realtime.audio_format"),
     ({"sip": {"media_rate": 11025}}, "sip.media_rate"),
     ({"sip": {"media_rate": "8000"}}, "sip.media_rate"),
+    ({"barge_in": {"vad_hop_ms": 20}}, "barge_in.vad_hop_ms"),
     ({"realtime": {"url": "http://x"}}, "realtime.url"),
     ({"realtime": {"greeting": ""}}, "realtime.greeting"),
     ({"realtime": {"end_call_tool": "yes"}}, "realtime.end_call_tool"),
