@@ -100,8 +100,8 @@ class BargeInConfig:
     echo_guard: bool = True
     trigger: str = "voice"           # voice (a voice over the background, bargein_voice) | level
     foreground_margin_db: int = 9    # trigger voice: a voice must stand this far over the background
-    vad_hop_ms: int = 16             # Silero scores the caller for the pause every 16 ms (a second
-                                     # stream, turn/engine.py's probe) or 32 (the turn stream only)
+    vad_hop_ms: int = 32             # Silero scores the caller for the pause every 32 ms (the turn
+                                     # stream) or 16 (a second stream, turn/engine.py's probe)
 
 
 @dataclass(frozen=True)
