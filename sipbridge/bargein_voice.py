@@ -140,6 +140,7 @@ class VoiceBargeInPolicy(ServerHold):
         self.turn_was_foreground = False     # the last turn Silero ended held a foreground voice
         self.mean_at_onset: float | None = None   # the background mean when that turn began
         self._second_look = False            # on_frame left the newest frame to on_scored
+        self._scored_pause = False           # on_scored paused on the newest frame's score
         self.pause_prob = 0.0                # the newest score of either stream (see on_prob)
 
     def set_floor(self, floor_dbfs: float, margin_db: float = 10.0) -> None:
@@ -218,7 +219,9 @@ class VoiceBargeInPolicy(ServerHold):
         elif (self.last_sibilant is not None and fg.margin >= fg.noise_margin_db
               and fg.sibilant([fg.hiss()])):
             self.last_sibilant = end_sample       # the /s/ goes on, fading
-        if speechlike and fg.voiced():
+        stale, self._scored_pause = self._scored_pause, False
+        if speechlike and fg.voiced() and not stale:
+            # (not the frame after an on_scored pause: its score is the one that paused)
             self.voice_frames += 1
             self.foreground_voice = self.foreground_voice or fg.foreground
             if self.voice_from is None:
@@ -371,7 +374,12 @@ class VoiceBargeInPolicy(ServerHold):
         prob = self.pause_prob
         if ((fg.foreground and prob >= self.onset_prob)
                 or (fg.soft and prob >= self.voice_prob)) and fg.voiced():
-            return self._pause("energy", end_sample)
+            decision = self._pause("energy", end_sample)
+            # the next frame is judged on this same score (on_frame runs before its chunk's):
+            # one score must not count as a second frame of voice, which holds the pause until
+            # the voice stops (music Silero scores 0.7 once: held 300 ms instead of 140)
+            self._scored_pause = True
+            return decision
         return None
 
     def on_dtmf(self, at_sample: int, agent_talking: bool) -> Decision | None:
@@ -382,7 +390,7 @@ class VoiceBargeInPolicy(ServerHold):
     def reset(self) -> None:
         """The agent's audio was cleared by someone else (a cancel from another source)."""
         self.paused_at = None
-        self._second_look = False
+        self._second_look = self._scored_pause = False
         self.onset_seen = False
         self.pause_source = None
         self.resume_pending = False

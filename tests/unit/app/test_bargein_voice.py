@@ -561,3 +561,23 @@ def test_the_probes_score_alone_does_not_pause_where_the_turn_stream_has_no_doub
     assert p.on_scored(t, agent_talking=True) is None
     p.on_prob(0.02, pause_prob=0.6)
     assert p.on_frame(t + F, -17.0, False, True, voicing=VOICED) is None
+
+
+def test_the_score_that_paused_on_the_second_look_is_not_a_second_frame_of_voice():
+    """Over music a frame whose own chunk scores 0.72 pauses; the next frame, judged on that same score, is no second voice frame: once Silero falls the agent resumes within 200 ms instead of being held until the voice 'stops'."""
+    p = BargeInPolicy()
+    t, _ = line(p, music(3.0), talking=False, voicing=VOICED, prob=0.01)
+    t, _ = line(p, music(3.0, seed=7), t, voicing=VOICED, prob=0.01)
+    t += F
+    assert p.on_frame(t, -16.5, False, True, voicing=VOICED) is None and p.fg.soft
+    p.on_prob(0.72)
+    paused = p.on_scored(t, agent_talking=True)
+    assert paused.action is Action.PAUSE
+    decisions = [p.on_frame(t + F, -16.5, False, True, voicing=VOICED)]   # still Silero's 0.72
+    p.on_prob(0.51)
+    decisions.append(p.on_frame(t + 2 * F, -24.0, False, True, voicing=VOICED))
+    decisions.append(p.on_frame(t + 3 * F, -16.5, False, True, voicing=VOICED))   # soft, on 0.51
+    assert p.voice_frames == 1 and not p.voice_held
+    t, more = line(p, music(1.0, seed=9), t + 3 * F, voicing=VOICED, prob=0.02)
+    resumed = [d for d in decisions + more if d]
+    assert resumed[0].action is Action.RESUME and resumed[0].at_sample - paused.at_sample <= 200 * MS
