@@ -183,7 +183,9 @@ class VoiceBargeInPolicy(ServerHold):
         if not agent_talking or echo_only or fg.suppressed:
             self.hisses = []
             return None
-        self._second_look = fg.foreground or fg.soft
+        # (on a busy line only, where the pause waits on Silero: on a quiet one a voice far over
+        # the floor pauses without it, and the frames there are mostly the agent's echo)
+        self._second_look = fg.busy and (fg.foreground or fg.soft)
         prob = self.pause_prob
         if ((fg.foreground and (fg.far or prob >= self.onset_prob))
                 or (fg.soft and prob >= self.voice_prob)) and fg.voiced():
@@ -350,8 +352,8 @@ class VoiceBargeInPolicy(ServerHold):
         ``starts_under_agent``)."""
         # the probe's score counts where the turn stream has a doubt too (maybe_prob): alone, a
         # second look at the music doubled Silero's blips (bench/README.md, round 6)
-        self.pause_prob = (max(prob, pause_prob) if pause_prob is not None and prob >= self.maybe_prob
-                           else prob)
+        doubt = pause_prob is not None and prob >= self.maybe_prob
+        self.pause_prob = max(prob, pause_prob) if doubt else prob
         self.fg.on_prob(prob)
         self.recent_probs.append(self.pause_prob)   # (a pause the probe made holds on it)
         if self.paused_at is not None and prob > self.max_prob:
@@ -364,7 +366,8 @@ class VoiceBargeInPolicy(ServerHold):
         the one before (20-32 ms older): a foreground voiced frame whose own chunk reaches
         ``onset_prob`` pauses here, in the same tick, instead of on the next frame (over music
         and road noise the median onset -> silent falls by 20 ms, bench/barge_sim.py --corpus).
-        Only a frame that :meth:`on_frame` let pass with nothing decided since.
+        Only a frame that :meth:`on_frame` let pass with nothing decided since, on a busy line
+        (music, traffic, a TV: where the pause waits on Silero's score).
         """
         if (not self.enabled or self.paused_at is not None or not self._second_look
                 or not agent_talking):

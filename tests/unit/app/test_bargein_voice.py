@@ -581,3 +581,15 @@ def test_the_score_that_paused_on_the_second_look_is_not_a_second_frame_of_voice
     t, more = line(p, music(1.0, seed=9), t + 3 * F, voicing=VOICED, prob=0.02)
     resumed = [d for d in decisions + more if d]
     assert resumed[0].action is Action.RESUME and resumed[0].at_sample - paused.at_sample <= 200 * MS
+
+
+def test_on_a_quiet_line_the_second_look_leaves_the_frame_to_the_next_one():
+    """On a quiet line a voiced frame 27 dB over the floor (not far) whose own chunk scores 0.8 is not paused on the second look (an echo residual did that on the wire), but the next frame pauses on that score."""
+    p = BargeInPolicy()
+    t = quiet(p)
+    assert p.on_frame(t + F, -33.0, False, True, voicing=VOICED) is None
+    assert p.fg.foreground and not p.fg.far and not p.fg.busy
+    p.on_prob(0.8)
+    assert p.on_scored(t + F, agent_talking=True) is None
+    d = p.on_frame(t + 2 * F, -33.0, False, True, voicing=VOICED)
+    assert (d.action, d.source) == (Action.PAUSE, "energy")
