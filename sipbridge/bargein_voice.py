@@ -186,9 +186,7 @@ class VoiceBargeInPolicy(ServerHold):
         # (on a busy line only, where the pause waits on Silero: on a quiet one a voice far over
         # the floor pauses without it, and the frames there are mostly the agent's echo)
         self._second_look = fg.busy and (fg.foreground or fg.soft)
-        prob = self.pause_prob
-        if ((fg.foreground and (fg.far or prob >= self.onset_prob))
-                or (fg.soft and prob >= self.voice_prob)) and fg.voiced():
+        if self._voice_pauses(fg.far):
             return self._pause("energy", end_sample)
         if not fg.foreground or fg.voiced():
             self.hisses = []
@@ -359,6 +357,14 @@ class VoiceBargeInPolicy(ServerHold):
         if self.paused_at is not None and prob > self.max_prob:
             self.max_prob = prob
 
+    def _voice_pauses(self, far: bool) -> bool:
+        """Whether the newest frame pauses the agent as a voice: foreground and ``far`` (a quiet
+        line) or scored ``onset_prob``, or soft and scored ``voice_prob`` (by :attr:`pause_prob`);
+        and voiced (computed last, only when the rest holds)."""
+        fg, prob = self.fg, self.pause_prob
+        return ((fg.foreground and (far or prob >= self.onset_prob))
+                or (fg.soft and prob >= self.voice_prob)) and fg.voiced()
+
     def on_scored(self, end_sample: int, agent_talking: bool) -> Decision | None:
         """The newest frame (``end_sample``) again, once Silero has scored the chunk it ends in.
 
@@ -373,10 +379,7 @@ class VoiceBargeInPolicy(ServerHold):
                 or not agent_talking):
             return None
         self._second_look = False
-        fg = self.fg
-        prob = self.pause_prob
-        if ((fg.foreground and prob >= self.onset_prob)
-                or (fg.soft and prob >= self.voice_prob)) and fg.voiced():
+        if self._voice_pauses(far=False):
             decision = self._pause("energy", end_sample)
             # the next frame is judged on this same score (on_frame runs before its chunk's):
             # one score must not count as a second frame of voice, which holds the pause until

@@ -253,18 +253,8 @@ class TurnEngine:
         self._history.append(frame)
         if self._probe is not None:
             self._probe.push(frame)
-        size = self._chunk
-        at = 0
-        while at < len(frame):
-            take = min(size - self._filled, len(frame) - at)
-            np.multiply(frame[at : at + take], _INT16_SCALE, out=self._partial[self._filled : self._filled + take])
-            self._filled += take
-            at += take
-            if self._filled == size:
-                chunk = self._partial.copy()
-                self._chunks_ended += size
-                self._ready.append((self._chunks_ended, chunk, chunk_dbfs(chunk)))
-                self._filled = 0
+        self._filled, self._chunks_ended = _cut(frame, self._partial, self._filled,
+                                                self._chunks_ended, self._ready)
         return len(self._ready)
 
     def feed(self, frame: np.ndarray) -> list[TurnEvent]:
@@ -340,18 +330,27 @@ class _Probe:
         self.ended = -self.filled
 
     def push(self, frame: np.ndarray) -> None:
-        at = 0
-        while at < len(frame):
-            take = min(self.chunk - self.filled, len(frame) - at)
-            np.multiply(frame[at : at + take], _INT16_SCALE,
-                        out=self.partial[self.filled : self.filled + take])
-            self.filled += take
-            at += take
-            if self.filled == self.chunk:
-                chunk = self.partial.copy()
-                self.ended += self.chunk
-                self.ready.append((self.ended, chunk, chunk_dbfs(chunk)))
-                self.filled = 0
+        self.filled, self.ended = _cut(frame, self.partial, self.filled, self.ended, self.ready)
+
+
+def _cut(frame: np.ndarray, partial: np.ndarray, filled: int, ended: int,
+         ready: deque[tuple[int, np.ndarray, float]]) -> tuple[int, int]:
+    """Re-chunk ``frame`` (int16) into ``partial`` (float32, one chunk long, ``filled`` samples
+    in it); each chunk it completes goes to ``ready`` as (end sample, chunk, dBFS), the end
+    counted on from ``ended``. Returns the new (filled, ended)."""
+    size = len(partial)
+    at = 0
+    while at < len(frame):
+        take = min(size - filled, len(frame) - at)
+        np.multiply(frame[at : at + take], _INT16_SCALE, out=partial[filled : filled + take])
+        filled += take
+        at += take
+        if filled == size:
+            chunk = partial.copy()
+            ended += size
+            ready.append((ended, chunk, chunk_dbfs(chunk)))
+            filled = 0
+    return filled, ended
 
 
 def _newer(a: tuple[int, float], b: tuple[int, float]) -> tuple[int, float]:
