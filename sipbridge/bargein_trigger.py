@@ -260,15 +260,18 @@ class ForegroundTracker:
             self.mean_dbfs = 10 * math.log10(power)
 
     def voiced(self) -> bool:
-        """Whether the newest frame is periodic at a pitch (computed once, on demand).
+        """Whether the newest frame is periodic at a pitch (:meth:`periodicity` at least
+        ``voiced_min``)."""
+        return self.periodicity() >= self.voiced_min
 
-        Without samples or a scripted value (unit tests of the policy), a frame counts as voiced.
-        """
+    def periodicity(self) -> float:
+        """The newest frame's :func:`~sipbridge.media.noisefloor.voicing` (computed once, on
+        demand). Without samples or a scripted value (unit tests of the policy): 1.0, voiced."""
         if self._voicing is None:
             if self._frame is None:
-                return True
+                return 1.0
             self._voicing = voicing(self._frame, self._previous, self.rate)
-        return self._voicing >= self.voiced_min
+        return self._voicing
 
     def hiss(self) -> tuple[float, float]:
         """The newest frame's energy at the top of the band and in all of it
