@@ -10,6 +10,7 @@ from sipbridge.turn.events import SpeechOnset, SpeechRejected, SpeechStarted, Sp
 MS = 16      # samples per ms at 16 kHz
 F = 320      # one 20 ms frame
 VOICED, UNVOICED = 0.9, 0.2
+BABBLE = 0.6  # a TV's four or five distant talkers at once: voiced, never as periodic as one
 
 
 def onset(at):
@@ -75,23 +76,47 @@ def test_a_confirmed_new_sound_on_a_quiet_line_cancels_only_at_its_first_gap():
 
 
 def test_a_confirmed_sound_that_never_dips_resumes_the_agent_and_cannot_pause_it_again():
-    """Music Silero calls speech on a quiet line is held steady_ms, then resumed, and neither its level nor its turns pause or cancel again."""
+    """A TV switched on (Silero calls its babble speech, never one clear voice) is held steady_ms, then resumed, and neither its level nor its turns pause or cancel again."""
     p = BargeInPolicy(steady_ms=1200)
     t = quiet(p)
     paused = t + F
-    assert p.on_frame(paused, -25.0, False, True, voicing=VOICED).action is Action.PAUSE
+    assert p.on_frame(paused, -25.0, False, True, voicing=BABBLE).action is Action.PAUSE
     p.on_prob(0.9)
     p.on_turn(onset(t + 2 * F), agent_talking=True)
-    t, decisions = line(p, music(0.3, -25.0, seed=1), paused, voicing=VOICED, prob=0.9)
+    t, decisions = line(p, music(0.3, -25.0, seed=1), paused, voicing=BABBLE, prob=0.9)
     assert decisions == [] and p.on_turn(started(t), agent_talking=True) is None
-    t, decisions = line(p, music(1.5, -25.0, seed=2), t, voicing=VOICED, prob=0.9)
+    t, decisions = line(p, music(1.5, -25.0, seed=2), t, voicing=BABBLE, prob=0.9)
     assert [(d.action, d.source) for d in decisions] == [(Action.RESUME, "steady")]
     assert decisions[0].at_sample - paused == 1200 * MS
     p.on_turn(stopped(t), agent_talking=True)
     p.on_turn(onset(t + F), agent_talking=True)
-    t, decisions = line(p, music(2.0, -25.0, seed=3), t, voicing=VOICED, prob=0.9)
+    t, decisions = line(p, music(2.0, -25.0, seed=3), t, voicing=BABBLE, prob=0.9)
     assert decisions == []
     assert p.on_turn(started(t), agent_talking=True) is None   # its turn is not a barge-in
+
+
+def test_one_clear_voice_that_never_dips_cancels_at_steady_ms_instead_of_resuming():
+    """A caller talking on without a 20 dB gap (breaths fill the gaps) is one periodic voice: at steady_ms the agent is cancelled, not resumed over them."""
+    p = BargeInPolicy(steady_ms=1200)
+    t = quiet(p)
+    paused = t + F
+    assert p.on_frame(paused, -20.0, False, True, voicing=VOICED).action is Action.PAUSE
+    p.on_prob(0.9)
+    p.on_turn(onset(t + 2 * F), agent_talking=True)
+    t, decisions = line(p, music(0.3, -20.0, seed=1), paused, voicing=VOICED, prob=0.9)
+    assert decisions == [] and p.on_turn(started(t), agent_talking=True) is None
+    # the gaps between its words only 15 dB down, and less periodic: the loud frames decide
+    levels = [-35.0 if k % 10 == 9 else lv for k, lv in enumerate(music(1.5, -20.0, seed=2))]
+    decisions = []
+    for k, level in enumerate(levels):
+        t += F
+        p.on_prob(0.9)
+        d = p.on_frame(t, float(level), False, True, voicing=0.3 if k % 10 == 9 else VOICED)
+        if d is not None:
+            decisions.append(d)
+            break   # (the session stops the agent's audio: no longer talking)
+    assert [(d.action, d.source) for d in decisions] == [(Action.CANCEL, "local_vad")]
+    assert decisions[0].at_sample - paused == 1200 * MS
 
 
 def test_nothing_happens_while_the_agent_is_silent_for_echo_or_quiet_frames():
