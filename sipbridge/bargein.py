@@ -153,6 +153,10 @@ class BargeInPolicy(ServerHold):
         """The newest frame once its chunk is scored: this policy decided on it already."""
         return None
 
+    def caller_done(self, end_sample: int, silence: int) -> int | None:
+        """Silero's own end of turn stands (this policy does not tell a caller from a TV)."""
+        return None
+
     def on_dtmf(self, at_sample: int, agent_talking: bool) -> Decision | None:
         if self.enabled and self.dtmf and (agent_talking or self.paused_at is not None):
             return self._cancel("dtmf", at_sample)

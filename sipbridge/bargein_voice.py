@@ -90,6 +90,7 @@ class VoiceBargeInPolicy(ServerHold):
                  voice_prob: float = 0.5, onset_prob: float = 0.3, confirm_ms: int = 300, turn_voice_ms: int = 100,
                  turn_over_floor_db: float = 15.0, dip_db: float = 20.0, steady_ms: int = 1200,
                  one_voice_voicing: float = 0.76, one_voice_db: float = 10.0,
+                 talking_bg_prob: float = 0.5,
                  sibilant_frames: int = 3, sibilant_grace_ms: int = 120, rate: int = 16000):
         self.enabled = enabled
         self.dtmf = dtmf
@@ -105,6 +106,7 @@ class VoiceBargeInPolicy(ServerHold):
         self.steady = steady_ms * rate // 1000
         self.one_voice_voicing = one_voice_voicing
         self.one_voice_db = one_voice_db
+        self.talking_bg_prob = talking_bg_prob
         self.recent = 60 * rate // 1000          # a SpeechOnset pauses if a frame this recent was foreground
         self.turn_voice = turn_voice_ms * rate // 1000
         self.turn_over_floor_db = turn_over_floor_db
@@ -141,6 +143,7 @@ class VoiceBargeInPolicy(ServerHold):
         self.turn_clear_samples = 0          # of it, over a false alarm's bar (see suppress)
         self.turn_voice_levels: list[float] = []   # the levels of its frames (the first 10 s)
         self.turn_floor = -math.inf          # the line's highest floor since the candidate began
+        self.last_voice: int | None = None   # end sample of its last foreground voice frame
         self.turn_was_foreground = False     # the last turn Silero ended held a foreground voice
         self.mean_at_onset: float | None = None   # the background mean when that turn began
         self._second_look = False            # on_frame left the newest frame to on_scored
@@ -177,6 +180,7 @@ class VoiceBargeInPolicy(ServerHold):
             self.turn_voice_samples += self.rate // 50
             if len(self.turn_voice_levels) < 500:   # (the first 10 s)
                 self.turn_voice_levels.append(level_dbfs)
+            self.last_voice = end_sample
             if not fg.suppressed:
                 self.turn_clear_samples += self.rate // 50
         if not self.enabled:
@@ -324,6 +328,7 @@ class VoiceBargeInPolicy(ServerHold):
                 self.in_candidate, self.turn_voice_samples = True, 0
                 self.turn_clear_samples = 0
                 self.turn_voice_levels, self.turn_floor = [], -math.inf
+                self.last_voice = None
                 self.mean_at_onset = self.fg.mean_power
         elif isinstance(event, SpeechRejected):
             self.in_candidate = False
@@ -347,6 +352,27 @@ class VoiceBargeInPolicy(ServerHold):
         fg = self.fg
         bar = max(self.turn_floor + self.turn_over_floor_db, fg.mean_dbfs + fg.margin_db)
         return sum(1 for level in self.turn_voice_levels if level >= bar) * (self.rate // 50)
+
+    def caller_done(self, end_sample: int, silence: int) -> int | None:
+        """Whether the caller's turn is over inside a turn of Silero's that a TV holds open:
+        the end sample of the caller's last voice frame, or None.
+
+        Silero scores a TV's distant talkers as speech (0.9-1.0), so over one its turn never
+        ends and the caller who spoke in it would never be answered (the noise corpus, babble,
+        the agent silent: 0 of 40 callers' turns committed). On a line whose background
+        Silero scores ``talking_bg_prob`` (0.5) on average, ``silence`` samples (the turn
+        detector's ``silence_threshold_ms``) with no foreground voice (``foreground``, scored
+        ``voice_prob``: a TV's talkers stay within 8 dB of their mean, a caller 10 dB over
+        them does not) end the caller's turn, if it held ``turn_voice_ms`` of voice standing
+        out of the background (:meth:`_stood_out`, as a turn must to be committed): the
+        session ends Silero's turn there and commits it. Elsewhere Silero's end stands."""
+        fg = self.fg
+        last = self.last_voice
+        if (not self.in_turn or last is None or end_sample - last < silence
+                or fg.mean_power is None or fg.bg_prob < self.talking_bg_prob):
+            return None
+        self.last_voice = None   # (judged once: the TV's own voice frames start it again)
+        return last if self._stood_out() >= self.turn_voice else None
 
     def on_prob(self, prob: float, pause_prob: float | None = None) -> None:
         """Silero's score of the newest chunk (fed after each frame's chunks are scored);

@@ -290,6 +290,8 @@ class CallSession:
                 self._on_turn(event)
             self.barge.on_prob(self.engine.last_prob, self.engine.barge_prob)
             self._barge(self.barge.on_scored, end, self.playout.playing)   # with its own chunk's score
+            if self.settings.type == "silero":
+                self._caller_done(end)
         if gated:
             for payload in self.gate.offer(end, pcm):
                 self._send_up(payload)
@@ -328,6 +330,18 @@ class CallSession:
             elif self.settings.type == "silero":
                 self.flush_audio()
                 self._to_loop(self._commit_turn)
+
+    def _caller_done(self, end: int) -> None:
+        """End Silero's turn where the caller's voice ended, if a TV holds it open
+        (:meth:`~sipbridge.bargein_voice.VoiceBargeInPolicy.caller_done`): the turn is
+        committed as if Silero had ended it, and the TV's talk goes on as a new turn."""
+        silence = self.settings.silence_threshold_ms * self.rate // 1000
+        last = self.barge.caller_done(end, silence)
+        if last is None:
+            return
+        self.engine.reset_turn()
+        self.log.info("turn_ended_over_background", audio_end_ms=self._ms(last))
+        self._on_turn(SpeechStopped(audio_end_ms=self._ms(last), audio_end_sample=last, at_sample=end))
 
     def _gate_turn(self, event) -> None:
         if isinstance(event, SpeechOnset):

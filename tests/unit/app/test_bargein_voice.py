@@ -395,6 +395,52 @@ def test_a_turn_on_the_background_alone_is_not_foreground_and_a_callers_turn_is(
     assert p.turn_was_foreground is True
 
 
+def done_frames(p, levels, t, silence=500 * MS):
+    """Feed frames of a TV's talk (Silero at 0.9) asking caller_done after each; the end samples it answered at, and what."""
+    answers = []
+    for level in levels:
+        t += F
+        p.on_prob(0.9)
+        p.on_frame(t, float(level), False, False, voicing=BABBLE)
+        last = p.caller_done(t, silence)
+        if last is not None:
+            answers.append((t, last))
+    return t, answers
+
+
+def test_over_a_tv_the_callers_turn_ends_500_ms_after_their_voice_inside_silero_s_endless_turn():
+    """Silero's turn on a TV never ends: 500 ms after the caller's last foreground voice frame caller_done says their turn is over, once."""
+    p = BargeInPolicy()
+    t, _ = line(p, music(3.0, center=-30.0), talking=False, voicing=BABBLE, prob=0.9)
+    p.on_turn(onset(t), agent_talking=False)
+    p.on_turn(started(t + 10 * F), agent_talking=False)
+    t, answers = done_frames(p, music(2.0, center=-30.0, seed=4), t)
+    assert answers == []                                   # the TV alone: no caller's turn
+    t, _ = line(p, [-14.0, -12.0, -16.0, -13.0] * 10, t, talking=False, voicing=VOICED, prob=0.9)
+    voice_end = t
+    t, answers = done_frames(p, music(2.0, center=-30.0, seed=5), t)
+    assert answers == [(voice_end + 25 * F, voice_end)]    # 500 ms on, the voice's end
+    p.on_turn(stopped(voice_end + 25 * F), agent_talking=False)
+    assert p.turn_was_foreground is True
+
+
+def test_on_a_quiet_line_or_with_only_a_tv_silero_s_own_end_of_turn_stands():
+    """caller_done never answers where Silero scores the background low (its turns end), nor for a TV's talk alone."""
+    p = BargeInPolicy()
+    t = quiet(p, seconds=2.0, talking=False)
+    p.on_turn(onset(t), agent_talking=False)
+    t, _ = line(p, [-15.0] * 40, t, talking=False, voicing=VOICED, prob=0.9)
+    p.on_turn(started(t), agent_talking=False)
+    t, answers = done_frames(p, [-60.0] * 50, t)
+    assert answers == []
+    q = BargeInPolicy()
+    t, _ = line(q, music(3.0, center=-30.0), talking=False, voicing=BABBLE, prob=0.9)
+    q.on_turn(onset(t), agent_talking=False)
+    q.on_turn(started(t + 10 * F), agent_talking=False)
+    t, answers = done_frames(q, music(8.0, center=-30.0, seed=6), t)
+    assert answers == []
+
+
 def test_a_tv_on_from_the_first_frame_is_not_a_callers_turn_looked_back_at():
     """A TV (-30 dBFS, Silero at 0.9) from the line's first frame is foreground at first, but its turn never stood 15 dB over the turn's floor: not the caller's; a caller's -15 dBFS words on a quiet line are."""
     p = BargeInPolicy()
