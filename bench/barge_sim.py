@@ -70,6 +70,8 @@ class _NoLoop:
     def __init__(self) -> None:
         self.cancels = 0
         self.commits = 0
+        self.frame = 0                 # the call's frame being played (set by simulate)
+        self.commit_frames: list[int] = []
 
     def call_soon_threadsafe(self, fn, *_args) -> None:
         name = getattr(fn, "__name__", "")
@@ -77,6 +79,7 @@ class _NoLoop:
             self.cancels += 1
         elif name == "_commit_turn":
             self.commits += 1
+            self.commit_frames.append(self.frame)
 
 
 def _frames_dbfs(pcm: np.ndarray) -> np.ndarray:
@@ -142,6 +145,7 @@ def simulate(model, interrupt: np.ndarray | None, at_ms: int, *, echo=None,
     if echo is not None:
         delay_frames, gain = max(1, round(echo[0] / 20)), 10 ** (-echo[1] / 20)
     for k in range(n_frames):
+        loop.frame = k
         if k == agent_frame:
             session.playout.push(reply.tobytes(), "item", session.playout.generation)
         frame = caller[k * FRAME_8K:(k + 1) * FRAME_8K].copy()
@@ -166,6 +170,7 @@ def simulate(model, interrupt: np.ndarray | None, at_ms: int, *, echo=None,
         port.port.free()
     return {"out_dbfs": np.array(out_levels), "barge_ins": loop.cancels,
             "pauses": session.pauses, "held_ms": session.held_ms, "commits": loop.commits,
+            "commit_frames": loop.commit_frames,
             "started": len(started),
             "paused": np.array(paused, dtype=bool)}
 
@@ -310,7 +315,9 @@ def corpus(model, part: str, cases: int, prompts_per_kind: int, rate: int = 1600
     * ``speech_over``: the background from the start, the agent from 2 s, a prompt of the part
       at 10-15 dB over the background from 3-4 s: onset -> silent, missed, pauses before the
       onset, the agent heard again after it went silent while the caller still spoke; and the
-      same speech with the agent silent: turns taken (committed), of ``interruptions``.
+      same speech with the agent silent: turns taken (committed), of ``interruptions``, the
+      caller's last frame -> the commit (``agent_silent_end_of_turn_ms``) and commits before
+      it (``agent_silent_cut_off``: the agent would answer a caller still talking).
       ``late_ms`` (``--corpus-late``) moves the speech that much later (its call 10 s long):
       at 3-4 s the agent has talked 1-2 s, inside the echo canceller's search (the session's
       first 1 s of agent speech on an echo-free line), where most interruptions are not.
@@ -332,6 +339,7 @@ def corpus(model, part: str, cases: int, prompts_per_kind: int, rate: int = 1600
                 print(f"{part} {kind} {i}: under {under[-1]} starts {starts[-1]} commits {silent[-1]}",
                       file=sys.stderr)
         resumed_n = taken = 0
+        eou: list[int] = []
         for j in range(prompts_per_kind):
             i = j % cases
             bg, bg_level = noise_corpus.background(kind, part, i, 10000 if late_ms else 8000)
@@ -351,6 +359,10 @@ def corpus(model, part: str, cases: int, prompts_per_kind: int, rate: int = 1600
             r = simulate(model, speech, at_ms, background=bg, agent_at_ms=None,
                          total_ms=at_ms + len(pcm) // 8 + 1500, rate=rate)
             taken += r["commits"] >= 1
+            first, last = speech_span(speech, at_ms)
+            after = [f for f in r["commit_frames"] if f >= first]
+            if after:   # the caller's last frame -> the commit (negative: before they finished)
+                eou.append((after[0] + 1 - last) * 20)
             if verbose:
                 print(f"{part} {kind} over {name}@{at_ms} snr {snr:.1f}: {d} early={early}",
                       file=sys.stderr)
@@ -372,6 +384,8 @@ def corpus(model, part: str, cases: int, prompts_per_kind: int, rate: int = 1600
                             "paused_before_onset": sum(1 for _d, e, *_ in over if e),
                             "resumed_while_speaking": resumed_n,
                             "agent_silent_turns_taken": taken,
+                            "agent_silent_end_of_turn_ms": summary(eou),
+                            "agent_silent_cut_off": sum(1 for e in eou if e <= 0),
                             "over_120_ms": [{"prompt": n, "at_ms": a, "snr_db": s, "ms": d,
                                              "audible_ms": h}
                                             for d, _e, n, a, s, h in over if d is None or d > 120]},
