@@ -409,7 +409,7 @@ def done_frames(p, levels, t, silence=500 * MS):
 
 
 def test_over_a_tv_the_callers_turn_ends_500_ms_after_their_voice_inside_silero_s_endless_turn():
-    """Silero's turn on a TV never ends: 500 ms after the caller's last foreground voice frame caller_done says their turn is over, once."""
+    """Silero's turn on a TV never ends: 800 ms (500 + the faded end of a phrase) after the caller's last foreground voice frame caller_done says their turn is over, once."""
     p = BargeInPolicy()
     t, _ = line(p, music(3.0, center=-30.0), talking=False, voicing=BABBLE, prob=0.9)
     p.on_turn(onset(t), agent_talking=False)
@@ -419,8 +419,8 @@ def test_over_a_tv_the_callers_turn_ends_500_ms_after_their_voice_inside_silero_
     t, _ = line(p, [-14.0, -12.0, -16.0, -13.0] * 10, t, talking=False, voicing=VOICED, prob=0.9)
     voice_end = t
     t, answers = done_frames(p, music(2.0, center=-30.0, seed=5), t)
-    assert answers == [(voice_end + 25 * F, voice_end)]    # 500 ms on, the voice's end
-    p.on_turn(stopped(voice_end + 25 * F), agent_talking=False)
+    assert answers == [(voice_end + 40 * F, voice_end)]    # 500 + 300 ms on, the voice's end
+    p.on_turn(stopped(voice_end + 40 * F), agent_talking=False)
     assert p.turn_was_foreground is True
 
 
