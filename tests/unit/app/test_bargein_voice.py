@@ -171,6 +171,25 @@ def paused_over_music(p, level_dbfs):
     return t + F
 
 
+def test_over_music_the_gap_after_a_callers_first_word_does_not_resume_the_agent():
+    """A caller's short first word Silero rejects ("which"), then 260 ms of music before the next: the agent stays paused until Silero has rejected both."""
+    p = BargeInPolicy()
+    t = paused_over_music(p, -10.0)
+    p.on_turn(onset(t), agent_talking=True)
+    t, decisions = line(p, [-10.0], t, voicing=VOICED, prob=0.9)             # one frame of voice
+    p.on_turn(SpeechRejected(0, 0, t), agent_talking=True)
+    t, more = line(p, music(0.26, seed=9), t, voicing=VOICED, prob=0.1)      # between the words
+    decisions += more
+    p.on_turn(onset(t + F), agent_talking=True)                              # "folder"
+    t, more = line(p, [-10.0] * 5, t, voicing=VOICED, prob=0.9)
+    decisions += more
+    p.on_turn(SpeechRejected(0, 0, t), agent_talking=True)
+    assert decisions == []
+    rejected = t
+    t, more = line(p, music(0.3, seed=10), t, voicing=VOICED, prob=0.1)
+    assert [(d.action, d.source, d.at_sample - rejected) for d in more] == [(Action.RESUME, "rejected", 200 * MS)]
+
+
 def test_over_music_a_silero_blip_that_paused_the_agent_resumes_it_within_100_ms():
     """Over music Silero scoring one chunk 0.8 pauses the agent; once its last three scores are low again the agent resumes (gap <= 100 ms), not after the 800 ms window."""
     p = BargeInPolicy()
@@ -331,7 +350,7 @@ def test_after_a_false_pause_the_same_sound_does_not_pause_again_but_a_voice_doe
 
 
 def test_a_voice_keeps_the_agent_silent_until_it_stops_whatever_the_resume_window():
-    """Once a voice paused the agent, neither the resume window nor a rejection resumes it while it speaks."""
+    """Once a voice paused the agent, neither the resume window, a rejection nor a 280 ms gap resumes it; 300 ms of quiet does."""
     p = BargeInPolicy(resume_window_ms=500)
     t = quiet(p)
     p.on_prob(0.9)
@@ -342,8 +361,8 @@ def test_a_voice_keeps_the_agent_silent_until_it_stops_whatever_the_resume_windo
     assert p.on_turn(SpeechRejected(0, 0, t), agent_talking=True) is None   # a stop consonant
     t, decisions = line(p, [-18.0] * 4, t, voicing=VOICED, prob=0.9)
     assert p.on_turn(onset(t), agent_talking=True) is None                  # the word goes on
-    t, decisions = line(p, [-18.0] * 10 + [-60.0] * 9, t, voicing=VOICED, prob=0.9)
-    assert decisions == []                                  # quiet for 180 ms only
+    t, decisions = line(p, [-18.0] * 10 + [-60.0] * 14, t, voicing=VOICED, prob=0.9)
+    assert decisions == []                 # quiet for 280 ms only: a gap between words
     p.on_turn(SpeechRejected(0, 0, t), agent_talking=True)
     t, decisions = line(p, [-60.0], t)
     assert [(d.action, d.source) for d in decisions] == [(Action.RESUME, "voice_stopped")]
