@@ -240,6 +240,11 @@ class ForegroundTracker:
         return self._start is not None and self._end - self._start >= samples
 
     @property
+    def settled(self) -> bool:
+        """The background mean has 2 s of sound behind it (it is the line's, not a first guess)."""
+        return self._settled
+
+    @property
     def mean_power(self) -> float | None:
         """The background mean (linear power), for :meth:`restore_mean`; None while it has
         heard under 300 ms of sound (then it is no one's background yet)."""

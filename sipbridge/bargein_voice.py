@@ -145,7 +145,8 @@ class VoiceBargeInPolicy(ServerHold):
         self.turn_voice_samples = 0          # foreground speech heard since the candidate began
         self.turn_clear_samples = 0          # of it, over a false alarm's bar (see suppress)
         self.turn_voice_levels: list[float] = []   # the levels of its frames (the first 10 s)
-        self.turn_floor = -math.inf          # the line's highest floor since the candidate began
+        self.turn_floor = -math.inf          # the line's floor in the turn (see _stood_out)
+        self.turn_known = False              # the background was known when the turn began
         self.last_voice: int | None = None   # end sample of its last foreground voice frame
         self.turn_was_foreground = False     # the last turn Silero ended held a foreground voice
         self.mean_at_onset: float | None = None   # the background mean when that turn began
@@ -178,7 +179,8 @@ class VoiceBargeInPolicy(ServerHold):
         if fg.foreground and not fg.suppressed:
             self.last_foreground = end_sample   # (under a false alarm's bar: not a new sound)
         if self.in_candidate or self.in_turn:
-            self.turn_floor = max(self.turn_floor, fg.floor_dbfs)
+            if not self.turn_known or self.turn_floor == -math.inf:
+                self.turn_floor = max(self.turn_floor, fg.floor_dbfs)
         if (self.in_candidate or self.in_turn) and speechlike:
             self.turn_voice_samples += self.rate // 50
             if len(self.turn_voice_levels) < 500:   # (the first 10 s)
@@ -331,6 +333,7 @@ class VoiceBargeInPolicy(ServerHold):
                 self.in_candidate, self.turn_voice_samples = True, 0
                 self.turn_clear_samples = 0
                 self.turn_voice_levels, self.turn_floor = [], -math.inf
+                self.turn_known = self.fg.settled
                 self.last_voice = None
                 self.mean_at_onset = self.fg.mean_power
         elif isinstance(event, SpeechRejected):
@@ -345,13 +348,18 @@ class VoiceBargeInPolicy(ServerHold):
 
     def _stood_out(self) -> int:
         """Samples of the ended turn's voice that stood ``turn_over_floor_db`` (15 dB) over the
-        line's highest floor in the turn, and ``margin_db`` over the background mean now.
+        line's floor in the turn, and ``margin_db`` over the background mean now.
 
         A TV on from the call's first frame is a voice until the mean has learnt it, which
         it does not inside a turn; but the floor follows it within its first turn, and a
         TV's distant talkers never stand 15 dB over their own floor (measured: 11.5-14.5 dB
-        at their loudest). A caller's voice, with gaps between its words, stands 20-60 dB
-        over a quiet line's floor and 15 dB or more over music's."""
+        at their loudest): so while the background is not known (the mean not settled when
+        the turn began), the floor is the highest in the turn. Once it is known, the floor
+        is the turn's first: the floor's minimum statistics climb under a caller talking for
+        seconds over loud music (-25 -> -20 dBFS under music at -20), and judged against
+        that the caller's own turn did not stand out (2 of 100 tuning callers over music
+        never answered). A caller's voice, with gaps between its words, stands 20-60 dB over
+        a quiet line's floor and 15 dB or more over music's."""
         fg = self.fg
         bar = max(self.turn_floor + self.turn_over_floor_db, fg.mean_dbfs + fg.margin_db)
         return sum(1 for level in self.turn_voice_levels if level >= bar) * (self.rate // 50)

@@ -460,6 +460,20 @@ def test_on_a_quiet_line_or_with_only_a_tv_silero_s_own_end_of_turn_stands():
     assert answers == []
 
 
+def test_over_known_music_a_callers_long_turn_stands_out_though_the_floor_climbs_under_it():
+    """A caller talking 2.4 s without a gap 13 dB over learnt music lifts the floor's minimum statistics to their own level; judged against the turn's first floor, the turn is still theirs."""
+    p = BargeInPolicy()
+    t, _ = line(p, music(6.0), talking=False, voicing=VOICED, prob=0.01)
+    assert p.fg.settled
+    p.on_turn(onset(t), agent_talking=False)
+    t, _ = line(p, [-12.0] * 15, t, talking=False, voicing=VOICED, prob=0.9)
+    p.on_turn(started(t), agent_talking=False)
+    t, _ = line(p, [-12.0] * 105, t, talking=False, voicing=VOICED, prob=0.9)
+    assert p.fg.floor_dbfs > -20.0                       # the floor climbed under the voice
+    p.on_turn(stopped(t + 25 * F), agent_talking=False)
+    assert p.turn_was_foreground is True
+
+
 def test_a_tv_on_from_the_first_frame_is_not_a_callers_turn_looked_back_at():
     """A TV (-30 dBFS, Silero at 0.9) from the line's first frame is foreground at first, but its turn never stood 15 dB over the turn's floor: not the caller's; a caller's -15 dBFS words on a quiet line are."""
     p = BargeInPolicy()
