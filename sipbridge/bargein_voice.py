@@ -250,11 +250,21 @@ class VoiceBargeInPolicy(ServerHold):
                 return self._confirm(end_sample)   # Silero's turn had begun earlier
             if quiet and not self.in_candidate:   # Silero's candidate ends by Started or Rejected
                 return self._resume("voice_stopped", end_sample)
-            if (self.rejected_at is not None and not self.in_candidate and not self.in_turn
-                    and end_sample - self.rejected_at >= self.quiet_before_resume):
-                # Silero rejected it and found no new onset since: a caller's word that Silero
-                # rejects on a stop consonant is re-detected a chunk or two later
-                return self._resume("rejected", end_sample)
+            # Silero rejected it and found no new onset since: a caller's word that Silero
+            # rejects on a stop consonant is re-detected a chunk or two later. On a quiet line
+            # the next word may also follow it after a gap, and Silero is slow on it ("check |
+            # number": the agent came back 200 ms after the rejection, then 300 ms after it,
+            # as "number" began, a frame before Silero's onset): there it waits
+            # quiet_after_voice_ms, and twice that while a voice far over the floor goes on
+            if self.rejected_at is not None and not self.in_candidate and not self.in_turn:
+                since = end_sample - self.rejected_at
+                if fg.busy:
+                    wait = self.quiet_before_resume
+                else:
+                    talking = fg.far and fg.voiced()
+                    wait = self.quiet_after_voice * (2 if talking else 1)
+                if since >= wait:
+                    return self._resume("rejected", end_sample)
             if (end_sample - self.paused_at >= self.resume_window and not self.onset_seen
                     and not self.in_turn):
                 # a caller's voice gets a Silero candidate well within the window: with none

@@ -369,7 +369,7 @@ def test_a_voice_keeps_the_agent_silent_until_it_stops_whatever_the_resume_windo
 
 
 def test_a_voice_silero_rejected_and_never_takes_up_again_resumes_the_agent():
-    """Music Silero scored as a voice, then rejected with no new onset for 200 ms, resumes the agent though loud."""
+    """Music switched on that Silero scored as a voice, then rejected with no new onset, resumes the agent though loud: 600 ms after the rejection on a quiet line (it could be the caller's next word), 200 ms over music."""
     p = BargeInPolicy()
     t = quiet(p)
     p.on_prob(0.9)
@@ -377,10 +377,36 @@ def test_a_voice_silero_rejected_and_never_takes_up_again_resumes_the_agent():
     p.on_turn(onset(t + 2 * F), agent_talking=True)
     t, _ = line(p, [-18.0] * 5, t + F, voicing=VOICED, prob=0.9)
     p.on_turn(SpeechRejected(0, 0, t), agent_talking=True)
-    t, decisions = line(p, [-18.0] * 9, t, voicing=VOICED, prob=0.4)
+    t, decisions = line(p, [-18.0] * 29, t, voicing=VOICED, prob=0.4)
     assert decisions == []
     t, decisions = line(p, [-18.0], t, voicing=VOICED, prob=0.4)
     assert [(d.action, d.source) for d in decisions] == [(Action.RESUME, "rejected")]
+    q = BargeInPolicy()
+    t = paused_over_music(q, -12.0)
+    q.on_turn(onset(t), agent_talking=True)
+    t, _ = line(q, [-12.0] * 5, t, voicing=VOICED, prob=0.9)
+    q.on_turn(SpeechRejected(0, 0, t), agent_talking=True)
+    rejected = t
+    t, decisions = line(q, [-12.0] * 15, t, voicing=VOICED, prob=0.2)
+    assert [(d.action, d.source, d.at_sample - rejected) for d in decisions] == [(Action.RESUME, "rejected", 200 * MS)]
+
+
+def test_on_a_quiet_line_the_word_after_a_rejected_one_keeps_the_agent_paused():
+    """A caller's first word Silero rejects ("check"), 160 ms of quiet, then a next word Silero is slow on: the agent stays paused until Silero's onset of it."""
+    p = BargeInPolicy()
+    t = quiet(p)
+    p.on_prob(0.6)
+    assert p.on_frame(t + F, -22.0, False, True, voicing=VOICED).action is Action.PAUSE
+    p.on_turn(onset(t + 2 * F), agent_talking=True)
+    t, decisions = line(p, [-22.0] * 8, t + F, voicing=VOICED, prob=0.6)
+    p.on_turn(SpeechRejected(0, 0, t), agent_talking=True)                  # "check"
+    t, more = line(p, [-24.0, -27.0] + [-60.0] * 8, t, voicing=VOICED, prob=0.1)
+    decisions += more
+    t, more = line(p, [-30.0, -22.0, -21.0, -22.0, -24.0, -22.0], t, voicing=VOICED, prob=0.35)
+    decisions += more                                                        # "num-", Silero slow
+    p.on_turn(onset(t), agent_talking=True)
+    t, more = line(p, [-22.0] * 10, t, voicing=VOICED, prob=0.8)
+    assert decisions + more == []
 
 
 def test_a_voice_inside_a_turn_silero_began_on_the_background_cancels_after_confirm_ms():
