@@ -36,7 +36,8 @@ It answers with what the session must do to the agent's audio:
   pause whose foreground voice has lasted ``confirm_ms`` cancels. A pause for a new sound
   on a quiet line (music or a TV switched on looks like a caller there) cancels only once
   the sound has dipped ``dip_db`` (20 dB) under its loudest frame, a gap between words; one
-  that never dips resumes the agent after ``steady_ms`` (:meth:`_confirm`). A false alarm's
+  that never dips resumes the agent after ``steady_ms`` (:meth:`_confirm`), unless it was
+  one clear voice (:meth:`_one_voice`: a caller talking on without a gap). A false alarm's
   sound (see below) neither pauses by Silero's onset nor cancels by Silero's turn.
 * ``RESUME`` when it was nothing: a candidate Silero rejects, once the caller has been quiet
   (no active frame) for ``quiet_before_resume_ms``; an energy pause that Silero has not
@@ -51,7 +52,8 @@ It answers with what the session must do to the agent's audio:
   pause neither confirmed nor rejected within ``resume_window_ms``. But once a voice
   (foreground, voiced, Silero at ``voice_prob``) has been heard for two frames since the
   pause, nothing resumes the agent until that voice has stopped for
-  ``quiet_before_resume_ms``. After a false pause, the sound that caused it must be beaten
+  ``quiet_after_voice_ms`` (300: a gap between two words is shorter), nor, on a quiet line,
+  for a Silero rejection while the caller's next word may be starting. After a false pause, the sound that caused it must be beaten
   by 6 dB to count as foreground again (:meth:`ForegroundTracker.suppress`): no stutter. (Not
   after one such voice frame: that was a caller, whose next word must pause the agent again.)
 
@@ -59,6 +61,8 @@ It also says whether a turn Silero ended held a foreground voice (:attr:`turn_wa
 so the session commits only those: a TV behind a silent caller does not make the agent answer.
 That is judged looking back, when the turn ends (:meth:`_stood_out`): a TV on from the call's
 first frame is a voice until the background is learnt, but never stood out of its own floor.
+And since Silero's turn on a TV never ends, :meth:`caller_done` tells the session when the
+caller's own turn inside it is over.
 
 With the provider's turn detection (``server_vad``), its ``speech_started`` pauses too (it
 fires on noise as well) and holds the pause: only a confirmation cancels (the provider cancelled
@@ -419,7 +423,7 @@ class VoiceBargeInPolicy(ServerHold):
         """Whether the caller has been quiet (no active frame) long enough to resume the agent:
         ``quiet_before_resume_ms`` (200), or ``quiet_after_voice_ms`` (300) once a foreground
         voice was heard since the pause. A caller's gap between two words runs up to ~250 ms:
-        after 200 ms the agent came back just as the next word began (\"which | folder\" over
+        after 200 ms the agent came back just as the next word began ("which | folder" over
         music, 16 kHz: 40 ms of the agent between them)."""
         voice = self.voice_held or self.foreground_voice
         return at - self.last_loud >= (self.quiet_after_voice if voice else self.quiet_before_resume)
