@@ -75,16 +75,23 @@ def test_a_confirmed_new_sound_on_a_quiet_line_cancels_only_at_its_first_gap():
     assert [(d.action, d.source, d.at_sample) for d in decisions] == [(Action.CANCEL, "local_vad", t)]
 
 
-def test_a_confirmed_sound_that_never_dips_resumes_the_agent_and_cannot_pause_it_again():
-    """A TV switched on (Silero calls its babble speech, never one clear voice) is held steady_ms, then resumed, and neither its level nor its turns pause or cancel again."""
+def confirmed_new_sound(level_dbfs, voicing):
+    """A new sound on a quiet line at ``level_dbfs`` (periodic ``voicing``) pauses the agent and
+    Silero confirms it 300 ms in, with no dip yet: (policy, end sample, the pause's sample)."""
     p = BargeInPolicy(steady_ms=1200)
     t = quiet(p)
     paused = t + F
-    assert p.on_frame(paused, -25.0, False, True, voicing=BABBLE).action is Action.PAUSE
+    assert p.on_frame(paused, level_dbfs, False, True, voicing=voicing).action is Action.PAUSE
     p.on_prob(0.9)
     p.on_turn(onset(t + 2 * F), agent_talking=True)
-    t, decisions = line(p, music(0.3, -25.0, seed=1), paused, voicing=BABBLE, prob=0.9)
+    t, decisions = line(p, music(0.3, level_dbfs, seed=1), paused, voicing=voicing, prob=0.9)
     assert decisions == [] and p.on_turn(started(t), agent_talking=True) is None
+    return p, t, paused
+
+
+def test_a_confirmed_sound_that_never_dips_resumes_the_agent_and_cannot_pause_it_again():
+    """A TV switched on (Silero calls its babble speech, never one clear voice) is held steady_ms, then resumed, and neither its level nor its turns pause or cancel again."""
+    p, t, paused = confirmed_new_sound(-25.0, BABBLE)
     t, decisions = line(p, music(1.5, -25.0, seed=2), t, voicing=BABBLE, prob=0.9)
     assert [(d.action, d.source) for d in decisions] == [(Action.RESUME, "steady")]
     assert decisions[0].at_sample - paused == 1200 * MS
@@ -97,14 +104,7 @@ def test_a_confirmed_sound_that_never_dips_resumes_the_agent_and_cannot_pause_it
 
 def test_one_clear_voice_that_never_dips_cancels_at_steady_ms_instead_of_resuming():
     """A caller talking on without a 20 dB gap (breaths fill the gaps) is one periodic voice: at steady_ms the agent is cancelled, not resumed over them."""
-    p = BargeInPolicy(steady_ms=1200)
-    t = quiet(p)
-    paused = t + F
-    assert p.on_frame(paused, -20.0, False, True, voicing=VOICED).action is Action.PAUSE
-    p.on_prob(0.9)
-    p.on_turn(onset(t + 2 * F), agent_talking=True)
-    t, decisions = line(p, music(0.3, -20.0, seed=1), paused, voicing=VOICED, prob=0.9)
-    assert decisions == [] and p.on_turn(started(t), agent_talking=True) is None
+    p, t, paused = confirmed_new_sound(-20.0, VOICED)
     # the gaps between its words only 15 dB down, and less periodic: the loud frames decide
     levels = [-35.0 if k % 10 == 9 else lv for k, lv in enumerate(music(1.5, -20.0, seed=2))]
     decisions = []
