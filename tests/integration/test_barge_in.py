@@ -74,6 +74,16 @@ def test_speech_over_music_silences_the_agent_on_the_wire(tmp_path):
     assert len(cancelled) == 1
 
 
+def test_a_caller_over_a_tv_is_answered_and_interrupts_on_the_wire(tmp_path):
+    """A TV talking at -30 dBFS all call long (Silero's turn on it never ends): the caller's first words 12 dB over it are answered, their turn ended at their voice's end, and their interruption silences and cancels the agent."""
+    r = run_call(tmp_path, background="tv", pace=1.5)    # (run_call asserts the agent answered)
+    ended = [e for e in r.bridge_log if e.get("event") == "turn_ended_over_background"]
+    assert ended, [e.get("event") for e in r.bridge_log if "turn" in str(e.get("event"))]
+    assert len(r.barge_ins) == 1 and r.barge_ins[0]["source"] == "local_vad", r.barge_ins
+    assert r.onset_to_silence_ms is not None and r.leaked_packets == 0
+    assert [d["status"] for d in r.responses_done].count("cancelled") == 1
+
+
 def test_music_under_the_agent_neither_pauses_nor_cancels_it_with_the_voice_trigger(tmp_path):
     """With barge_in.trigger voice, music at -25 dBFS on the caller's line all call long and nobody speaking over the agent: the whole answer plays out on the wire with no pause and no gap it does not have itself."""
     r = run_call(tmp_path, speak_over=False, background="music",

@@ -108,6 +108,8 @@ def run_call(tmp_path: Path, *, speak_over: bool = True, dtmf: str | None = None
     ``background`` "music" plays music at -25 dBFS on the caller's line from the call's start
     to its end, under everything the caller says (which is then raised to 12 dB over it); the
     interruption's onsets are then those of the prompt alone, at the time it was scheduled.
+    "tv": the same with a TV's talk at -30 dBFS (:data:`TV_TALKERS`), which Silero scores as
+    speech all call long.
 
     ``interrupt_sound`` "music" (3 s of music on hold at -30 dBFS) or "clicks" (five 100 ms
     bursts at -3 dBFS, 500 ms apart) is played over the agent instead of speech: not a
@@ -120,7 +122,7 @@ def run_call(tmp_path: Path, *, speak_over: bool = True, dtmf: str | None = None
     wav = reply_wav(tmp_path / "reply.wav")
     first = audio.trim_silence(audio.load_wav(audio.asterisk_prompt("hello-world")))
     second = audio.trim_silence(audio.load_wav(audio.asterisk_prompt(interrupt_prompt)))
-    bed = _sound({"music": "bed"}[background]) if background is not None else None
+    bed = _sound({"music": "bed", "tv": "tv"}[background]) if background is not None else None
     if bed is not None:
         first, second = _over(first, bed), _over(second, bed)
     with Upstream(tmp_path, reply_wav=wav, pace=pace) as up, \
@@ -262,11 +264,28 @@ def _onset_s(pcm: np.ndarray, level_dbfs: float = -40.0, span_ms: int = 20) -> f
     return 0.0
 
 
+TV_TALKERS = ("vm-intro", "conf-onlyperson", "tt-monkeys", "vm-options")   # a TV's talk
+
+
 def _sound(kind: str) -> np.ndarray:
     if kind == "bed":  # 40 s of another track at -25 dBFS, under a whole call
         track = audio.load_wav(audio.MOH_DIR / "macroform-robot_dity.wav")
         piece = track[20 * 8000: 60 * 8000].astype(float)
         return (piece * (10 ** (-25 / 20) * 32768 / max(audio.rms(piece), 1.0))).astype(np.int16)
+    if kind == "tv":  # 40 s of four talkers at once in a room at -30 dBFS, under a whole call
+        n = 40 * 8000
+        rng = np.random.default_rng(3)
+        mix = np.zeros(n)
+        for k, name in enumerate(TV_TALKERS):
+            voice = audio.trim_silence(audio.load_wav(audio.asterisk_prompt(name))).astype(float)
+            looped = np.tile(voice / max(audio.rms(voice), 1.0), n // len(voice) + 2)
+            start = int(rng.integers(len(voice)))
+            mix += looped[start:start + n] * 10 ** (-3.0 * k / 20)
+        tail = rng.standard_normal(1600) * np.exp(-np.arange(1600) / 400.0)   # a 50 ms decay
+        tail[0] = 60.0
+        size = 1 << (n + len(tail)).bit_length()
+        room = np.fft.irfft(np.fft.rfft(mix, size) * np.fft.rfft(tail, size), size)[:n]
+        return (room * (10 ** (-30 / 20) * 32768 / max(audio.rms(room), 1.0))).astype(np.int16)
     if kind == "music":
         track = audio.load_wav(audio.MOH_DIR / "macroform-cold_day.wav")
         piece = track[60 * 8000: 63 * 8000].astype(float)
