@@ -267,25 +267,32 @@ def _onset_s(pcm: np.ndarray, level_dbfs: float = -40.0, span_ms: int = 20) -> f
 TV_TALKERS = ("vm-intro", "conf-onlyperson", "tt-monkeys", "vm-options")   # a TV's talk
 
 
+def tv_talk(n: int, level_dbfs: float = -30.0, rate: int = 8000) -> np.ndarray:
+    """``n`` samples of a TV's talk at ``rate``: the four :data:`TV_TALKERS` at once, each looped
+    from a random point, 3 dB apart, in a room (a 50 ms decaying noise tail under the direct
+    sound), at ``level_dbfs``. Silero scores it as speech throughout."""
+    rng = np.random.default_rng(3)
+    mix = np.zeros(n)
+    for k, name in enumerate(TV_TALKERS):
+        voice = audio.trim_silence(audio.load_wav(audio.asterisk_prompt(name), rate=rate),
+                                   rate=rate).astype(float)
+        looped = np.tile(voice / max(audio.rms(voice), 1.0), n // len(voice) + 2)
+        start = int(rng.integers(len(voice)))
+        mix += looped[start:start + n] * 10 ** (-3.0 * k / 20)
+    tail = rng.standard_normal(rate // 5) * np.exp(-np.arange(rate // 5) / (rate * 0.05))
+    tail[0] = 60.0
+    size = 1 << (n + len(tail)).bit_length()
+    room = np.fft.irfft(np.fft.rfft(mix, size) * np.fft.rfft(tail, size), size)[:n]
+    return (room * (10 ** (level_dbfs / 20) * 32768 / max(audio.rms(room), 1.0))).astype(np.int16)
+
+
 def _sound(kind: str) -> np.ndarray:
     if kind == "bed":  # 40 s of another track at -25 dBFS, under a whole call
         track = audio.load_wav(audio.MOH_DIR / "macroform-robot_dity.wav")
         piece = track[20 * 8000: 60 * 8000].astype(float)
         return (piece * (10 ** (-25 / 20) * 32768 / max(audio.rms(piece), 1.0))).astype(np.int16)
-    if kind == "tv":  # 40 s of four talkers at once in a room at -30 dBFS, under a whole call
-        n = 40 * 8000
-        rng = np.random.default_rng(3)
-        mix = np.zeros(n)
-        for k, name in enumerate(TV_TALKERS):
-            voice = audio.trim_silence(audio.load_wav(audio.asterisk_prompt(name))).astype(float)
-            looped = np.tile(voice / max(audio.rms(voice), 1.0), n // len(voice) + 2)
-            start = int(rng.integers(len(voice)))
-            mix += looped[start:start + n] * 10 ** (-3.0 * k / 20)
-        tail = rng.standard_normal(1600) * np.exp(-np.arange(1600) / 400.0)   # a 50 ms decay
-        tail[0] = 60.0
-        size = 1 << (n + len(tail)).bit_length()
-        room = np.fft.irfft(np.fft.rfft(mix, size) * np.fft.rfft(tail, size), size)[:n]
-        return (room * (10 ** (-30 / 20) * 32768 / max(audio.rms(room), 1.0))).astype(np.int16)
+    if kind == "tv":  # 40 s of a TV's talk at -30 dBFS, under a whole call
+        return tv_talk(40 * 8000)
     if kind == "music":
         track = audio.load_wav(audio.MOH_DIR / "macroform-cold_day.wav")
         piece = track[60 * 8000: 63 * 8000].astype(float)
