@@ -57,12 +57,11 @@ It answers with what the session must do to the agent's audio:
   by 6 dB to count as foreground again (:meth:`ForegroundTracker.suppress`): no stutter. (Not
   after one such voice frame: that was a caller, whose next word must pause the agent again.)
 
-It also says whether a turn Silero ended held a foreground voice (:attr:`turn_was_foreground`)
-so the session commits only those: a TV behind a silent caller does not make the agent answer.
-That is judged looking back, when the turn ends (:meth:`_stood_out`): a TV on from the call's
-first frame is a voice until the background is learnt, but never stood out of its own floor.
-And since Silero's turn on a TV never ends, :meth:`caller_done` tells the session when the
-caller's own turn inside it is over.
+The turn part (whether a turn Silero ended held a foreground voice, :attr:`turn_was_foreground`,
+so the session commits only those; and :meth:`caller_done`, the caller's turn inside one a TV
+holds open) is :class:`~sipbridge.bargein_turn.TurnJudge` (:mod:`sipbridge.bargein_turn`): the
+policy owns one (:attr:`~VoiceBargeInPolicy.judge`), feeds it every frame and turn event, and
+reads its ``in_candidate``, ``in_turn`` and ``turn_clear_samples``.
 
 With the provider's turn detection (``server_vad``), its ``speech_started`` pauses too (it
 fires on noise as well) and holds the pause: only a confirmation cancels (the provider cancelled
@@ -79,11 +78,27 @@ from collections import deque
 from .bargein import Action, Decision
 from .bargein_server import ServerHold
 from .bargein_trigger import ForegroundTracker
-from .turn.events import SpeechOnset, SpeechRejected, SpeechStarted, SpeechStopped
+from .bargein_turn import TurnJudge
+from .turn.events import SpeechOnset, SpeechRejected, SpeechStarted
+
+
+def _judged(name: str) -> property:
+    """The policy's view of its :class:`TurnJudge`'s attribute ``name`` (read and written as
+    the policy's own, as before the judge was split out: the session and tests use them)."""
+    return property(lambda self: getattr(self.judge, name),
+                    lambda self, value: setattr(self.judge, name, value),
+                    doc=f"The turn judge's ``{name}`` (:class:`~sipbridge.bargein_turn.TurnJudge`).")
 
 
 class VoiceBargeInPolicy(ServerHold):
     """Decides pause / resume / cancel while the agent is talking (``barge_in.trigger: voice``)."""
+
+    # the turn judge's (see sipbridge/bargein_turn.py), read and written as the policy's own
+    in_turn = _judged("in_turn")                          # SpeechStarted .. SpeechStopped
+    in_candidate = _judged("in_candidate")                # SpeechOnset .. Started / Rejected
+    turn_voice_samples = _judged("turn_voice_samples")    # foreground speech since the onset
+    turn_clear_samples = _judged("turn_clear_samples")    # of it, over a false alarm's bar
+    turn_was_foreground = _judged("turn_was_foreground")  # the last ended turn held a voice
 
     def __init__(self, *, enabled: bool = True, dtmf: bool = True, resume_window_ms: int = 800,
                  energy_hold_ms: int = 80, energy_margin_db: float = 10.0,
@@ -112,11 +127,7 @@ class VoiceBargeInPolicy(ServerHold):
         self.steady = steady_ms * rate // 1000
         self.one_voice_voicing = one_voice_voicing
         self.one_voice_db = one_voice_db
-        self.talking_bg_prob = talking_bg_prob
-        self.faded = faded_ms * rate // 1000
         self.recent = 60 * rate // 1000          # a SpeechOnset pauses if a frame this recent was foreground
-        self.turn_voice = turn_voice_ms * rate // 1000
-        self.turn_over_floor_db = turn_over_floor_db
         self.maybe_prob = maybe_prob
         self.voice_prob = voice_prob
         self.onset_prob = onset_prob
@@ -124,6 +135,10 @@ class VoiceBargeInPolicy(ServerHold):
                                     energy_margin_db=energy_margin_db,
                                     noise_margin_db=noise_margin_db,
                                     margin_db=foreground_margin_db, far_margin_db=far_margin_db)
+        # whose turn Silero ended, and the caller's end inside a TV's (sipbridge/bargein_turn.py)
+        self.judge = TurnJudge(self.fg, rate=rate, turn_voice_ms=turn_voice_ms,
+                               turn_over_floor_db=turn_over_floor_db,
+                               talking_bg_prob=talking_bg_prob, faded_ms=faded_ms)
         self.max_prob = 0.0                  # Silero's highest chunk score since the pause
         self.recent_probs: deque[float] = deque(maxlen=3)   # Silero's last 3 scores (~100 ms)
         self.last_loud = -(1 << 62)          # end sample of the caller's last active frame
@@ -144,16 +159,6 @@ class VoiceBargeInPolicy(ServerHold):
         self.dipped = False                  # a frame dip_db under the pause's loudest since
         self.heard: list[tuple[float, float]] = []   # (level, voicing) of its frames (steady_ms)
         self.cancel_waiting = False          # Silero confirmed it; the cancel waits for a dip
-        self.in_turn = False                 # Silero's SpeechStarted .. SpeechStopped
-        self.in_candidate = False            # SpeechOnset .. SpeechStarted / SpeechRejected
-        self.turn_voice_samples = 0          # foreground speech heard since the candidate began
-        self.turn_clear_samples = 0          # of it, over a false alarm's bar (see suppress)
-        self.turn_voice_levels: list[float] = []   # the levels of its frames (the first 10 s)
-        self.turn_floor = -math.inf          # the line's floor in the turn (see _stood_out)
-        self.turn_known = False              # the background was known when the turn began
-        self.last_voice: int | None = None   # end sample of its last foreground voice frame
-        self.turn_was_foreground = False     # the last turn Silero ended held a foreground voice
-        self.mean_at_onset: float | None = None   # the background mean when that turn began
         self._second_look = False            # on_frame left the newest frame to on_scored
         self._scored_pause = False           # on_scored paused on the newest frame's score
         self.pause_prob = 0.0                # the newest score of either stream (see on_prob)
@@ -174,7 +179,7 @@ class VoiceBargeInPolicy(ServerHold):
         :meth:`ForegroundTracker.frame`)."""
         fg = self.fg
         fg.frame(end_sample, level_dbfs, frame, voicing,
-                 hold_mean=(self.in_candidate or self.in_turn) and self.turn_voice_samples > 0,
+                 hold_mean=self.judge.holds_mean,
                  paused=self.paused_at is not None, masked=masked or echo_only)
         if fg.active:
             self.last_loud = end_sample
@@ -182,16 +187,7 @@ class VoiceBargeInPolicy(ServerHold):
         voicelike = (fg.foreground or fg.soft) and fg.prob >= self.voice_prob
         if fg.foreground and not fg.suppressed:
             self.last_foreground = end_sample   # (under a false alarm's bar: not a new sound)
-        if self.in_candidate or self.in_turn:
-            if not self.turn_known or self.turn_floor == -math.inf:
-                self.turn_floor = max(self.turn_floor, fg.floor_dbfs)
-        if (self.in_candidate or self.in_turn) and speechlike:
-            self.turn_voice_samples += self.rate // 50
-            if len(self.turn_voice_levels) < 500:   # (the first 10 s)
-                self.turn_voice_levels.append(level_dbfs)
-            self.last_voice = end_sample
-            if not fg.suppressed:
-                self.turn_clear_samples += self.rate // 50
+        self.judge.frame(end_sample, level_dbfs, speechlike)   # (even with barge-in off)
         if not self.enabled:
             return None
         if self.paused_at is not None:
@@ -310,7 +306,7 @@ class VoiceBargeInPolicy(ServerHold):
 
     def on_turn(self, event, agent_talking: bool) -> Decision | None:
         """A turn event from the detector."""
-        self._follow_turn(event)
+        self.judge.follow(event)   # (even with barge-in off: the session commits by it)
         if not self.enabled:
             return None
         if isinstance(event, SpeechOnset):
@@ -340,67 +336,11 @@ class VoiceBargeInPolicy(ServerHold):
                 return self._cancel("local_vad", event.at_sample)
         return None
 
-    def _follow_turn(self, event) -> None:
-        """Silero's view of the caller, and how much foreground voice each turn held."""
-        if isinstance(event, SpeechOnset):
-            if not self.in_turn:
-                self.in_candidate, self.turn_voice_samples = True, 0
-                self.turn_clear_samples = 0
-                self.turn_voice_levels, self.turn_floor = [], -math.inf
-                self.turn_known = self.fg.settled
-                self.last_voice = None
-                self.mean_at_onset = self.fg.mean_power
-        elif isinstance(event, SpeechRejected):
-            self.in_candidate = False
-        elif isinstance(event, SpeechStarted):
-            self.in_candidate, self.in_turn = False, True
-        elif isinstance(event, SpeechStopped):
-            self.in_turn = False
-            self.turn_was_foreground = self._stood_out() >= self.turn_voice
-            if self.turn_was_foreground:   # the caller's own turn is not the line's background
-                self.fg.restore_mean(self.mean_at_onset)
-
-    def _stood_out(self) -> int:
-        """Samples of the ended turn's voice that stood ``turn_over_floor_db`` (15 dB) over the
-        line's floor in the turn, and ``margin_db`` over the background mean now.
-
-        A TV on from the call's first frame is a voice until the mean has learnt it, which
-        it does not inside a turn; but the floor follows it within its first turn, and a
-        TV's distant talkers never stand 15 dB over their own floor (measured: 11.5-14.5 dB
-        at their loudest): so while the background is not known (the mean not settled when
-        the turn began), the floor is the highest in the turn. Once it is known, the floor
-        is the turn's first: the floor's minimum statistics climb under a caller talking for
-        seconds over loud music (-25 -> -20 dBFS under music at -20), and judged against
-        that the caller's own turn did not stand out (2 of 100 tuning callers over music
-        never answered). A caller's voice, with gaps between its words, stands 20-60 dB over
-        a quiet line's floor and 15 dB or more over music's."""
-        fg = self.fg
-        bar = max(self.turn_floor + self.turn_over_floor_db, fg.mean_dbfs + fg.margin_db)
-        return sum(1 for level in self.turn_voice_levels if level >= bar) * (self.rate // 50)
-
     def caller_done(self, end_sample: int, silence: int) -> int | None:
-        """Whether the caller's turn is over inside a turn of Silero's that a TV holds open:
-        the end sample of the caller's last voice frame, or None.
-
-        Silero scores a TV's distant talkers as speech (0.9-1.0), so over one its turn never
-        ends and the caller who spoke in it would never be answered (the noise corpus, babble,
-        the agent silent: 0 of 40 callers' turns committed). On a line whose background
-        Silero scores ``talking_bg_prob`` (0.5) on average, ``silence`` samples (the turn
-        detector's ``silence_threshold_ms``) plus ``faded_ms`` (300) with no foreground voice
-        (``foreground``, scored ``voice_prob``: a TV's talkers stay within 8 dB of their mean,
-        a caller 10 dB over them does not) end the caller's turn, if it held ``turn_voice_ms``
-        of voice standing out of the background (:meth:`_stood_out`, as a turn must to be
-        committed): the session ends Silero's turn there and commits it. ``faded_ms`` is the
-        end of a phrase sinking under the TV, which Silero would still have counted as speech:
-        without it a caller's 240 ms pause after one ("invalid option | please try again") was
-        taken for the end of their turn (3 of 100 tuning calls). Elsewhere Silero's end stands."""
-        fg = self.fg
-        last = self.last_voice
-        if (not self.in_turn or last is None or end_sample - last < silence + self.faded
-                or fg.mean_power is None or fg.bg_prob < self.talking_bg_prob):
-            return None
-        self.last_voice = None   # (judged once: the TV's own voice frames start it again)
-        return last if self._stood_out() >= self.turn_voice else None
+        """Whether the caller's turn is over inside a turn of Silero's that a TV holds open: the
+        end sample of their last voice frame, or None. A step the session takes once per frame,
+        not a query: each voice end is judged once (:meth:`TurnJudge.take_caller_end`)."""
+        return self.judge.take_caller_end(end_sample, silence)
 
     def on_prob(self, prob: float, pause_prob: float | None = None) -> None:
         """Silero's score of the newest chunk (fed after each frame's chunks are scored);
