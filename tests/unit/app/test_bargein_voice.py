@@ -423,102 +423,6 @@ def test_a_voice_inside_a_turn_silero_began_on_the_background_cancels_after_conf
     assert [(d.action, d.source) for d in decisions] == [(Action.CANCEL, "local_vad")]
 
 
-def test_a_turn_on_the_background_alone_is_not_foreground_and_a_callers_turn_is():
-    """turn_was_foreground is False for a turn only a TV held, True for one with 100 ms of the caller in it."""
-    p = BargeInPolicy()
-    t, _ = line(p, music(3.0, center=-30.0), talking=False, voicing=VOICED, prob=0.9)
-    p.on_turn(onset(t), agent_talking=False)
-    p.on_turn(started(t + 10 * F), agent_talking=False)
-    t, _ = line(p, music(2.0, center=-30.0, seed=4), t, talking=False, voicing=VOICED, prob=0.9)
-    p.on_turn(stopped(t), agent_talking=False)
-    assert p.turn_was_foreground is False
-    t, _ = line(p, music(1.0, center=-30.0, seed=5), t, talking=False, voicing=VOICED, prob=0.9)
-    p.on_turn(onset(t), agent_talking=False)
-    t, _ = line(p, [-14.0] * 8, t, talking=False, voicing=VOICED, prob=0.9)
-    p.on_turn(started(t), agent_talking=False)
-    p.on_turn(stopped(t + 30 * F), agent_talking=False)
-    assert p.turn_was_foreground is True
-
-
-def done_frames(p, levels, t, silence=500 * MS):
-    """Feed frames of a TV's talk (Silero at 0.9) asking caller_done after each; the end samples it answered at, and what."""
-    answers = []
-    for level in levels:
-        t += F
-        p.on_prob(0.9)
-        p.on_frame(t, float(level), False, False, voicing=BABBLE)
-        last = p.caller_done(t, silence)
-        if last is not None:
-            answers.append((t, last))
-    return t, answers
-
-
-def test_over_a_tv_the_callers_turn_ends_500_ms_after_their_voice_inside_silero_s_endless_turn():
-    """Silero's turn on a TV never ends: 800 ms (500 + the faded end of a phrase) after the caller's last foreground voice frame caller_done says their turn is over, once."""
-    p = BargeInPolicy()
-    t, _ = line(p, music(3.0, center=-30.0), talking=False, voicing=BABBLE, prob=0.9)
-    p.on_turn(onset(t), agent_talking=False)
-    p.on_turn(started(t + 10 * F), agent_talking=False)
-    t, answers = done_frames(p, music(2.0, center=-30.0, seed=4), t)
-    assert answers == []                                   # the TV alone: no caller's turn
-    t, _ = line(p, [-14.0, -12.0, -16.0, -13.0] * 10, t, talking=False, voicing=VOICED, prob=0.9)
-    voice_end = t
-    t, answers = done_frames(p, music(2.0, center=-30.0, seed=5), t)
-    assert answers == [(voice_end + 40 * F, voice_end)]    # 500 + 300 ms on, the voice's end
-    p.on_turn(stopped(voice_end + 40 * F), agent_talking=False)
-    assert p.turn_was_foreground is True
-
-
-def test_on_a_quiet_line_or_with_only_a_tv_silero_s_own_end_of_turn_stands():
-    """caller_done never answers where Silero scores the background low (its turns end), nor for a TV's talk alone."""
-    p = BargeInPolicy()
-    t = quiet(p, seconds=2.0, talking=False)
-    p.on_turn(onset(t), agent_talking=False)
-    t, _ = line(p, [-15.0] * 40, t, talking=False, voicing=VOICED, prob=0.9)
-    p.on_turn(started(t), agent_talking=False)
-    t, answers = done_frames(p, [-60.0] * 50, t)
-    assert answers == []
-    q = BargeInPolicy()
-    t, _ = line(q, music(3.0, center=-30.0), talking=False, voicing=BABBLE, prob=0.9)
-    q.on_turn(onset(t), agent_talking=False)
-    q.on_turn(started(t + 10 * F), agent_talking=False)
-    t, answers = done_frames(q, music(8.0, center=-30.0, seed=6), t)
-    assert answers == []
-
-
-def test_over_known_music_a_callers_long_turn_stands_out_though_the_floor_climbs_under_it():
-    """A caller talking 2.4 s without a gap 13 dB over learnt music lifts the floor's minimum statistics to their own level; judged against the turn's first floor, the turn is still theirs."""
-    p = BargeInPolicy()
-    t, _ = line(p, music(6.0), talking=False, voicing=VOICED, prob=0.01)
-    assert p.fg.settled
-    p.on_turn(onset(t), agent_talking=False)
-    t, _ = line(p, [-12.0] * 15, t, talking=False, voicing=VOICED, prob=0.9)
-    p.on_turn(started(t), agent_talking=False)
-    t, _ = line(p, [-12.0] * 105, t, talking=False, voicing=VOICED, prob=0.9)
-    assert p.fg.floor_dbfs > -20.0                       # the floor climbed under the voice
-    p.on_turn(stopped(t + 25 * F), agent_talking=False)
-    assert p.turn_was_foreground is True
-
-
-def test_a_tv_on_from_the_first_frame_is_not_a_callers_turn_looked_back_at():
-    """A TV (-30 dBFS, Silero at 0.9) from the line's first frame is foreground at first, but its turn never stood 15 dB over the turn's floor: not the caller's; a caller's -15 dBFS words on a quiet line are."""
-    p = BargeInPolicy()
-    p.on_turn(onset(2 * F), agent_talking=False)
-    t, _ = line(p, music(0.4, center=-30.0), talking=False, voicing=VOICED, prob=0.9)
-    assert p.turn_voice_samples > 0                      # taken for a voice while nothing is known
-    p.on_turn(started(t), agent_talking=False)
-    t, _ = line(p, music(4.0, center=-30.0, seed=2), t, talking=False, voicing=VOICED, prob=0.9)
-    p.on_turn(stopped(t), agent_talking=False)
-    assert p.turn_was_foreground is False
-    q = BargeInPolicy()
-    t = quiet(q, talking=False)
-    q.on_turn(onset(t), agent_talking=False)
-    t, _ = line(q, [-15.0] * 10 + [-60.0] * 5 + [-15.0] * 10, t, talking=False, voicing=VOICED, prob=0.9)
-    q.on_turn(started(t), agent_talking=False)
-    q.on_turn(stopped(t + 20 * F), agent_talking=False)
-    assert q.turn_was_foreground is True
-
-
 def test_a_silero_onset_pauses_only_with_a_recent_foreground_frame():
     """SpeechOnset pauses the agent when a frame of the last 60 ms stood out of the background, not otherwise."""
     p = BargeInPolicy()
@@ -616,18 +520,6 @@ def test_a_noise_burst_then_digital_silence_does_not_stand_over_the_callers_voic
     assert p.turn_was_foreground
     t, decisions = line(p, WORDS, t, voicing=VOICED, prob=0.9)
     assert [d.action for d in decisions][:1] == [Action.PAUSE]
-
-
-def test_a_caller_talking_from_the_first_frame_is_not_learnt_as_the_background():
-    """The caller speaks from the call's first frame and Silero stays under 0.5 for 400 ms: the turn is still the caller's."""
-    p = BargeInPolicy()
-    t, _ = line(p, [SILENT] * 2, talking=False)
-    words = [-23.0, -23.0, -21.0, -20.0, -17.0, -13.0, -11.0, -12.0, -14.0, -15.0, -14.0, -12.0,
-             -11.0, -11.0, -17.0, -33.0, -43.0, -42.0, -26.0, -17.0, -15.0, -16.0, -18.0, -20.0] * 3
-    probs = [0.0, 0.05, 0.05, 0.33, 0.07, 0.07, 0.23, 0.23, 0.23, 0.19, 0.19, 0.16, 0.1, 0.1,
-             0.06, 0.2, 0.2, 0.16, 0.16, 0.1] + [0.9] * (len(words) - 20)
-    a_turn(p, t, words, probs)
-    assert p.turn_was_foreground
 
 
 def over_music_unscored(p):
