@@ -230,6 +230,23 @@ def test_over_a_tv_silero_scores_a_voice_5_db_over_it_needs_the_full_margin():
     assert p.on_frame(t + 2 * F, -12.0, False, True, voicing=VOICED).action is Action.PAUSE
 
 
+def test_over_a_tv_one_word_standing_out_resumes_the_agent_within_100_ms_though_silero_hears_voices():
+    """Over a TV Silero scores 0.9 all along: one of its words 13 dB over it pauses the agent, and the TV going on under the bar resumes it within 100 ms, not after the 800 ms window; a caller's voice standing out holds it."""
+    p = BargeInPolicy()
+    t, _ = line(p, music(3.0), talking=False, voicing=VOICED, prob=0.9)
+    t, _ = line(p, music(3.0, seed=7), t, voicing=VOICED, prob=0.9)
+    t, decisions = line(p, [-12.0], t, voicing=VOICED, prob=0.9)
+    t, more = line(p, music(1.0, seed=8), t, voicing=VOICED, prob=0.9)
+    assert [(d.action, d.source) for d in decisions + more] == [
+        (Action.PAUSE, "energy"), (Action.RESUME, "no_speech")]
+    assert more[0].at_sample - decisions[0].at_sample <= 100 * MS
+    q = BargeInPolicy()
+    t, _ = line(q, music(3.0), talking=False, voicing=VOICED, prob=0.9)
+    t, _ = line(q, music(3.0, seed=7), t, voicing=VOICED, prob=0.9)
+    t, decisions = line(q, [-12.0, -11.0, -13.0, -12.0] * 5, t, voicing=VOICED, prob=0.9)   # a caller
+    assert [d.action for d in decisions] == [Action.PAUSE]
+
+
 def hiss(level_dbfs, frames=1, seed=0, rate=16000):
     """``frames`` 20 ms frames of an /s/: noise at 2.6-3.8 kHz at ``level_dbfs``."""
     n = rate // 50 * frames
