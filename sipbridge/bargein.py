@@ -90,6 +90,13 @@ class BargeInPolicy(ServerHold):
             self.noise_dbfs += 0.05
         return max(self.energy_dbfs, self.noise_dbfs + self.noise_margin_db)
 
+    level_dbfs = float("-inf")   # the newest caller frame's level
+
+    def evidence(self) -> dict:
+        """What the newest frame was, for the ``barge_in_paused`` log line."""
+        return {"level_dbfs": round(self.level_dbfs, 1),
+                "over_floor_db": round(self.level_dbfs - self.noise_dbfs, 1)}
+
     def on_frame(self, end_sample: int, level_dbfs: float, echo_only: bool,
                  agent_talking: bool, frame=None, voicing: float | None = None,
                  masked: bool = False) -> Decision | None:
@@ -99,6 +106,7 @@ class BargeInPolicy(ServerHold):
         if not self.enabled:
             return None
         trigger = self._track_noise(level_dbfs)
+        self.level_dbfs = level_dbfs
         if level_dbfs >= trigger:
             self.last_loud = end_sample
         if self.paused_at is not None and self.server_at is not None:

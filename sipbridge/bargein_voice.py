@@ -167,6 +167,16 @@ class VoiceBargeInPolicy(ServerHold):
     def set_floor(self, floor_dbfs: float, margin_db: float = 10.0) -> None:
         self.fg.set_floor(floor_dbfs, margin_db)
 
+    def evidence(self) -> dict:
+        """What the newest frame was, for the ``barge_in_paused`` log line: its level, how far
+        it stood over the line's background (mean) and floor, Silero's newest score, its
+        voicing (:meth:`ForegroundTracker.periodicity`), and whether the line was busy."""
+        fg = self.fg
+        return {"level_dbfs": round(fg.level_dbfs, 1),
+                "over_background_db": round(fg.level_dbfs - fg.mean_dbfs, 1),
+                "over_floor_db": round(fg.margin, 1), "prob": round(self.pause_prob, 2),
+                "voicing": round(fg.periodicity(), 2), "busy": fg.busy}
+
     @property
     def voice_held(self) -> bool:
         """A voice has been heard since the pause: the agent stays silent until it stops."""

@@ -381,12 +381,15 @@ class CallSession:
                     self.media_flags.pause()
                 self._pause = decision
                 self.pauses += 1
-                return
+                evidence = self.barge.evidence()
             if decision.action is Action.RESUME:
                 self.playout.resume()
                 if self.media_flags is not None:
                     self.media_flags.resume()
                 pause, self._pause = self._pause, None
+        if decision.action is Action.PAUSE:
+            self.log.info("barge_in_paused", source=decision.source, **evidence)
+            return
         if decision.action is Action.RESUME:
             paused_ms = self._ms(decision.at_sample - pause.at_sample) if pause else None
             self.held_ms += paused_ms or 0

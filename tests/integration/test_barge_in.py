@@ -72,6 +72,10 @@ def test_speech_over_music_silences_the_agent_on_the_wire(tmp_path):
     assert r.leaked_packets == 0
     cancelled = [d for d in r.responses_done if d["status"] == "cancelled"]
     assert len(cancelled) == 1
+    # the log says what paused the agent: a voice standing out of the music the line had learnt
+    # (4 dB at least: a quiet voice Silero is sure of; 9 dB a foreground one)
+    paused = [e for e in r.bridge_log if e.get("event") == "barge_in_paused"]
+    assert paused and paused[0]["busy"] is True and paused[0]["over_background_db"] >= 4.0, paused
 
 
 def test_a_caller_over_a_tv_is_answered_and_interrupts_on_the_wire(tmp_path):

@@ -19,6 +19,16 @@ def test_loud_frame_over_the_agent_pauses_then_confirmed_speech_cancels():
     assert (d.action, d.source) == (Action.CANCEL, "local_vad")
 
 
+def test_a_pause_says_what_paused_it():
+    """The evidence logged with a pause is the pausing frame's level and its height over the line's noise floor."""
+    p = BargeInPolicy()
+    for k in range(50):
+        p.on_frame(320 * (k + 1), -60.0, False, agent_talking=False)
+    assert p.on_frame(320 * 51, -20.0, False, agent_talking=True).action is Action.PAUSE
+    evidence = p.evidence()
+    assert evidence["level_dbfs"] == -20.0 and 38.0 <= evidence["over_floor_db"] <= 45.0   # (floor ~-62)
+
+
 def test_nothing_happens_while_the_agent_is_silent_or_for_echo_or_quiet_frames():
     """No pause when the agent is silent, when the frame is judged echo, or when it is under the margin."""
     p = BargeInPolicy(floor_dbfs=-45.0)

@@ -171,6 +171,15 @@ def paused_over_music(p, level_dbfs):
     return t + F
 
 
+def test_a_pause_says_what_paused_it():
+    """The evidence logged with a pause over music: the frame's level, its height over the music's mean and floor, Silero's score, its voicing, a busy line."""
+    p = BargeInPolicy()
+    paused_over_music(p, -12.0)
+    e = p.evidence()
+    assert (e["level_dbfs"], e["prob"], e["voicing"], e["busy"]) == (-12.0, 0.8, 0.9, True)
+    assert 9.0 <= e["over_background_db"] < e["over_floor_db"] < 20.0
+
+
 def test_over_music_the_gap_after_a_callers_first_word_does_not_resume_the_agent():
     """A caller's short first word Silero rejects ("which"), then 260 ms of music before the next: the agent stays paused until Silero has rejected both."""
     p = BargeInPolicy()
