@@ -382,6 +382,11 @@ class CallSession:
                 self._pause = decision
                 self.pauses += 1
                 evidence = self.barge.evidence()
+                if self.echo is not None:   # and what the echo canceller made of the frame
+                    e = self.echo
+                    evidence.update(echo=e.mode, echo_delay_ms=e.delay_ms,
+                                    echo_gain=round(e.gain, 2), double_talk=e.double_talk,
+                                    echo_moves=e.echo_moves, delay_changes=e.delay_changes)
             if decision.action is Action.RESUME:
                 self.playout.resume()
                 if self.media_flags is not None:
