@@ -76,6 +76,7 @@ def test_speech_over_music_silences_the_agent_on_the_wire(tmp_path):
     # (4 dB at least: a quiet voice Silero is sure of; 9 dB a foreground one)
     paused = [e for e in r.bridge_log if e.get("event") == "barge_in_paused"]
     assert paused and paused[0]["busy"] is True and paused[0]["over_background_db"] >= 4.0, paused
+    assert paused[0]["echo"] in ("idle", "acquiring", "cancelling", "echo_free"), paused   # echo_guard
 
 
 def test_a_caller_over_a_tv_is_answered_and_interrupts_on_the_wire(tmp_path):
