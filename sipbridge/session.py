@@ -386,7 +386,8 @@ class CallSession:
                     e = self.echo
                     evidence.update(echo=e.mode, echo_delay_ms=e.delay_ms,
                                     echo_gain=round(e.gain, 2), double_talk=e.double_talk,
-                                    echo_moves=e.echo_moves, delay_changes=e.delay_changes)
+                                    echo_moves=e.echo_moves, delay_changes=e.delay_changes,
+                                    echo_slips=e.echo_slips)
             if decision.action is Action.RESUME:
                 self.playout.resume()
                 if self.media_flags is not None:

@@ -266,6 +266,82 @@ def test_delay_change_mid_call_reconverges(vad_model, before, after):
     assert state.erle_db >= 15.0
 
 
+def slip(near: np.ndarray, at_frame: int, step: int) -> np.ndarray:
+    """``near`` as a jitter buffer ahead of the canceller passes it when it conceals one late packet at
+    ``at_frame`` (``step`` +1: a copy of the previous frame inserted) or discards one (-1): from there on
+    the echo is one frame later or earlier against the far reference (same length)."""
+    k = at_frame * FRAME
+    if step > 0:
+        return np.concatenate([near[:k], near[k - FRAME: k], near[k: -FRAME]])
+    return np.concatenate([near[:k], near[k + FRAME:], np.zeros(FRAME, np.int16)])
+
+
+@pytest.mark.parametrize(("delay", "ir_seed"), [(20, None), (100, 3)])
+@pytest.mark.parametrize("step", [1, -1])
+def test_a_one_frame_slip_is_followed_at_once(vad_model, delay, ir_seed, step):
+    """An echo path jumping by one frame 4 s in (a frame inserted or dropped ahead of the canceller) is followed within 40 ms, and for the next second every loud echo frame comes out 15 dB down and flagged echo-only (measured >= 23.8 dB; 0-1.5 dB without the shift)."""
+    path = EchoPath(delay_ms=delay, atten_db=6, ir=None if ir_seed is None else tuple(hybrid_ir(seed=ir_seed)))
+    at = 4 * RATE // FRAME
+    near = slip(line_echo(agent16(), path), at, step)
+    aec = EchoCanceller()
+    out = np.empty_like(near)
+    shifted, before, worst_db, flags = None, None, [], []
+    for i in range(len(near) // FRAME):
+        frame = slice(i * FRAME, (i + 1) * FRAME)
+        aec.far(agent16()[frame])
+        out[frame] = aec.near(near[frame])
+        if i == at - 1:
+            before = aec.delay_ms
+        if shifted is None and aec.echo_slips:
+            shifted = i - at
+        p_y = np.mean(near[frame].astype(np.float64) ** 2)
+        if at <= i < at + 50 and p_y > 32768.0 ** 2 * 1e-3:     # near above -30 dBFS
+            worst_db.append(10 * np.log10(np.mean(out[frame].astype(np.float64) ** 2) / p_y + 1e-12))
+            flags.append(aec.likely_echo_only)
+    assert shifted is not None and shifted <= 1
+    assert aec.echo_slips == 1 and aec.delay_changes == 1
+    assert aec.delay_ms == pytest.approx(before + 20.0 * step, abs=1.0)
+    assert len(worst_db) > 10 and max(worst_db) <= -15.0
+    assert all(flags)
+    assert starts(vad_model, out) == []
+
+
+@pytest.mark.parametrize("caller", CALLERS[:3])
+@pytest.mark.parametrize("step", [1, -1])
+def test_caller_after_a_slip_starts_a_turn_in_time(vad_model, caller, step):
+    """A caller talking over the echo 300 ms after it slipped by one frame starts a turn within min_speech_ms + 150 ms of the onset (measured 330-426 ms; up to 1810 ms without the shift)."""
+    path = EchoPath(delay_ms=60, atten_db=6)
+    at = int(CALLER_AT_S * 50) - 15
+    near = slip(line_echo(agent16(), path, caller8=caller8(caller, CALLER_AT_S)), at, step)
+    out, aec = cancel(agent16(), near)
+    onset = onset16(CALLER_AT_S) + step * FRAME
+    found = starts(vad_model, out)
+    assert aec.echo_slips == 1
+    assert found and found[0] >= onset
+    assert (found[0] - onset) * 1000 / RATE <= BUDGET_MS
+
+
+@pytest.mark.parametrize("caller", CALLERS[:3])
+@pytest.mark.parametrize("step", [1, -1])
+def test_a_slip_under_the_callers_voice_keeps_it(caller, step):
+    """The echo slipping by one frame 100 ms into a caller's speech over it costs the caller's own frames (6 dB over the echo) under 1 dB and takes the echo's own frames 14 dB down (measured -0.04 to -0.15 and -16.5 to -26.4 dB; without the shift -0.6 to -2.2 and -11.1 to -19.7)."""
+    path = EchoPath(delay_ms=20, atten_db=6)
+    at = int(CALLER_AT_S * 50) + 5
+    near = slip(line_echo(agent16(), path, caller8=caller8(caller, CALLER_AT_S)), at, step)
+    echo = slip(line_echo(agent16(), path), at, step).astype(np.float64).reshape(-1, FRAME)
+    out, _ = cancel(agent16(), near)
+    voice = near.astype(np.float64).reshape(-1, FRAME) - echo
+    p_c, p_e = np.mean(voice ** 2, axis=1), np.mean(echo ** 2, axis=1)
+    p_o = np.mean(out.astype(np.float64).reshape(-1, FRAME) ** 2, axis=1)
+    after = np.arange(len(p_c)) >= at - 20
+    loud = 32768.0 ** 2 * 1e-4
+    voice_frames = after & (p_c > loud) & (p_c > 4 * p_e)
+    echo_frames = after & (p_e > loud) & (p_e > 4 * p_c)
+    assert voice_frames.sum() > 20 and echo_frames.sum() > 5
+    assert 10 * np.log10(p_o[voice_frames].sum() / p_c[voice_frames].sum()) >= -1.0
+    assert 10 * np.log10(p_o[echo_frames].sum() / p_e[echo_frames].sum()) <= -14.0
+
+
 def test_clipped_far_and_near_never_raise():
     """A far end driven into clipping with a near end that clips too is cancelled without errors or overflow."""
     rng = np.random.default_rng(5)
