@@ -228,10 +228,7 @@ def place_call(uri: str, frames: list[bytes], hold_s: float, bind: str = "127.0.
         restore = _count_sigint(presses)
         try:
             while not call.disconnected:
-                try:
-                    ep.libHandleEvents(20)
-                except KeyboardInterrupt:  # (not in the main thread: no handler of ours)
-                    presses.append(1)
+                ep.libHandleEvents(20)
                 if len(presses) > 1:
                     break
                 now = time.monotonic()
